@@ -1,0 +1,149 @@
+/* admin.c — see admin.h. */
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/metrics.h"
+#include "edge/admin.h"
+#include "edge/http1.h"
+#include "edge/stats.h"
+
+struct mc_admin {
+    struct evconnlistener *listener;
+    struct event_base *base;
+    mc_node *node;
+    mc_http_conn *conns;
+};
+
+static void counter(mc_buf *b, const char *name, const char *help, uint64_t v)
+{
+    mc_metrics_header(b, name, "counter", help);
+    mc_metrics_value(b, name, NULL, (double)v);
+}
+
+static void gauge(mc_buf *b, const char *name, const char *help, uint64_t v)
+{
+    mc_metrics_header(b, name, "gauge", help);
+    mc_metrics_value(b, name, NULL, (double)v);
+}
+
+int mc_admin_render_metrics(mc_node *node, mc_buf *b)
+{
+    mc_stats *s = &mc_stats_global;
+    const mc_edge_config *cfg = node->cfg;
+    char labels[160];
+    mc_metrics_header(b, "meshcdn_edge_info", "gauge", "node identity");
+    snprintf(labels, sizeof labels, "node=\"%s\",region=\"%s\",version=\"%s\"", cfg->node_id, cfg->region,
+             MESHCDN_VERSION);
+    mc_metrics_value(b, "meshcdn_edge_info", labels, 1);
+
+    mc_metrics_header(b, "meshcdn_edge_requests_total", "counter", "viewer requests by cache result and status");
+    for (int r = 0; r < MC_RESULT_COUNT; r++)
+        for (int code = 0; code < 600; code++) {
+            uint64_t v = mc_counter_get(&s->requests[r][code]);
+            if (!v)
+                continue;
+            snprintf(labels, sizeof labels, "result=\"%s\",code=\"%d\"", mc_result_name((mc_result)r), code);
+            mc_metrics_value(b, "meshcdn_edge_requests_total", labels, (double)v);
+        }
+    counter(b, "meshcdn_edge_bytes_sent_total", "body bytes sent to viewers", mc_counter_get(&s->bytes_sent));
+
+    mc_metrics_header(b, "meshcdn_edge_upstream_requests_total", "counter", "origin fetches by status (error = no response)");
+    for (int code = 0; code <= 600; code++) {
+        uint64_t v = mc_counter_get(&s->upstream_requests[code]);
+        if (!v)
+            continue;
+        if (code == 600)
+            snprintf(labels, sizeof labels, "upstream=\"origin\",code=\"error\"");
+        else
+            snprintf(labels, sizeof labels, "upstream=\"origin\",code=\"%d\"", code);
+        mc_metrics_value(b, "meshcdn_edge_upstream_requests_total", labels, (double)v);
+    }
+    mc_metrics_header(b, "meshcdn_edge_upstream_seconds", "histogram", "origin fetch duration, request to last byte");
+    mc_metrics_histo(b, "meshcdn_edge_upstream_seconds", "upstream=\"origin\"", &s->upstream_seconds);
+    counter(b, "meshcdn_edge_upstream_bytes_total", "body bytes received from upstreams", mc_counter_get(&s->upstream_bytes));
+
+    mc_store_stats *st = mc_store_get_stats(node->store);
+    gauge(b, "meshcdn_edge_store_bytes", "body bytes of stored objects", mc_counter_get(&st->bytes));
+    gauge(b, "meshcdn_edge_store_objects", "stored objects", mc_counter_get(&st->objects));
+    gauge(b, "meshcdn_edge_store_size_bytes", "configured store bound", mc_store_size_bytes(node->store));
+    counter(b, "meshcdn_edge_store_commits_total", "writer transactions committed", mc_counter_get(&st->commits));
+    counter(b, "meshcdn_edge_store_write_failures_total", "store writes dropped (map full, I/O)", mc_counter_get(&st->write_failures));
+    counter(b, "meshcdn_edge_store_queue_refusals_total", "chunks refused: writer queue at its bound", mc_counter_get(&st->queue_refusals));
+    counter(b, "meshcdn_edge_store_checksum_failures_total", "chunks that failed their checksum (never sent)", mc_counter_get(&st->checksum_failures));
+    counter(b, "meshcdn_edge_evictions_total", "objects evicted", mc_counter_get(&s->evictions));
+    counter(b, "meshcdn_edge_fills_started_total", "origin fills started", mc_counter_get(&s->fills_started));
+    counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
+    counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));
+    counter(b, "meshcdn_edge_fills_unstored_total", "fills served but not stored (store refused)", mc_counter_get(&s->fills_unstored));
+    gauge(b, "meshcdn_edge_fills_inflight", "fills running now", mc_counter_get(&s->fills_inflight));
+    gauge(b, "meshcdn_edge_connections", "open viewer and admin connections", mc_counter_get(&s->connections_open));
+    counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));
+    counter(b, "meshcdn_edge_client_aborts_total", "viewers that left mid-response", mc_counter_get(&s->client_aborts));
+    counter(b, "meshcdn_edge_loops_detected_total", "requests refused by CDN-Loop", mc_counter_get(&s->loops_detected));
+    return 0;
+}
+
+static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
+{
+    mc_admin *a = ud;
+    int get = strcmp(req->method, "GET") == 0 || req->is_head;
+    if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
+        strcmp(req->path, "/metrics") == 0) {
+        if (!get) {
+            mc_http_respond(c, 405, NULL, "Allow: GET, HEAD\r\n", "text/plain", "method not allowed\n", 19);
+            return;
+        }
+    } else {
+        mc_http_respond(c, 404, NULL, NULL, "text/plain", "not found\n", 10);
+        return;
+    }
+    if (strcmp(req->path, "/healthz") == 0) {
+        mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
+    } else if (strcmp(req->path, "/readyz") == 0) {
+        mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ready\n", 6);
+    } else {
+        mc_buf b = MC_BUF_INIT;
+        mc_admin_render_metrics(a->node, &b);
+        mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4", b.data, b.len);
+        mc_buf_free(&b);
+    }
+}
+
+static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sl, void *arg)
+{
+    mc_admin *a = arg;
+    (void)l, (void)sa, (void)sl;
+    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns};
+    mc_http_conn_new(a->base, fd, &o);
+}
+
+int mc_admin_start(mc_admin **out, struct event_base *base, mc_node *node, int *actual_port, mc_err *err)
+{
+    mc_admin *a = calloc(1, sizeof *a);
+    if (!a)
+        return MC_E_NOMEM;
+    a->base = base;
+    a->node = node;
+    int fd = mc_listen_socket(node->cfg->admin_host, node->cfg->admin_port, 0, actual_port, err);
+    if (fd < 0) {
+        free(a);
+        return fd;
+    }
+    a->listener = evconnlistener_new(base, on_admin_accept, a, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (!a->listener) {
+        free(a);
+        return mc_err_set(err, MC_E_IO, "admin listener failed");
+    }
+    *out = a;
+    return 0;
+}
+
+void mc_admin_stop(mc_admin *a)
+{
+    if (!a)
+        return;
+    evconnlistener_free(a->listener);
+    mc_http_close_all(&a->conns);
+    free(a);
+}

@@ -1,0 +1,25 @@
+/* admin.h — the admin listener of one edge node (loopback by default):
+ *   GET /healthz  200 "ok" while the process runs (liveness)
+ *   GET /readyz   200 when the store is open and writable, 503 otherwise
+ *   GET /metrics  Prometheus text format (names under meshcdn_edge_)
+ * Other paths 404, other methods 405. Purge (SigV4-authenticated) comes with
+ * the purge module.
+ *
+ * Threads: runs on the main thread's event loop; reads only atomics.
+ */
+#ifndef MC_ADMIN_H
+#define MC_ADMIN_H
+
+#include <event2/event.h>
+#include "edge/listener.h"
+
+typedef struct mc_admin mc_admin;
+
+/* Listen on cfg->admin_host:admin_port; *actual_port gets the bound port. */
+int mc_admin_start(mc_admin **out, struct event_base *base, mc_node *node, int *actual_port, mc_err *err);
+void mc_admin_stop(mc_admin *a);
+
+/* The /metrics body (exposed for tests and benchmarks). */
+int mc_admin_render_metrics(mc_node *node, mc_buf *out);
+
+#endif

@@ -1,0 +1,157 @@
+/* edgecfg.c — see edgecfg.h. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "edge/edgecfg.h"
+
+const mc_cfg_opt mc_edge_schema[] = {
+    {"edge", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:8080", "viewer HTTP listener", NULL, 0, 0},
+    {"edge", "tls_listen", "tls-listen", MC_CFG_ADDR, NULL, "viewer HTTPS listener (not built yet)", NULL, 0, 0},
+    {"edge", "admin", "admin", MC_CFG_ADDR, "127.0.0.1:9080", "admin listener: /healthz /readyz /metrics", NULL, 0, 0},
+    {"edge", "workers", "workers", MC_CFG_INT, "0", "event-loop threads (0 = one per core)", NULL, 0, 256},
+    {"edge", "node_id", "node-id", MC_CFG_STR, NULL, "node id in Cache-Status, Via, CDN-Loop (default: host name)", NULL, 0, 0},
+    {"edge", "region", "region", MC_CFG_STR, "local", "region label", NULL, 0, 0},
+    {"edge", "control", "control", MC_CFG_STR, NULL, "control API URL for fleet invalidation (not built yet)", NULL, 0, 0},
+    {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error", "debug|info|warn|error", 0, 0},
+    {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
+    {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
+    {"origin", "sign", "origin-sign", MC_CFG_ENUM, "sigv4", "sign origin requests: sigv4|none", "sigv4|none", 0, 0},
+    {"origin", "credentials", "credentials", MC_CFG_STR, NULL, "file with one ACCESS_KEY_ID SECRET pair (mode 0600)", NULL, 0, 0},
+    {"origin", "region", NULL, MC_CFG_STR, "us-east-1", "SigV4 region of the origin", NULL, 0, 0},
+    {"origin", "connect_timeout", NULL, MC_CFG_DURATION, "5s", "upstream connect timeout", NULL, 0, 0},
+    {"origin", "idle_timeout", NULL, MC_CFG_DURATION, "30s", "abort an upstream that stalls this long", NULL, 0, 0},
+    {"store", "dir", "store", MC_CFG_STR, "./meshcdn-store", "LMDB store directory", NULL, 0, 0},
+    {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
+    {"store", "max_object_size", NULL, MC_CFG_SIZE, NULL, "larger objects are not stored (default: size/4)", NULL, 0, 0},
+    {"store", "fill_buffer", NULL, MC_CFG_SIZE, "4M", "per-client backlog before the upstream is paused", NULL, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static int copy_str(char *dst, size_t n, const char *s)
+{
+    if (!s || strlen(s) >= n)
+        return -1;
+    memcpy(dst, s, strlen(s) + 1);
+    return 0;
+}
+
+static int token_safe(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '.' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* "http://HOST:PORT/BUCKET" -> base "http://HOST:PORT", path "/BUCKET". */
+static int split_origin(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    const char *url = mc_config_str(c, "origin", "url");
+    if (!url)
+        return mc_err_set(err, MC_E_INVAL, "origin.url: required (use --origin http://HOST:PORT/BUCKET)");
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "\"%s\" is not an http:// or https:// URL", url);
+    const char *host = strstr(url, "://") + 3;
+    const char *slash = strchr(host, '/');
+    if (strchr(url, '?') || strchr(url, '#') || host == slash || !*host)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "\"%s\" is not http://HOST[:PORT][/PATH]", url);
+    size_t blen = slash ? (size_t)(slash - url) : strlen(url);
+    if (blen >= sizeof out->origin_base)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "too long");
+    memcpy(out->origin_base, url, blen);
+    out->origin_base[blen] = '\0';
+    const char *path = slash ? slash : "";
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;   /* "/bucket/" and "/bucket" map the same way */
+    if (plen >= sizeof out->origin_path)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "path too long");
+    memcpy(out->origin_path, path, plen);
+    out->origin_path[plen] = '\0';
+    return 0;
+}
+
+static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    int rc;
+    mc_parse_addr(mc_config_str(c, "edge", "listen"), out->listen_host, sizeof out->listen_host, &out->listen_port);
+    mc_parse_addr(mc_config_str(c, "edge", "admin"), out->admin_host, sizeof out->admin_host, &out->admin_port);
+    if (mc_config_str(c, "edge", "tls_listen"))
+        return mc_config_fail(c, err, MC_E_INVAL, "edge", "tls_listen", "TLS is not built yet in this version");
+    if (mc_config_str(c, "edge", "control"))
+        mc_log_warn("config", "msg=\"fleet invalidation is not built yet; edge.control ignored\"");
+    out->workers = (int)mc_config_int(c, "edge", "workers");
+    if (out->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        out->workers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
+    }
+    const char *node = mc_config_str(c, "edge", "node_id");
+    char host[64] = "meshcdn";
+    if (!node) {
+        if (gethostname(host, sizeof host) != 0 || !token_safe(host))
+            snprintf(host, sizeof host, "meshcdn");
+        host[sizeof host - 1] = '\0';
+        node = host;
+    }
+    if (!token_safe(node) || copy_str(out->node_id, sizeof out->node_id, node) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "edge", "node_id", "\"%s\" must be 1-63 of A-Z a-z 0-9 . _ -", node);
+    if (copy_str(out->region, sizeof out->region, mc_config_str(c, "edge", "region")) < 0 ||
+        !token_safe(out->region))
+        return mc_config_fail(c, err, MC_E_INVAL, "edge", "region", "must be 1-63 of A-Z a-z 0-9 . _ -");
+    mc_log_level lvl;
+    mc_log_level_parse(mc_config_str(c, "edge", "log_level"), &lvl);
+    mc_log_set_level(lvl);
+    out->client_timeout_ms = mc_config_duration_ms(c, "edge", "client_timeout");
+    if ((rc = split_origin(out, c, err)) < 0)
+        return rc;
+    out->origin_sign = strcmp(mc_config_str(c, "origin", "sign"), "sigv4") == 0;
+    if (copy_str(out->sign_region, sizeof out->sign_region, mc_config_str(c, "origin", "region")) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "region", "too long");
+    out->connect_timeout_ms = mc_config_duration_ms(c, "origin", "connect_timeout");
+    out->upstream_idle_ms = mc_config_duration_ms(c, "origin", "idle_timeout");
+    if (out->origin_sign) {
+        const char *cred = mc_config_str(c, "origin", "credentials");
+        if (!cred)
+            return mc_err_set(err, MC_E_INVAL, "origin.credentials: required with origin.sign = sigv4 "
+                                               "(use --credentials FILE, or --origin-sign none)");
+        mc_err kerr;
+        if ((rc = mc_keys_load_credentials(&out->credentials, cred, &kerr)) < 0)
+            return mc_config_fail(c, err, rc, "origin", "credentials", "%s", kerr.msg);
+    }
+    if (copy_str(out->store_dir, sizeof out->store_dir, mc_config_str(c, "store", "dir")) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "store", "dir", "too long");
+    out->store_size = mc_config_size(c, "store", "size");
+    if (out->store_size < (16u << 20))
+        return mc_config_fail(c, err, MC_E_INVAL, "store", "size", "must be at least 16M");
+    out->max_object_bytes = mc_config_str(c, "store", "max_object_size")
+                                ? mc_config_size(c, "store", "max_object_size")
+                                : out->store_size / 4;
+    out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
+    if (out->max_fill_buffer < 64 * 1024)
+        out->max_fill_buffer = 64 * 1024;
+    return 0;
+}
+
+int mc_edge_config_load(mc_edge_config *out, int argc, char **argv, mc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    mc_config *c;
+    int rc = mc_config_load(&c, mc_edge_schema, argc, argv, false, err);
+    if (rc != MC_CONFIG_RUN)
+        return rc;
+    rc = fill_values(out, c, err);
+    mc_config_free(c);
+    if (rc < 0)
+        mc_edge_config_free(out);
+    return rc < 0 ? rc : MC_CONFIG_RUN;
+}
+
+void mc_edge_config_free(mc_edge_config *c)
+{
+    mc_keys_free(&c->credentials);
+    memset(&c->credentials, 0, sizeof c->credentials);
+}

@@ -1,0 +1,44 @@
+/* edgecfg.h — meshcdn-edge's configuration: the schema of its INI file and
+ * flags, and the validated values every other module reads.
+ *
+ * Threads: loaded once on the main thread before workers start; read-only
+ * afterwards. Ownership: mc_edge_config owns its strings and credentials
+ * (mc_edge_config_free).
+ */
+#ifndef MC_EDGECFG_H
+#define MC_EDGECFG_H
+
+#include <stdint.h>
+#include "common/config.h"
+#include "common/keys.h"
+
+typedef struct mc_edge_config {
+    char listen_host[256];
+    int listen_port;
+    char admin_host[256];
+    int admin_port;
+    int workers;                 /* event-loop threads */
+    char node_id[64];            /* token-safe: [A-Za-z0-9._-] */
+    char region[64];
+    char origin_base[512];       /* "http://127.0.0.1:9000" (no path) */
+    char origin_path[512];       /* "/assets": prefix added to every viewer path */
+    int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */
+    char sign_region[64];
+    mc_keys credentials;         /* exactly one pair when origin_sign */
+    int64_t connect_timeout_ms;
+    int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
+    int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */
+    char store_dir[1024];
+    uint64_t store_size;
+    uint64_t max_object_bytes;   /* larger objects are served but not stored */
+    uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
+} mc_edge_config;
+
+extern const mc_cfg_opt mc_edge_schema[];
+
+/* Parse argv (+ --config FILE) into out. Returns MC_CONFIG_RUN, _HELP or
+ * _VERSION, or a negative MC_E_* with err naming the file:line or flag. */
+int mc_edge_config_load(mc_edge_config *out, int argc, char **argv, mc_err *err);
+void mc_edge_config_free(mc_edge_config *c);
+
+#endif

@@ -1,0 +1,50 @@
+/* fill.h — fetching a missing object once, however many viewers ask.
+ *
+ * The first request for a key starts a fill; requests for the same key on
+ * the same worker that arrive before any body byte was delivered attach to
+ * it and stream with it (coalescing); later ones wait until the fill has
+ * published (then they are hits) or failed (then they retry).
+ *
+ * A fill streams the upstream body to its viewers as it arrives and into the
+ * store in MC_STORE_CHUNK_SIZE chunks. It publishes only when the whole body
+ * arrived, its length matches Content-Length and every chunk is committed;
+ * a truncated or failed fill publishes nothing and aborts its viewers'
+ * connections. Memory: one chunk buffer per fill; when a viewer's backlog
+ * passes store.fill_buffer the upstream is paused until it drains.
+ *
+ * Threads: a fill table per worker; everything on that worker's loop (the
+ * store's publish completion is posted back through the worker mailbox).
+ */
+#ifndef MC_FILL_H
+#define MC_FILL_H
+
+#include "edge/respond.h"
+
+#define MC_FILL_MAGIC 0x46494c4cu
+
+int mc_fill_table_new(mc_fill_table **out);
+/* Cancels fills still running (shutdown). */
+void mc_fill_table_free(mc_fill_table *t);
+
+/* Serve r from a fill for r->key: attach to the running one or start one.
+ * expired = a stale copy exists (Cache-Status fwd=stale). */
+void mc_fill_join(mc_resp *r, int expired);
+/* r is going away (its connection died or its response ended). */
+void mc_fill_leave(mc_resp *r);
+/* r's connection drained: let a paused fill go on. */
+void mc_fill_drained(mc_resp *r);
+
+/* Freshness and storability of an upstream response, RFC 9111 (the parts
+ * this version implements: s-maxage > max-age > Expires - Date, no-store,
+ * private, no-cache, Set-Cookie; the corrected initial age of 4.2.3).
+ * Exposed for the unit tests. */
+typedef struct mc_fresh {
+    int storable;
+    int64_t lifetime_s;
+    int64_t initial_age_s;
+    const char *why_not;        /* static reason when not storable */
+} mc_fresh;
+void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
+                       mc_fresh *out);
+
+#endif

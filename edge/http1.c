@@ -1,0 +1,501 @@
+/* http1.c — see http1.h. Parsing follows RFC 9112: request line, header
+ * fields without obs-fold, no whitespace before the colon, and the
+ * Content-Length / Transfer-Encoding rules of section 6. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "edge/http1.h"
+#include "edge/stats.h"
+
+#define MC_CONN_MAGIC 0x434f4e4eu
+#define LOW_WATERMARK (256u * 1024u)
+
+typedef enum {
+    CONN_READING,     /* waiting for a request head */
+    CONN_HANDLING,    /* handler owns the response */
+    CONN_FLUSHING,    /* response ended; sending what is buffered */
+    CONN_CLOSING,     /* close once the output is flushed */
+} conn_state;
+
+struct mc_http_conn {
+    uint32_t magic;
+    struct bufferevent *bev;
+    conn_state state;
+    mc_http_server_opts opts;
+    mc_http_req req;
+    char *head;                 /* owned copy of the request head; req points into it */
+    mc_http_owner owner;
+    int has_owner;
+    int started;                /* status line sent */
+    int no_body;                /* HEAD / 204 / 304 */
+    int chunked;
+    int64_t remaining;          /* declared Content-Length left to send; -1 unknown */
+    int close_after;            /* close after this response */
+    char peer[64];
+    mc_http_conn *prev, *next;  /* in *opts.registry */
+};
+
+static void conn_free(mc_http_conn *c)
+{
+    assert(c->magic == MC_CONN_MAGIC);
+    if (c->has_owner && c->owner.on_close) {
+        c->has_owner = 0;
+        c->owner.on_close(c->owner.arg);
+    }
+    atomic_fetch_sub_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->opts.registry)
+        *c->opts.registry = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    bufferevent_free(c->bev);
+    free(c->head);
+    c->magic = 0;
+    free(c);
+}
+
+const char *mc_http_reason(int s)
+{
+    switch (s) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 508: return "Loop Detected";
+    default: return "Unknown";
+    }
+}
+
+const char *mc_http_req_header(const mc_http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static int is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Does a comma-separated header list contain token (case-insensitive)? */
+static int has_token(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* Parse the head in c->head (NUL-terminated, CRLF lines, final blank line
+ * removed). Returns 0 or an HTTP status to answer with. */
+static int parse_head(mc_http_conn *c)
+{
+    mc_http_req *r = &c->req;
+    memset(r, 0, sizeof *r);
+    char *line = c->head, *eol = strstr(line, "\r\n");
+    if (eol)
+        *eol = '\0';
+    char *sp1 = strchr(line, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strchr(sp2 + 1, ' '))
+        return 400;
+    *sp1 = *sp2 = '\0';
+    r->method = line;
+    r->target = sp1 + 1;
+    for (const char *m = r->method; *m; m++)
+        if (!is_tchar((unsigned char)*m))
+            return 400;
+    if (strncmp(sp2 + 1, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)sp2[8]) || sp2[9])
+        return strncmp(sp2 + 1, "HTTP/", 5) == 0 ? 505 : 400;
+    r->minor = sp2[8] - '0';
+    if (!*r->target)
+        return 400;
+    for (const char *t = r->target; *t; t++)
+        if ((unsigned char)*t <= 0x20 || *t == 0x7f)
+            return 400;
+    if (strlen(r->target) > 8192)
+        return 414;
+    char *p = eol ? eol + 2 : NULL;
+    while (p && *p) {
+        eol = strstr(p, "\r\n");
+        if (eol)
+            *eol = '\0';
+        if (*p == ' ' || *p == '\t')
+            return 400;                       /* obs-fold: RFC 9112 5.2 allows rejecting */
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p)
+            return 400;
+        for (char *n = p; n < colon; n++)
+            if (!is_tchar((unsigned char)*n))
+                return 400;                   /* includes whitespace before ':' */
+        if (r->nheaders == MC_HTTP_MAX_HEADERS)
+            return 431;
+        *colon = '\0';
+        char *v = colon + 1, *ve = v + strlen(v);
+        while (*v == ' ' || *v == '\t')
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            *--ve = '\0';
+        for (char *q = v; *q; q++)
+            if ((unsigned char)*q < 0x20 && *q != '\t')
+                return 400;
+        r->headers[r->nheaders].name = p;
+        r->headers[r->nheaders++].value = v;
+        p = eol ? eol + 2 : NULL;
+    }
+    /* the target: origin-form, or absolute-form reduced to its path */
+    char *t = (char *)r->target;
+    if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
+        char *slash = strchr(strstr(t, "://") + 3, '/');
+        if (!slash)
+            return 400;
+        t = slash;
+    } else if (t[0] != '/' && strcmp(t, "*") != 0) {
+        return 400;
+    }
+    char *q = strchr(t, '?');
+    char *frag = strchr(t, '#');
+    if (frag)
+        return 400;
+    static char star[] = "*";
+    r->path = t[0] == '*' ? star : t;
+    if (q) {
+        *q = '\0';   /* target keeps the full text before this point: copy first */
+        r->query = q + 1;
+    }
+    if (r->minor >= 1 && !mc_http_req_header(r, "Host"))
+        return 400;                           /* RFC 9112 3.2 */
+    int nhost = 0;
+    for (int i = 0; i < r->nheaders; i++)
+        nhost += strcasecmp(r->headers[i].name, "Host") == 0;
+    if (nhost > 1)
+        return 400;
+    const char *conn = mc_http_req_header(r, "Connection");
+    r->keepalive = r->minor >= 1 ? !has_token(conn, "close") : has_token(conn, "keep-alive");
+    const char *te = mc_http_req_header(r, "Transfer-Encoding");
+    const char *cl = mc_http_req_header(r, "Content-Length");
+    if (te && cl)
+        return 400;                           /* RFC 9112 6.1: a smuggling vector */
+    if (cl) {
+        for (const char *d = cl; *d; d++)
+            if (!isdigit((unsigned char)*d))
+                return 400;
+        for (int i = 0; i < r->nheaders; i++)
+            if (strcasecmp(r->headers[i].name, "Content-Length") == 0 && strcmp(r->headers[i].value, cl))
+                return 400;
+        if (strtoull(cl, NULL, 10) > 0)
+            r->keepalive = 0;                 /* we never read request bodies: close after */
+    }
+    if (te)
+        r->keepalive = 0;
+    r->is_head = strcmp(r->method, "HEAD") == 0;
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+
+static void finish_or_next(mc_http_conn *c)
+{
+    if (c->close_after) {
+        c->state = CONN_CLOSING;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        c->state = CONN_FLUSHING;
+        return;
+    }
+    c->state = CONN_READING;
+    free(c->head);
+    c->head = NULL;
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        on_read(c->bev, c);                   /* a pipelined request is waiting */
+}
+
+static void error_response(mc_http_conn *c, int status)
+{
+    c->close_after = 1;
+    c->state = CONN_HANDLING;
+    mc_stats_request(MC_RESULT_ERROR, status);
+    char body[128];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
+    mc_http_respond(c, status, NULL, NULL, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    mc_http_conn *c = arg;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (c->state != CONN_READING)
+        return;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    /* tolerate blank lines before a request (RFC 9112 2.2) */
+    while (evbuffer_get_length(in) >= 2) {
+        unsigned char two[2];
+        evbuffer_copyout(in, two, 2);
+        if (two[0] != '\r' || two[1] != '\n')
+            break;
+        evbuffer_drain(in, 2);
+    }
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0) {
+        if (evbuffer_get_length(in) > MC_HTTP_MAX_HEAD)
+            error_response(c, 431);
+        return;
+    }
+    if ((size_t)end.pos + 4 > MC_HTTP_MAX_HEAD) {
+        error_response(c, 431);
+        return;
+    }
+    size_t n = (size_t)end.pos + 2;           /* keep the last header's CRLF */
+    c->head = malloc(n + 1);
+    if (!c->head) {
+        conn_free(c);
+        return;
+    }
+    evbuffer_remove(in, c->head, n);
+    evbuffer_drain(in, 2);
+    c->head[n] = '\0';
+    c->started = c->no_body = c->chunked = c->close_after = c->has_owner = 0;
+    c->remaining = -1;
+    int status = parse_head(c);
+    if (status) {
+        error_response(c, status);
+        return;
+    }
+    c->close_after = !c->req.keepalive;
+    c->state = CONN_HANDLING;
+    bufferevent_disable(bev, EV_READ);        /* one request at a time */
+    c->opts.handler(c, &c->req, c->opts.ud);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    mc_http_conn *c = arg;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (c->state == CONN_HANDLING) {
+        if (c->has_owner && c->owner.on_drain)
+            c->owner.on_drain(c->owner.arg);
+    } else if (c->state == CONN_FLUSHING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        finish_or_next(c);
+    } else if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        conn_free(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    mc_http_conn *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (c->state == CONN_HANDLING)
+            mc_counter_add(&mc_stats_global.client_aborts, 1);
+        conn_free(c);
+    }
+}
+
+int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts)
+{
+    mc_http_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    c->magic = MC_CONN_MAGIC;
+    c->opts = *opts;
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        free(c);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    atomic_fetch_add_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
+    mc_counter_add(&mc_stats_global.connections_total, 1);
+    struct timeval tv = {opts->timeout_ms / 1000, (opts->timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATERMARK, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (opts->registry) {
+        c->next = *opts->registry;
+        if (c->next)
+            c->next->prev = c;
+        *opts->registry = c;
+    }
+    return 0;
+}
+
+void mc_http_close_all(mc_http_conn **registry)
+{
+    while (*registry)
+        conn_free(*registry);
+}
+
+void mc_http_set_owner(mc_http_conn *c, const mc_http_owner *o)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING);
+    c->owner = *o;
+    c->has_owner = 1;
+}
+
+void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, const char *hdrs,
+                           int64_t content_length)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && !c->started);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    c->started = 1;
+    c->no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason ? reason : mc_http_reason(status));
+    if (c->opts.server_name)
+        evbuffer_add_printf(out, "Server: %s\r\n", c->opts.server_name);
+    if (hdrs)
+        evbuffer_add(out, hdrs, strlen(hdrs));
+    if (content_length >= 0) {
+        if (status != 204 && status != 304)
+            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+        c->remaining = c->no_body ? 0 : content_length;
+    } else if (!c->no_body && c->req.minor >= 1) {
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        c->chunked = 1;
+    } else if (!c->no_body) {
+        c->close_after = 1;                   /* HTTP/1.0, unknown length: close-delimited */
+    }
+    if (c->close_after)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    else if (c->req.minor == 0)
+        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && c->started);
+    if (c->no_body || len == 0)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->chunked) {
+        evbuffer_add_printf(out, "%zx\r\n", len);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        /* never send more than declared: the framing is the client's only
+         * way to tell a complete body from a truncated one */
+        assert(c->remaining < 0 || (uint64_t)c->remaining >= len);
+        evbuffer_add(out, data, len);
+        if (c->remaining > 0)
+            c->remaining -= (int64_t)len;
+    }
+    mc_counter_add(&mc_stats_global.bytes_sent, len);
+}
+
+void mc_http_respond_end(mc_http_conn *c)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && c->started);
+    if (!c->no_body && c->remaining > 0) {    /* a handler bug must not look like success */
+        mc_log_error("http", "msg=\"response ended short\" peer=%s missing=%lld", c->peer,
+                     (long long)c->remaining);
+        mc_http_abort(c);
+        return;
+    }
+    if (c->chunked)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    c->has_owner = 0;
+    finish_or_next(c);
+}
+
+void mc_http_respond(mc_http_conn *c, int status, const char *reason, const char *hdrs,
+                     const char *ctype, const void *body, size_t len)
+{
+    char extra[256];
+    mc_buf h = MC_BUF_INIT;
+    if (hdrs)
+        mc_buf_puts(&h, hdrs);
+    if (ctype) {
+        snprintf(extra, sizeof extra, "Content-Type: %s\r\n", ctype);
+        mc_buf_puts(&h, extra);
+    }
+    mc_http_respond_start(c, status, reason, h.data, (int64_t)len);
+    mc_buf_free(&h);
+    mc_http_respond_body(c, body, len);
+    mc_http_respond_end(c);
+}
+
+void mc_http_abort(mc_http_conn *c)
+{
+    assert(c->magic == MC_CONN_MAGIC);
+    c->has_owner = 0;                         /* the owner asked for this: no callback */
+    /* RST rather than FIN, so even a client that ignores framing sees an error */
+    struct linger lg = {1, 0};
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_free(c);
+}
+
+size_t mc_http_backlog(const mc_http_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+const char *mc_http_peer(const mc_http_conn *c) { return c->peer; }

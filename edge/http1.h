@@ -1,0 +1,99 @@
+/* http1.h — the HTTP/1.1 server side of a connection (viewer and admin).
+ *
+ * A connection reads one request head at a time (pipelined requests wait in
+ * the input buffer), hands it to the listener's handler, and lets the handler
+ * answer at its own pace: all at once, or streamed as an upstream delivers.
+ * Keep-alive per RFC 9112 9.3; a request with a body is answered and the
+ * connection closed.
+ *
+ * Threads: a connection lives on one worker's event loop; every function
+ * here must be called on that loop.
+ * Ownership: the connection owns the request (valid until the response
+ * completes or the connection closes) and its buffers. A handler that answers
+ * later registers an mc_http_owner; the connection calls owner->on_close if
+ * it dies first, after which the handler must not touch it again.
+ * Memory: the output backlog is the handler's to bound: check
+ * mc_http_backlog() and wait for on_drain before writing more.
+ */
+#ifndef MC_HTTP1_H
+#define MC_HTTP1_H
+
+#include <stdint.h>
+#include <event2/event.h>
+#include "common/buf.h"
+
+#define MC_HTTP_MAX_HEAD 16384
+#define MC_HTTP_MAX_HEADERS 100
+
+typedef struct mc_http_conn mc_http_conn;
+
+typedef struct mc_http_header {
+    const char *name;
+    const char *value;    /* trimmed */
+} mc_http_header;
+
+typedef struct mc_http_req {
+    const char *method;
+    const char *target;   /* as received */
+    const char *path;     /* target's path part (no query), as received */
+    const char *query;    /* after '?', or NULL */
+    int minor;            /* HTTP/1.<minor> */
+    int is_head;
+    int keepalive;        /* the connection may be reused after this response */
+    mc_http_header headers[MC_HTTP_MAX_HEADERS];
+    int nheaders;
+} mc_http_req;
+
+/* First header value with this name (case-insensitive), or NULL. */
+const char *mc_http_req_header(const mc_http_req *r, const char *name);
+
+/* Called for each request. The handler must eventually end the response
+ * (mc_http_respond_end / mc_http_abort) unless on_close is called first. */
+typedef void (*mc_http_handler)(mc_http_conn *c, mc_http_req *req, void *ud);
+
+typedef struct mc_http_owner {
+    void (*on_drain)(void *arg);   /* output fell below the low watermark */
+    void (*on_close)(void *arg);   /* the connection died mid-response */
+    void *arg;
+} mc_http_owner;
+
+typedef struct mc_http_server_opts {
+    mc_http_handler handler;
+    void *ud;
+    int64_t timeout_ms;            /* idle keep-alive, header read, stalled write */
+    const char *server_name;       /* "Server" header value, or NULL */
+    mc_http_conn **registry;       /* list head of this server's open connections */
+} mc_http_server_opts;
+
+/* Close every connection in a registry (shutdown, after its loop stopped);
+ * owners get on_close as if the peer had gone. */
+void mc_http_close_all(mc_http_conn **registry);
+
+/* Take ownership of an accepted socket. */
+int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
+
+void mc_http_set_owner(mc_http_conn *c, const mc_http_owner *o);
+
+/* Start the response. hdrs: "Name: value\r\n" lines (may be NULL); the
+ * connection adds Content-Length (when content_length >= 0), Connection and
+ * Transfer-Encoding: chunked (HTTP/1.1, unknown length). For HEAD, 204 and
+ * 304 no body is sent whatever the handler writes. */
+void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, const char *hdrs,
+                           int64_t content_length);
+void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len);
+/* The response is complete; a keep-alive connection reads the next request. */
+void mc_http_respond_end(mc_http_conn *c);
+/* One-shot: a complete response with a small body. */
+void mc_http_respond(mc_http_conn *c, int status, const char *reason, const char *hdrs,
+                     const char *ctype, const void *body, size_t len);
+/* Abandon the response: the connection is closed at once, so a client sees
+ * fewer bytes than Content-Length (or no last chunk), never a short success. */
+void mc_http_abort(mc_http_conn *c);
+/* Bytes written but not yet sent to the client. */
+size_t mc_http_backlog(const mc_http_conn *c);
+/* Peer address, for logs. */
+const char *mc_http_peer(const mc_http_conn *c);
+
+const char *mc_http_reason(int status);
+
+#endif

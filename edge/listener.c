@@ -1,0 +1,202 @@
+/* listener.c — see listener.h. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "edge/fill.h"
+#include "edge/http1.h"
+#include "edge/listener.h"
+#include "edge/lookup.h"
+#include "edge/upstream.h"
+
+struct mc_mail {
+    struct mc_mail *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+int mc_listen_socket(const char *host, int port, int reuseport, int *actual_port, mc_err *err)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    int rc = getaddrinfo(host, ports, &hints, &ai);
+    if (rc != 0)
+        return mc_err_set(err, MC_E_INVAL, "%s:%d: not a numeric address (%s)", host, port, gai_strerror(rc));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return mc_err_set(err, MC_E_IO, "%s:%d: cannot listen: %s", host, port, strerror(e));
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *actual_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    mc_worker *w = arg;
+    (void)fd, (void)what;
+    pthread_mutex_lock(&w->mail_mu);
+    mc_mail *m = w->mail_head;
+    w->mail_head = w->mail_tail = NULL;
+    pthread_mutex_unlock(&w->mail_mu);
+    while (m) {
+        mc_mail *next = m->next;
+        m->fn(m->arg);
+        free(m);
+        m = next;
+    }
+}
+
+int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg)
+{
+    assert(w && w->magic == MC_WORKER_MAGIC);
+    mc_mail *m = malloc(sizeof *m);
+    if (!m)
+        return MC_E_NOMEM;
+    m->next = NULL;
+    m->fn = fn;
+    m->arg = arg;
+    pthread_mutex_lock(&w->mail_mu);
+    if (w->mail_tail)
+        w->mail_tail->next = m;
+    else
+        w->mail_head = m;
+    w->mail_tail = m;
+    pthread_mutex_unlock(&w->mail_mu);
+    event_active(w->wake, EV_READ, 0);   /* thread-safe with evthread_use_pthreads */
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sl, void *arg)
+{
+    mc_worker *w = arg;
+    (void)l, (void)sa, (void)sl;
+    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns};
+    mc_http_conn_new(w->base, fd, &o);
+}
+
+static void *worker_main(void *arg)
+{
+    mc_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static void worker_free(mc_worker *w)
+{
+    if (w->listener)
+        evconnlistener_free(w->listener);
+    else if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    mc_http_close_all(&w->conns);
+    mc_fill_table_free(w->fills);
+    mc_upstream_free(w->upstream);
+    mc_store_reader_free(w->reader);
+    on_wake(-1, 0, w);   /* run what was posted: nothing may leak */
+    if (w->wake)
+        event_free(w->wake);
+    if (w->base)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->mail_mu);
+    w->magic = 0;
+}
+
+static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->magic = MC_WORKER_MAGIC;
+    w->id = id;
+    w->node = node;
+    w->listen_fd = -1;
+    pthread_mutex_init(&w->mail_mu, NULL);
+    w->base = event_base_new();
+    if (!w->base || !(w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w)))
+        return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot create event loop", id);
+    if (mc_upstream_new(&w->upstream, w->base, node->cfg) < 0 || mc_fill_table_new(&w->fills) < 0 ||
+        mc_store_reader_new(node->store, &w->reader) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot set up", id);
+    int port = node->viewer_port ? node->viewer_port : node->cfg->listen_port;
+    int actual;
+    w->listen_fd = mc_listen_socket(node->cfg->listen_host, port, 1, &actual, err);
+    if (w->listen_fd < 0)
+        return w->listen_fd;
+    node->viewer_port = actual;
+    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, w->listen_fd);
+    if (!w->listener)
+        return mc_err_set(err, MC_E_IO, "worker %d: cannot listen", id);
+    return 0;
+}
+
+int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err)
+{
+    node->cfg = cfg;
+    node->store = store;
+    node->viewer_port = 0;
+    node->workers = calloc((size_t)cfg->workers, sizeof *node->workers);
+    if (!node->workers)
+        return MC_E_NOMEM;
+    node->nworkers = 0;
+    for (int i = 0; i < cfg->workers; i++) {
+        int rc = worker_init(&node->workers[i], node, i, err);
+        node->nworkers++;
+        if (rc < 0) {
+            mc_node_stop(node);
+            return rc;
+        }
+    }
+    for (int i = 0; i < node->nworkers; i++)
+        if (pthread_create(&node->workers[i].thread, NULL, worker_main, &node->workers[i]) != 0) {
+            node->nworkers = i;
+            mc_node_stop(node);
+            return mc_err_set(err, MC_E_IO, "cannot start worker threads");
+        }
+    return 0;
+}
+
+static void stop_loop(void *arg)
+{
+    mc_worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+void mc_node_stop(mc_node *node)
+{
+    for (int i = 0; i < node->nworkers; i++) {
+        mc_worker *w = &node->workers[i];
+        if (w->thread) {
+            mc_worker_post(w, stop_loop, w);
+            pthread_join(w->thread, NULL);
+        }
+    }
+    for (int i = 0; i < node->nworkers; i++)
+        worker_free(&node->workers[i]);
+    free(node->workers);
+    node->workers = NULL;
+    node->nworkers = 0;
+}

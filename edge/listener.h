@@ -1,0 +1,70 @@
+/* listener.h — the node and its workers: threads, event loops, sockets.
+ *
+ * A node runs N workers. Each worker is one thread with its own libevent
+ * loop, its own SO_REUSEPORT listening socket on the viewer port (the kernel
+ * spreads connections), its own upstream client (libcurl multi on the same
+ * loop), its own fill table and its own store reader. Nothing on the request
+ * path is shared between workers except the store and atomic counters.
+ *
+ * Cross-thread handoff has one mechanism: mc_worker_post() queues a call on
+ * a worker's mailbox and wakes its loop; the call runs on that worker.
+ *
+ * Threads: mc_node_start/stop on the main thread; everything else on the
+ * worker that owns it.
+ */
+#ifndef MC_LISTENER_H
+#define MC_LISTENER_H
+
+#include <pthread.h>
+#include <event2/event.h>
+#include "common/err.h"
+#include "edge/edgecfg.h"
+#include "edge/store.h"
+
+#define MC_WORKER_MAGIC 0x574f524bu
+
+typedef struct mc_upstream mc_upstream;
+typedef struct mc_fill_table mc_fill_table;
+typedef struct mc_mail mc_mail;
+typedef struct mc_node mc_node;
+
+typedef struct mc_worker {
+    uint32_t magic;
+    int id;
+    mc_node *node;
+    struct event_base *base;
+    pthread_t thread;
+    int listen_fd;
+    struct evconnlistener *listener;
+    struct mc_http_conn *conns;   /* open viewer connections (http1 registry) */
+    mc_upstream *upstream;
+    mc_fill_table *fills;
+    mc_store_reader *reader;
+    /* mailbox: guarded by mail_mu; wake fires on the worker's loop */
+    pthread_mutex_t mail_mu;
+    mc_mail *mail_head, *mail_tail;
+    struct event *wake;
+} mc_worker;
+
+struct mc_node {
+    const mc_edge_config *cfg;
+    mc_store *store;
+    mc_worker *workers;
+    int nworkers;
+    int viewer_port;     /* actual port (after binding port 0) */
+};
+
+/* Bind the viewer listeners (one per worker), start the worker threads.
+ * err names the address on failure. */
+int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err);
+/* Stop accepting, break every loop, join and free the workers. */
+void mc_node_stop(mc_node *node);
+
+/* Run fn(arg) on worker w's loop thread, soon. Safe from any thread. */
+int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg);
+
+/* Bind a listening TCP socket (SO_REUSEADDR, optionally SO_REUSEPORT) and
+ * report the actual port. Returns the fd or a negative MC_E_* with err set. */
+int mc_listen_socket(const char *host, int port, int reuseport, int *actual_port, mc_err *err);
+
+#endif

@@ -1,0 +1,182 @@
+/* lookup.c — see lookup.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "common/log.h"
+#include "common/path.h"
+#include "common/sigv4.h"
+#include "edge/fill.h"
+#include "edge/lookup.h"
+
+int mc_lookup_key(const char *path, const char *query, mc_buf *keystr, mc_buf *normpath)
+{
+    int rc = mc_path_normalize(path, strlen(path), normpath);
+    if (rc < 0)
+        return rc;
+    mc_buf_reset(keystr);
+    if (mc_buf_append(keystr, normpath->data, normpath->len) < 0 ||
+        (query && (mc_buf_putc(keystr, '?') < 0 || mc_buf_puts(keystr, query) < 0)))
+        return MC_E_NOMEM;
+    return 0;
+}
+
+/* ---------- hits ---------- */
+
+static void pump_hit(mc_resp *r);
+
+static void on_hit_drain(void *arg)
+{
+    pump_hit(arg);
+}
+
+static void on_resp_close(void *arg)
+{
+    mc_resp *r = arg;
+    r->conn = NULL;
+    mc_resp_free(r);
+}
+
+static void on_fill_drain(void *arg)
+{
+    mc_fill_drained(arg);
+}
+
+/* Copy chunks into the client's buffer until it holds about two chunks. */
+static void pump_hit(mc_resp *r)
+{
+    while (r->pos <= r->last && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
+        uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
+        mc_buf_reset(&r->scratch);
+        int n = mc_store_read_chunk(r->w->reader, r->key, r->meta.seq, idx, &r->scratch);
+        if (n < 0) {
+            /* damaged (checksum) or replaced under us: never send a wrong or
+             * short body; a damaged object is deleted so the next request
+             * refetches it */
+            mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable\" chunk=%u error=%s", r->keystr, idx,
+                        mc_err_name(n));
+            if (n == MC_E_CHECKSUM)
+                mc_store_delete(r->w->node->store, r->key);
+            mc_resp_fail(r, 502);
+            return;
+        }
+        if (mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, r->scratch.data, (size_t)n))
+            break;
+    }
+    if (r->pos > r->last)
+        mc_resp_finish(r);
+}
+
+static void serve_hit(mc_resp *r, int64_t age)
+{
+    r->result = MC_RESULT_HIT;
+    mc_resp_plan(r, r->meta.status, r->meta.headers, (int64_t)r->meta.length);
+    mc_resp_cache cache = {age, r->meta.lifetime_s - age, 0, 0};
+    mc_resp_start(r, r->meta.headers, &cache);
+    if (!r->has_body) {
+        mc_resp_finish(r);
+        return;
+    }
+    mc_http_owner o = {on_hit_drain, on_resp_close, r};
+    mc_http_set_owner(r->conn, &o);
+    pump_hit(r);
+}
+
+static void dispatch(mc_resp *r)
+{
+    if (r->has_meta) {
+        mc_object_meta_free(&r->meta);
+        r->has_meta = 0;
+    }
+    int rc = mc_store_read_meta(r->w->reader, r->key, &r->meta);
+    int expired = 0;
+    if (rc == 0) {
+        r->has_meta = 1;
+        int64_t age = r->meta.initial_age_s + ((int64_t)time(NULL) - r->meta.response_time);
+        if (strcmp(r->meta.key, r->keystr) != 0) {
+            /* a 128-bit hash collision: treat as a miss, never serve it */
+            mc_log_error("lookup", "msg=\"key hash collision\" key=\"%s\" stored=\"%s\"", r->keystr, r->meta.key);
+        } else if (age < r->meta.lifetime_s) {
+            serve_hit(r, age);
+            return;
+        } else {
+            expired = 1;
+        }
+    } else if (rc != MC_E_NOTFOUND) {
+        mc_log_warn("lookup", "key=\"%s\" msg=\"store read failed\" error=%s", r->keystr, mc_err_name(rc));
+    }
+    mc_http_owner o = {on_fill_drain, on_resp_close, r};
+    mc_http_set_owner(r->conn, &o);
+    mc_fill_join(r, expired);
+}
+
+void mc_lookup_retry(mc_resp *r)
+{
+    dispatch(r);
+}
+
+static int loop_detected(const mc_http_req *req, const char *node_id)
+{
+    char me[96];
+    snprintf(me, sizeof me, "meshcdn-%s", node_id);
+    size_t ml = strlen(me);
+    for (int i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, "CDN-Loop") != 0)
+            continue;
+        for (const char *p = req->headers[i].value; (p = strstr(p, me)) != NULL; p += ml)
+            if ((p == req->headers[i].value || p[-1] == ' ' || p[-1] == ',') &&
+                (!p[ml] || p[ml] == ',' || p[ml] == ' ' || p[ml] == ';'))
+                return 1;
+    }
+    return 0;
+}
+
+static void respond_error(mc_http_conn *c, int status, const char *hdrs, const char *msg)
+{
+    mc_stats_request(MC_RESULT_ERROR, status);
+    mc_buf b = MC_BUF_INIT;
+    mc_buf_printf(&b, "%d %s: %s\n", status, mc_http_reason(status), msg);
+    mc_buf h = MC_BUF_INIT;
+    mc_buf_printf(&h, "Cache-Control: no-store\r\n%s", hdrs ? hdrs : "");
+    mc_http_respond(c, status, NULL, h.data, "text/plain; charset=utf-8", b.data, b.len);
+    mc_buf_free(&b);
+    mc_buf_free(&h);
+}
+
+void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
+{
+    mc_worker *w = ud;
+    const mc_edge_config *cfg = w->node->cfg;
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        respond_error(c, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served");
+        return;
+    }
+    if (loop_detected(req, cfg->node_id)) {
+        mc_counter_add(&mc_stats_global.loops_detected, 1);
+        respond_error(c, 508, NULL, "this request already passed through this node (CDN-Loop)");
+        return;
+    }
+    mc_buf keystr = MC_BUF_INIT, norm = MC_BUF_INIT;
+    if (mc_lookup_key(req->path, req->query, &keystr, &norm) < 0) {
+        mc_buf_free(&keystr);
+        mc_buf_free(&norm);
+        respond_error(c, 400, NULL, "bad request path");
+        return;
+    }
+    mc_resp *r = mc_resp_new(w, c, req);
+    if (r) {
+        r->s3path = mc_sigv4_s3_path(norm.data);
+        r->keystr = mc_buf_steal(&keystr);
+        r->query = req->query ? strdup(req->query) : NULL;
+    }
+    mc_buf_free(&keystr);
+    mc_buf_free(&norm);
+    if (!r || !r->s3path || !r->keystr || (req->query && !r->query)) {
+        if (r)
+            mc_resp_free(r);
+        respond_error(c, 500, NULL, "out of memory");
+        return;
+    }
+    r->key = mc_hash_key(r->keystr, strlen(r->keystr));
+    dispatch(r);
+}

@@ -1,0 +1,30 @@
+/* lookup.h — the front of the request path: method and loop checks, path
+ * normalisation, the cache key, the store lookup, freshness, and serving a
+ * hit from the store; misses go to fill.h.
+ *
+ * The cache key string is the normalised path (common/path.h) plus "?" and
+ * the query exactly as received when there is one; the key is its XXH3-128.
+ * The same normalised path, in S3 encoding, is what goes upstream.
+ *
+ * A hit is streamed chunk by chunk: each chunk is copied out of the map in
+ * its own short read transaction when the client's backlog has drained, so
+ * a slow client never pins the map and memory per response is one chunk.
+ *
+ * Threads: runs on the worker that accepted the connection.
+ */
+#ifndef MC_LOOKUP_H
+#define MC_LOOKUP_H
+
+#include "edge/http1.h"
+#include "edge/listener.h"
+#include "edge/respond.h"
+
+/* The viewer-port request handler (ud = the mc_worker). */
+void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud);
+/* Look r up again (a fill it waited for has ended). */
+void mc_lookup_retry(mc_resp *r);
+
+/* Build the cache key string for a request path and query; 0 or MC_E_INVAL. */
+int mc_lookup_key(const char *path, const char *query, mc_buf *keystr, mc_buf *normpath);
+
+#endif

@@ -1,0 +1,107 @@
+/* main.c — meshcdn-edge: config, store, workers, admin, signals. */
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/log.h"
+#include "edge/admin.h"
+#include "edge/edgecfg.h"
+#include "edge/listener.h"
+#include "edge/stats.h"
+#include "edge/store.h"
+
+static const char synopsis[] =
+    "[--config FILE] [--listen ADDR:PORT] [--admin ADDR:PORT] [--origin URL]\n"
+    "       [--origin-sign sigv4|none] [--credentials FILE] [--store DIR] [--store-size SIZE]\n"
+    "       [--workers N] [--node-id ID] [--region NAME] [--SECTION.KEY=VALUE ...]";
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    (void)what;
+    mc_log_info("main", "msg=\"stopping\" signal=%d", (int)sig);
+    event_base_loopbreak(base);
+}
+
+static int run(const mc_edge_config *cfg)
+{
+    mc_err err = {0};
+    mc_store *store = NULL;
+    mc_store_config scfg = {cfg->store_dir, cfg->store_size, 0};
+    if (mc_store_open(&store, &scfg, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
+        return 1;
+    }
+    mc_node node = {0};
+    if (mc_node_start(&node, cfg, store, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: listen: %s\n", err.msg);
+        mc_store_close(store);
+        return 1;
+    }
+    struct event_base *base = event_base_new();
+    mc_admin *admin = NULL;
+    int admin_port = 0;
+    if (!base || mc_admin_start(&admin, base, &node, &admin_port, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: admin: %s\n", err.msg);
+        mc_node_stop(&node);
+        mc_store_close(store);
+        if (base)
+            event_base_free(base);
+        return 1;
+    }
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    mc_store_stats *st = mc_store_get_stats(store);
+    mc_log_info("main", "msg=listening listener=http addr=%s:%d", cfg->listen_host, node.viewer_port);
+    mc_log_info("main", "msg=listening listener=admin addr=%s:%d", cfg->admin_host, admin_port);
+    mc_log_info("main", "msg=ready node=%s region=%s workers=%d origin=%s%s sign=%s store=%s objects=%llu bytes=%llu",
+                cfg->node_id, cfg->region, cfg->workers, cfg->origin_base, cfg->origin_path,
+                cfg->origin_sign ? "sigv4" : "none", cfg->store_dir,
+                (unsigned long long)mc_counter_get(&st->objects), (unsigned long long)mc_counter_get(&st->bytes));
+    event_base_dispatch(base);
+
+    mc_admin_stop(admin);
+    mc_node_stop(&node);
+    mc_store_close(store);
+    event_free(sigint);
+    event_free(sigterm);
+    event_base_free(base);
+    mc_log_info("main", "msg=stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    mc_edge_config cfg;
+    mc_err err = {0};
+    int rc = mc_edge_config_load(&cfg, argc, argv, &err);
+    if (rc == MC_CONFIG_HELP) {
+        mc_config_usage(mc_edge_schema, "meshcdn-edge", synopsis, stdout);
+        return 0;
+    }
+    if (rc == MC_CONFIG_VERSION) {
+        printf("meshcdn-edge %s\n", MESHCDN_VERSION);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
+        return 2;
+    }
+    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "meshcdn-edge: cannot initialise libevent threads or libcurl\n");
+        mc_edge_config_free(&cfg);
+        return 1;
+    }
+    mc_stats_init();
+    rc = run(&cfg);
+    mc_edge_config_free(&cfg);
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return rc;
+}

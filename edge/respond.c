@@ -1,0 +1,255 @@
+/* respond.c — see respond.h. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "common/httpdate.h"
+#include "common/log.h"
+#include "common/range.h"
+#include "edge/fill.h"
+#include "edge/respond.h"
+
+mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req)
+{
+    mc_resp *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->magic = MC_RESP_MAGIC;
+    r->w = w;
+    r->conn = c;
+    r->req = req;
+    r->length = -1;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    return r;
+}
+
+void mc_resp_free(mc_resp *r)
+{
+    assert(r && r->magic == MC_RESP_MAGIC);
+    if (r->fill)
+        mc_fill_leave(r);
+    if (r->has_meta)
+        mc_object_meta_free(&r->meta);
+    mc_buf_free(&r->scratch);
+    free(r->keystr);
+    free(r->s3path);
+    free(r->query);
+    r->magic = 0;
+    free(r);
+}
+
+const char *mc_hdr_find(const char *block, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    for (const char *p = block; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+        if (ll > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = ll - (size_t)(v - p);
+            if (vl >= outlen)
+                vl = outlen - 1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+        p = eol ? eol + 2 : NULL;
+    }
+    return NULL;
+}
+
+/* RFC 9110 13.1.2: weak comparison; "*" matches any current representation. */
+static int etag_matches(const char *list, const char *etag)
+{
+    const char *e = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
+    size_t el = strlen(e);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (*p == '*')
+            return 1;
+        const char *t = strncmp(p, "W/", 2) == 0 ? p + 2 : p;
+        if (*t != '"')
+            return 0;
+        const char *q = strchr(t + 1, '"');
+        if (!q)
+            return 0;
+        if ((size_t)(q + 1 - t) == el && strncmp(t, e, el) == 0)
+            return 1;
+        p = q + 1;
+    }
+    return 0;
+}
+
+static int not_modified(const mc_resp *r, const char *hdrs)
+{
+    char etag[256], lm[64];
+    const char *inm = mc_http_req_header(r->req, "If-None-Match");
+    if (inm)
+        return mc_hdr_find(hdrs, "ETag", etag, sizeof etag) && etag_matches(inm, etag);
+    const char *ims = mc_http_req_header(r->req, "If-Modified-Since");
+    time_t since, modified;
+    if (ims && mc_hdr_find(hdrs, "Last-Modified", lm, sizeof lm) && mc_httpdate_parse(ims, &since) == 0 &&
+        mc_httpdate_parse(lm, &modified) == 0)
+        return modified <= since;
+    return 0;
+}
+
+/* If-Range (RFC 9110 13.1.5): the range applies only if the validator matches
+ * (strong comparison for entity tags, exact date for Last-Modified). */
+static int if_range_ok(const mc_resp *r, const char *hdrs)
+{
+    const char *ir = mc_http_req_header(r->req, "If-Range");
+    char v[256];
+    if (!ir)
+        return 1;
+    if (ir[0] == '"')
+        return mc_hdr_find(hdrs, "ETag", v, sizeof v) && strcmp(v, ir) == 0;
+    return mc_hdr_find(hdrs, "Last-Modified", v, sizeof v) && strcmp(v, ir) == 0;
+}
+
+void mc_resp_plan(mc_resp *r, int status, const char *hdrs, int64_t length)
+{
+    r->status = status;
+    r->length = length;
+    r->has_body = !r->req->is_head;
+    r->first = 0;
+    r->last = length > 0 ? (uint64_t)length - 1 : length < 0 ? UINT64_MAX : 0;
+    if (length == 0)
+        r->has_body = 0;
+    if (status != 200)
+        return;
+    if (not_modified(r, hdrs)) {
+        r->status = 304;
+        r->has_body = 0;
+        return;
+    }
+    const char *range = mc_http_req_header(r->req, "Range");
+    if (!range || length < 0 || !if_range_ok(r, hdrs))
+        return;
+    mc_range rg;
+    int n = mc_range_parse(range, (uint64_t)length, &rg, 1);
+    if (n == MC_E_UNSATISFIABLE) {
+        r->status = 416;
+        r->has_body = 0;
+    } else if (n == 1) {
+        r->status = 206;
+        r->first = rg.start;
+        r->last = rg.end;
+    }
+}
+
+/* Headers we compute ourselves and never replay from the stored block. */
+static int replaced_here(const char *line)
+{
+    static const char *const names[] = {"Age:", "Cache-Status:", "X-Cache:", "Content-Range:",
+                                        "Accept-Ranges:", "Content-Length:", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strncasecmp(line, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
+}
+
+void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
+{
+    const mc_edge_config *cfg = r->w->node->cfg;
+    mc_buf h = MC_BUF_INIT;
+    for (const char *p = hdrs; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+        if (!replaced_here(p) && !(r->status == 304 && strncasecmp(p, "Content-Type:", 13) == 0))
+            mc_buf_append(&h, p, ll);
+        p += ll;
+    }
+    int hit = r->result == MC_RESULT_HIT;
+    mc_buf_printf(&h, "Age: %lld\r\n", (long long)(cache->age_s > 0 ? cache->age_s : 0));
+    /* RFC 9211 */
+    mc_buf_printf(&h, "Cache-Status: meshcdn-%s; %s", cfg->node_id,
+                  hit ? "hit" : r->result == MC_RESULT_EXPIRED ? "fwd=stale" : "fwd=miss");
+    if (!hit && cache->fwd_status)
+        mc_buf_printf(&h, "; fwd-status=%d", cache->fwd_status);
+    if (cache->stored || hit)
+        mc_buf_printf(&h, "; ttl=%lld", (long long)cache->ttl_s);
+    if (!hit && cache->stored)
+        mc_buf_puts(&h, "; stored");
+    if (r->result == MC_RESULT_COLLAPSED)
+        mc_buf_puts(&h, "; collapsed");
+    mc_buf_printf(&h, "\r\nX-Cache: %s from meshcdn\r\nVia: 1.1 meshcdn-%s (meshcdn/%s)\r\n",
+                  hit ? "Hit" : "Miss", cfg->node_id, MESHCDN_VERSION);
+    if (r->length >= 0 && (r->status == 200 || r->status == 206))
+        mc_buf_puts(&h, "Accept-Ranges: bytes\r\n");
+    int64_t clen = r->length;
+    if (r->status == 206) {
+        mc_buf_printf(&h, "Content-Range: bytes %llu-%llu/%lld\r\n", (unsigned long long)r->first,
+                      (unsigned long long)r->last, (long long)r->length);
+        clen = (int64_t)(r->last - r->first + 1);
+    } else if (r->status == 416) {
+        mc_buf_printf(&h, "Content-Range: bytes */%lld\r\n", (long long)r->length);
+        clen = 0;
+    } else if (r->status == 304) {
+        clen = -1;
+    }
+    r->pos = r->first;
+    r->started = 1;
+    mc_http_respond_start(r->conn, r->status, NULL, h.data, r->status == 304 ? 0 : clen);
+    mc_buf_free(&h);
+}
+
+int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
+{
+    if (!r->has_body)
+        return 1;
+    uint64_t end = off + len;   /* exclusive */
+    uint64_t limit = r->last == UINT64_MAX ? UINT64_MAX : r->last + 1;
+    if (end > r->pos && off <= r->pos && r->pos < limit) {
+        uint64_t take_end = end < limit ? end : limit;
+        size_t n = (size_t)(take_end - r->pos);
+        mc_http_respond_body(r->conn, (const char *)data + (r->pos - off), n);
+        r->pos += n;
+        r->sent += n;
+    }
+    return r->pos >= limit;
+}
+
+static void access_log(mc_resp *r, int status)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double ms = (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6;
+    mc_log_info("access", "client=%s method=%s path=\"%s\" status=%d bytes=%llu result=%s ms=%.1f",
+                mc_http_peer(r->conn), r->req->method, r->keystr ? r->keystr : r->req->path, status,
+                (unsigned long long)r->sent, mc_result_name(r->result), ms);
+}
+
+void mc_resp_finish(mc_resp *r)
+{
+    assert(r->started);
+    mc_stats_request(r->result, r->status);
+    access_log(r, r->status);
+    mc_http_conn *c = r->conn;
+    r->conn = NULL;
+    mc_resp_free(r);
+    mc_http_respond_end(c);
+}
+
+void mc_resp_fail(mc_resp *r, int status)
+{
+    mc_http_conn *c = r->conn;
+    access_log(r, r->started ? 0 : status);
+    if (r->started) {
+        mc_stats_request(r->result, 0);
+        mc_resp_free(r);
+        mc_http_abort(c);
+        return;
+    }
+    mc_stats_request(MC_RESULT_ERROR, status);
+    char body[96];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
+    mc_resp_free(r);
+    mc_http_respond(c, status, NULL, "Cache-Control: no-store\r\n", "text/plain; charset=utf-8", body,
+                    (size_t)n);
+}

@@ -1,0 +1,87 @@
+/* respond.h — one viewer response in progress, from the store (a hit) or
+ * from a fill (a miss): what to answer (200, 206, 304, 416), the headers the
+ * viewer sees (Age, Cache-Status, X-Cache, Via) and the byte window to send.
+ *
+ * Threads: lives on one worker's loop.
+ * Ownership: lookup.c creates an mc_resp per request that is not answered
+ * at once; it is freed by mc_resp_finish / mc_resp_fail (response done) or
+ * when the connection dies (on_close), whichever comes first. While it is
+ * attached to a fill (fill != NULL) the fill holds a pointer to it and the
+ * fill is told (mc_fill_leave) before it is freed.
+ */
+#ifndef MC_RESPOND_H
+#define MC_RESPOND_H
+
+#include <stdint.h>
+#include "common/buf.h"
+#include "common/hash.h"
+#include "edge/http1.h"
+#include "edge/listener.h"
+#include "edge/stats.h"
+#include "edge/store.h"
+
+#define MC_RESP_MAGIC 0x52455350u
+
+typedef struct mc_fill mc_fill;
+
+typedef struct mc_resp {
+    uint32_t magic;
+    mc_worker *w;
+    mc_http_conn *conn;
+    mc_http_req *req;           /* owned by conn; valid while the response runs */
+    mc_hash128 key;
+    char *keystr;               /* normalised path [+ "?" query] (owned) */
+    char *s3path;               /* upstream path, S3 encoding (owned) */
+    char *query;                /* raw query (owned) or NULL */
+    mc_result result;
+    int started;                /* status line sent */
+    int status;                 /* what the viewer gets */
+    int has_body;
+    uint64_t first, last;       /* object byte window to send, inclusive */
+    uint64_t pos;               /* next object offset to send */
+    int64_t length;             /* object length, -1 unknown (fill without CL) */
+    uint64_t sent;              /* body bytes written */
+    /* hits: stream from the store chunk by chunk */
+    mc_object_meta meta;
+    int has_meta;
+    mc_buf scratch;
+    /* misses: attached to a fill (subscriber or waiter list) */
+    mc_fill *fill;
+    int waiting;                /* parked until the fill publishes or fails */
+    struct mc_resp *next;
+    struct timespec t0;
+} mc_resp;
+
+mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req);
+
+/* Decide the viewer status for an upstream/stored status and headers block
+ * ("Name: value\r\n" lines): conditionals (If-None-Match, If-Modified-Since)
+ * give 304, a single satisfiable Range gives 206, an unsatisfiable one 416;
+ * a multi-range or invalid Range is ignored (200, RFC 9110 14.2). */
+void mc_resp_plan(mc_resp *r, int status, const char *hdrs, int64_t length);
+
+/* Cache facts for the viewer headers. */
+typedef struct mc_resp_cache {
+    int64_t age_s;
+    int64_t ttl_s;              /* remaining freshness, may be negative */
+    int fwd_status;             /* upstream status when forwarded, else 0 */
+    int stored;                 /* the response is being stored */
+} mc_resp_cache;
+
+/* Send the status line and headers chosen by mc_resp_plan. */
+void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache);
+/* Offer object bytes [off, off+len); the part inside the window is sent.
+ * Returns 1 when the window is complete. */
+int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len);
+/* Done: end the response (complete) and free r. */
+void mc_resp_finish(mc_resp *r);
+/* Failed: an error status when nothing was sent yet (502, 504, ...), else
+ * abort the connection (never a short body presented as complete); free r. */
+void mc_resp_fail(mc_resp *r, int status);
+/* Free without touching the connection (it is gone). */
+void mc_resp_free(mc_resp *r);
+
+/* Value of header name in a "Name: value\r\n" block into out; NULL if absent. */
+const char *mc_hdr_find(const char *block, const char *name, char *out, size_t outlen);
+
+#endif

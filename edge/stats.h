@@ -1,0 +1,47 @@
+/* stats.h — the edge's counters, rendered by admin.c as Prometheus text.
+ *
+ * Threads: one process-wide instance (mc_stats_global); every field is a
+ * relaxed atomic, updated from any worker without locks.
+ */
+#ifndef MC_STATS_H
+#define MC_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include "common/buf.h"
+#include "common/metrics.h"
+
+/* Cache result of a viewer request (label `result`). */
+typedef enum {
+    MC_RESULT_HIT = 0,     /* served from the store, fresh */
+    MC_RESULT_MISS,        /* not stored: fetched */
+    MC_RESULT_EXPIRED,     /* stored but stale: fetched again */
+    MC_RESULT_COLLAPSED,   /* joined another request's fill */
+    MC_RESULT_PASS,        /* not cacheable (method, status, no-store ...) */
+    MC_RESULT_ERROR,       /* answered by the edge itself: 4xx/5xx of its own */
+    MC_RESULT_COUNT
+} mc_result;
+
+const char *mc_result_name(mc_result r);
+
+typedef struct mc_stats {
+    _Atomic uint64_t requests[MC_RESULT_COUNT][600];   /* [result][status code] */
+    _Atomic uint64_t bytes_sent;
+    _Atomic uint64_t upstream_requests[601];           /* [code]; 600 = no response */
+    mc_histo upstream_seconds;
+    _Atomic uint64_t upstream_bytes;
+    _Atomic uint64_t fills_started, fills_published, fills_failed, fills_unstored;
+    _Atomic uint64_t fills_inflight;
+    _Atomic uint64_t connections_open, connections_total;
+    _Atomic uint64_t client_aborts;
+    _Atomic uint64_t evictions;
+    _Atomic uint64_t loops_detected;
+} mc_stats;
+
+extern mc_stats mc_stats_global;
+
+void mc_stats_init(void);
+void mc_stats_request(mc_result r, int status);
+void mc_stats_upstream(int code, double seconds);
+
+#endif

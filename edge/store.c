@@ -1,0 +1,747 @@
+/* store.c — see store.h. */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "common/metrics.h"
+#include "edge/store.h"
+
+#define META_VERSION 1u
+#define FORMAT_VERSION 1u
+#define BATCH_MAX_OPS 512
+#define BATCH_MAX_BYTES (64u << 20)
+#define FAILED_RING 256
+
+typedef struct store_op {
+    struct store_op *next;
+    mc_store_op_kind kind;
+    unsigned char key[16];
+    uint64_t seq;
+    uint32_t idx;
+    void *data;             /* CHUNK: the bytes (owned); PUBLISH: encoded meta (owned) */
+    size_t len;
+    char *path;             /* PUBLISH: normalised key string (owned) */
+    uint64_t length;        /* PUBLISH: body length, checked against the chunks */
+    uint32_t nchunks;
+    mc_store_done_fn done;
+    void *arg;
+} store_op;
+
+struct mc_store {
+    uint32_t magic;
+    MDB_env *env;
+    MDB_dbi objects, chunks, paths, pending, state;
+    int lock_fd;
+    uint64_t size_bytes, max_queue_bytes;
+    _Atomic uint64_t next_seq;
+    mc_store_stats stats;
+    /* writer queue: guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    store_op *head, *tail;
+    int stopping;
+    pthread_t writer;
+    /* fills whose chunks were dropped (writer thread only) */
+    uint64_t failed[FAILED_RING];
+    unsigned failed_pos;
+};
+
+struct mc_store_reader {
+    mc_store *s;
+    MDB_txn *txn;   /* reset between calls: never held across I/O */
+};
+
+/* ---------- metadata encoding ---------- */
+
+static int put_u64(mc_buf *b, uint64_t v)
+{
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(v >> (56 - 8 * i));
+    return mc_buf_append(b, x, 8);
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out)
+{
+    size_t klen = strlen(m->key), hlen = m->headers ? strlen(m->headers) : 0;
+    int rc = put_u64(out, META_VERSION);
+    rc |= put_u64(out, m->status);
+    rc |= put_u64(out, m->length);
+    rc |= put_u64(out, m->chunk_size);
+    rc |= put_u64(out, m->nchunks);
+    rc |= put_u64(out, m->seq);
+    rc |= put_u64(out, m->generation);
+    rc |= put_u64(out, (uint64_t)m->response_time);
+    rc |= put_u64(out, (uint64_t)m->initial_age_s);
+    rc |= put_u64(out, (uint64_t)m->lifetime_s);
+    rc |= put_u64(out, m->body_checksum);
+    rc |= put_u64(out, klen);
+    rc |= put_u64(out, hlen);
+    rc |= mc_buf_append(out, m->key, klen);
+    rc |= mc_buf_append(out, m->headers ? m->headers : "", hlen);
+    return rc ? MC_E_NOMEM : 0;
+}
+
+int mc_object_meta_decode(const void *p, size_t n, mc_object_meta *out)
+{
+    const unsigned char *b = p;
+    memset(out, 0, sizeof *out);
+    if (n < 13 * 8 || get_u64(b) != META_VERSION)
+        return MC_E_INVAL;
+    uint64_t klen = get_u64(b + 11 * 8), hlen = get_u64(b + 12 * 8);
+    if (klen > n || hlen > n || 13 * 8 + klen + hlen != n)
+        return MC_E_INVAL;
+    out->status = (uint16_t)get_u64(b + 8);
+    out->length = get_u64(b + 16);
+    out->chunk_size = (uint32_t)get_u64(b + 24);
+    out->nchunks = (uint32_t)get_u64(b + 32);
+    out->seq = get_u64(b + 40);
+    out->generation = get_u64(b + 48);
+    out->response_time = (int64_t)get_u64(b + 56);
+    out->initial_age_s = (int64_t)get_u64(b + 64);
+    out->lifetime_s = (int64_t)get_u64(b + 72);
+    out->body_checksum = get_u64(b + 80);
+    out->key = strndup((const char *)b + 104, klen);
+    out->headers = strndup((const char *)b + 104 + klen, hlen);
+    if (!out->key || !out->headers) {
+        mc_object_meta_free(out);
+        return MC_E_NOMEM;
+    }
+    if (out->chunk_size == 0 ||
+        out->nchunks != (out->length + out->chunk_size - 1) / out->chunk_size) {
+        mc_object_meta_free(out);
+        return MC_E_INVAL;
+    }
+    return 0;
+}
+
+void mc_object_meta_free(mc_object_meta *m)
+{
+    free(m->key);
+    free(m->headers);
+    m->key = m->headers = NULL;
+}
+
+/* ---------- keys ---------- */
+
+static void chunk_key(unsigned char out[28], const unsigned char key[16], uint64_t seq, uint32_t idx)
+{
+    memcpy(out, key, 16);
+    for (int i = 0; i < 8; i++)
+        out[16 + i] = (unsigned char)(seq >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        out[24 + i] = (unsigned char)(idx >> (24 - 8 * i));
+}
+
+static void seq_key(unsigned char out[8], uint64_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+/* ---------- writer-side primitives (inside a write txn) ---------- */
+
+static int state_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *v)
+{
+    MDB_val k = {strlen(name), (void *)name}, d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc == 0 && d.mv_size == 8)
+        *v = get_u64(d.mv_data);
+    else
+        *v = 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int state_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
+{
+    unsigned char x[8];
+    seq_key(x, v);
+    MDB_val k = {strlen(name), (void *)name}, d = {8, x};
+    return mdb_put(txn, dbi, &k, &d, 0);
+}
+
+/* Delete every chunk of (key, seq) with a cursor range scan, so it works
+ * without knowing how many were written (crash cleanup). */
+static int delete_chunks(mc_store *s, MDB_txn *txn, const unsigned char key[16], uint64_t seq)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc)
+        return rc;
+    unsigned char start[28];
+    chunk_key(start, key, seq, 0);
+    for (;;) {
+        MDB_val k = {28, start}, d;
+        rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+        if (rc || k.mv_size != 28 || memcmp(k.mv_data, start, 24) != 0)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int adjust_totals(mc_store *s, MDB_txn *txn, int64_t dbytes, int64_t dobjects)
+{
+    uint64_t bytes, objects;
+    int rc = state_get_u64(txn, s->state, "bytes", &bytes);
+    if (!rc)
+        rc = state_get_u64(txn, s->state, "objects", &objects);
+    if (rc)
+        return rc;
+    bytes = (uint64_t)((int64_t)bytes + dbytes);
+    objects = (uint64_t)((int64_t)objects + dobjects);
+    if (!rc)
+        rc = state_put_u64(txn, s->state, "bytes", bytes);
+    if (!rc)
+        rc = state_put_u64(txn, s->state, "objects", objects);
+    return rc;
+}
+
+/* Remove the object at key (meta, chunks, path entry). */
+static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
+{
+    MDB_val k = {16, (void *)key}, d;
+    int rc = mdb_get(txn, s->objects, &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    mc_object_meta old;
+    if (mc_object_meta_decode(d.mv_data, d.mv_size, &old) == 0) {
+        rc = delete_chunks(s, txn, key, old.seq);
+        MDB_val pk = {strlen(old.key), old.key};
+        if (!rc && (rc = mdb_del(txn, s->paths, &pk, NULL)) == MDB_NOTFOUND)
+            rc = 0;
+        if (!rc)
+            rc = adjust_totals(s, txn, -(int64_t)old.length, -1);
+        mc_object_meta_free(&old);
+    }
+    if (!rc)
+        rc = mdb_del(txn, s->objects, &k, NULL);
+    return rc;
+}
+
+static int failed_has(mc_store *s, uint64_t seq)
+{
+    for (unsigned i = 0; i < FAILED_RING; i++)
+        if (s->failed[i] == seq)
+            return 1;
+    return 0;
+}
+
+static void failed_add(mc_store *s, uint64_t seq)
+{
+    if (!failed_has(s, seq))
+        s->failed[s->failed_pos++ % FAILED_RING] = seq;
+}
+
+static int exec_chunk(mc_store *s, MDB_txn *txn, store_op *op)
+{
+    if (failed_has(s, op->seq))
+        return 0;   /* an earlier chunk of this fill was dropped: the fill cannot publish */
+    int rc = 0;
+    if (op->idx == 0) {
+        unsigned char sk[8];
+        seq_key(sk, op->seq);
+        MDB_val k = {8, sk}, d = {16, op->key};
+        rc = mdb_put(txn, s->pending, &k, &d, 0);
+    }
+    unsigned char ck[28];
+    chunk_key(ck, op->key, op->seq, op->idx);
+    MDB_val k = {28, ck}, d = {op->len + 8, NULL};
+    if (!rc)
+        rc = mdb_put(txn, s->chunks, &k, &d, MDB_RESERVE);
+    if (!rc) {
+        /* checksum first, then the bytes: one value, one copy */
+        unsigned char *p = d.mv_data;
+        seq_key(p, mc_hash_checksum(op->data, op->len));
+        memcpy(p + 8, op->data, op->len);
+    }
+    return rc;
+}
+
+/* The invariant a publish checks: the chunks present sum to the length. */
+static int chunks_complete(mc_store *s, MDB_txn *txn, store_op *op)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < op->nchunks; i++) {
+        unsigned char ck[28];
+        chunk_key(ck, op->key, op->seq, i);
+        MDB_val k = {28, ck}, d;
+        if (mdb_get(txn, s->chunks, &k, &d) != 0 || d.mv_size < 8)
+            return 0;
+        sum += d.mv_size - 8;
+    }
+    return sum == op->length;
+}
+
+static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
+{
+    *ok = 0;
+    unsigned char sk[8];
+    seq_key(sk, op->seq);
+    MDB_val pk = {8, sk};
+    if (failed_has(s, op->seq) || !chunks_complete(s, txn, op)) {
+        int rc = delete_chunks(s, txn, op->key, op->seq);
+        if (!rc && (rc = mdb_del(txn, s->pending, &pk, NULL)) == MDB_NOTFOUND)
+            rc = 0;
+        return rc;
+    }
+    int rc = remove_object(s, txn, op->key);
+    MDB_val k = {16, op->key}, d = {op->len, op->data};
+    if (!rc)
+        rc = mdb_put(txn, s->objects, &k, &d, 0);
+    MDB_val pathk = {strlen(op->path), op->path}, pathd = {16, op->key};
+    if (!rc && pathk.mv_size > 0 && pathk.mv_size <= 511)   /* LMDB's default key limit */
+        rc = mdb_put(txn, s->paths, &pathk, &pathd, 0);
+    if (!rc && (rc = mdb_del(txn, s->pending, &pk, NULL)) == MDB_NOTFOUND)
+        rc = 0;
+    if (!rc)
+        rc = adjust_totals(s, txn, (int64_t)op->length, 1);
+    if (!rc)
+        *ok = 1;
+    return rc;
+}
+
+static int exec_op(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
+{
+    unsigned char sk[8];
+    MDB_val pk = {8, sk};
+    int rc;
+    *ok = 1;
+    switch (op->kind) {
+    case MC_STORE_OP_CHUNK:
+        return exec_chunk(s, txn, op);
+    case MC_STORE_OP_PUBLISH:
+        return exec_publish(s, txn, op, ok);
+    case MC_STORE_OP_ABORT:
+        seq_key(sk, op->seq);
+        rc = delete_chunks(s, txn, op->key, op->seq);
+        if (!rc && (rc = mdb_del(txn, s->pending, &pk, NULL)) == MDB_NOTFOUND)
+            rc = 0;
+        return rc;
+    case MC_STORE_OP_DELETE:
+        return remove_object(s, txn, op->key);
+    }
+    return EINVAL;
+}
+
+static void op_free(store_op *op)
+{
+    free(op->data);
+    free(op->path);
+    free(op);
+}
+
+static void refresh_stats(mc_store *s)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return;
+    uint64_t bytes = 0, objects = 0;
+    state_get_u64(txn, s->state, "bytes", &bytes);
+    state_get_u64(txn, s->state, "objects", &objects);
+    mdb_txn_abort(txn);
+    atomic_store_explicit(&s->stats.bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->stats.objects, objects, memory_order_relaxed);
+}
+
+/* Run a batch in one transaction. If it fails (MDB_MAP_FULL most likely),
+ * run each op in its own transaction so one object that does not fit costs
+ * only itself; a dropped chunk marks its fill failed so it never publishes. */
+static void run_batch(mc_store *s, store_op *batch)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int oks[BATCH_MAX_OPS];
+    int n = 0;
+    if (rc == 0) {
+        for (store_op *op = batch; op && rc == 0; op = op->next, n++)
+            rc = exec_op(s, txn, op, &oks[n]);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        n = 0;
+        for (store_op *op = batch; op; op = op->next, n++)
+            if (op->kind == MC_STORE_OP_PUBLISH && op->done)
+                op->done(op->arg, oks[n]);
+        mc_counter_add(&s->stats.commits, 1);
+        return;
+    }
+    mc_log_warn("store", "msg=\"batch failed, retrying one by one\" error=\"%s\"", mdb_strerror(rc));
+    for (store_op *op = batch; op; op = op->next) {
+        int ok = 0;
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc == 0) {
+            if ((rc = exec_op(s, txn, op, &ok)) == 0)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+        }
+        if (rc != 0) {
+            ok = 0;
+            mc_counter_add(&s->stats.write_failures, 1);
+            if (op->kind == MC_STORE_OP_CHUNK)
+                failed_add(s, op->seq);
+            mc_log_warn("store", "msg=\"write dropped\" op=%d seq=%llu error=\"%s\"", (int)op->kind,
+                        (unsigned long long)op->seq, mdb_strerror(rc));
+        }
+        if (op->kind == MC_STORE_OP_PUBLISH && op->done)
+            op->done(op->arg, ok);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    mc_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->head && s->stopping)
+            break;
+        /* take up to BATCH_MAX_OPS / BATCH_MAX_BYTES from the queue */
+        store_op *batch = s->head, *last = s->head;
+        size_t bytes = last->len;
+        int n = 1;
+        while (last->next && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
+            last = last->next;
+            bytes += last->len;
+            n++;
+        }
+        s->head = last->next;
+        if (!s->head)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_batch(s, batch);
+        uint64_t chunk_bytes = 0;
+        while (batch) {
+            store_op *next = batch->next;
+            if (batch->kind == MC_STORE_OP_CHUNK)
+                chunk_bytes += batch->len;
+            op_free(batch);
+            batch = next;
+        }
+        atomic_fetch_sub_explicit(&s->stats.queue_bytes, chunk_bytes, memory_order_relaxed);
+        refresh_stats(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int enqueue(mc_store *s, store_op *op)
+{
+    assert(s && s->magic == MC_STORE_MAGIC);
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        op_free(op);
+        return MC_E_STATE;
+    }
+    op->next = NULL;
+    if (s->tail)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, const void *data,
+                       size_t len)
+{
+    uint64_t q = atomic_load_explicit(&s->stats.queue_bytes, memory_order_relaxed);
+    if (q + len > s->max_queue_bytes) {
+        mc_counter_add(&s->stats.queue_refusals, 1);
+        return MC_E_FULL;
+    }
+    store_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->data = malloc(len ? len : 1))) {
+        free(op);
+        return MC_E_NOMEM;
+    }
+    op->kind = MC_STORE_OP_CHUNK;
+    mc_hash128_bytes(key, op->key);
+    op->seq = seq;
+    op->idx = idx;
+    memcpy(op->data, data, len);
+    op->len = len;
+    mc_counter_add(&s->stats.queue_bytes, len);
+    return enqueue(s, op);
+}
+
+int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                     mc_store_done_fn done, void *arg)
+{
+    store_op *op = calloc(1, sizeof *op);
+    mc_buf b = MC_BUF_INIT;
+    if (!op || mc_object_meta_encode(meta, &b) < 0 || !(op->path = strdup(meta->key))) {
+        free(op);
+        mc_buf_free(&b);
+        return MC_E_NOMEM;
+    }
+    op->kind = MC_STORE_OP_PUBLISH;
+    mc_hash128_bytes(key, op->key);
+    op->seq = meta->seq;
+    op->len = b.len;
+    op->data = mc_buf_steal(&b);
+    op->length = meta->length;
+    op->nchunks = meta->nchunks;
+    op->done = done;
+    op->arg = arg;
+    return enqueue(s, op);
+}
+
+int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks)
+{
+    store_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return MC_E_NOMEM;
+    op->kind = MC_STORE_OP_ABORT;
+    mc_hash128_bytes(key, op->key);
+    op->seq = seq;
+    op->nchunks = nchunks;
+    return enqueue(s, op);
+}
+
+int mc_store_delete(mc_store *s, mc_hash128 key)
+{
+    store_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return MC_E_NOMEM;
+    op->kind = MC_STORE_OP_DELETE;
+    mc_hash128_bytes(key, op->key);
+    return enqueue(s, op);
+}
+
+/* ---------- open / close ---------- */
+
+/* Delete the chunks of fills that never published (a crash mid-fill). */
+static int cleanup_pending(mc_store *s, MDB_txn *txn, int *cleaned)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->pending, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, d;
+    *cleaned = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST)) == 0) {
+        if (k.mv_size == 8 && d.mv_size == 16) {
+            unsigned char key[16];
+            memcpy(key, d.mv_data, 16);
+            if ((rc = delete_chunks(s, txn, key, get_u64(k.mv_data))) != 0)
+                break;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        (*cleaned)++;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int open_dbs(mc_store *s, mc_err *err, const char *dir)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!rc) rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects);
+    if (!rc) rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->chunks);
+    if (!rc) rc = mdb_dbi_open(txn, "paths", MDB_CREATE, &s->paths);
+    if (!rc) rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &s->pending);
+    if (!rc) rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state);
+    uint64_t format = 0, seq = 0;
+    if (!rc) rc = state_get_u64(txn, s->state, "format", &format);
+    if (!rc && format == 0)
+        rc = state_put_u64(txn, s->state, "format", FORMAT_VERSION);
+    else if (!rc && format != FORMAT_VERSION) {
+        mdb_txn_abort(txn);
+        return mc_err_set(err, MC_E_INVAL, "store %s: format %llu, this build reads %u", dir,
+                          (unsigned long long)format, FORMAT_VERSION);
+    }
+    int cleaned = 0;
+    if (!rc) rc = cleanup_pending(s, txn, &cleaned);
+    if (!rc) rc = state_get_u64(txn, s->state, "seq", &seq);
+    /* Reserve a block of sequence numbers past any used before, so a crash
+     * can never make a seq reused: the next start begins after the block. */
+    if (!rc) rc = state_put_u64(txn, s->state, "seq", seq + (1ULL << 32));
+    if (!rc) rc = mdb_txn_commit(txn);
+    else mdb_txn_abort(txn);
+    if (rc)
+        return mc_err_set(err, MC_E_IO, "store %s: %s", dir, mdb_strerror(rc));
+    atomic_store(&s->next_seq, seq + 1);
+    if (cleaned)
+        mc_log_info("store", "msg=\"removed unfinished fills\" count=%d", cleaned);
+    return 0;
+}
+
+int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
+{
+    *out = NULL;
+    if (mkdir(cfg->dir, 0750) < 0 && errno != EEXIST)
+        return mc_err_set(err, MC_E_IO, "store %s: cannot create: %s", cfg->dir, strerror(errno));
+    mc_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return MC_E_NOMEM;
+    s->magic = MC_STORE_MAGIC;
+    s->size_bytes = cfg->size_bytes;
+    s->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : (256u << 20);
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s/meshcdn.lock", cfg->dir);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (s->lock_fd < 0) {
+        free(s);
+        return mc_err_set(err, MC_E_IO, "store %s: cannot open lock file: %s", cfg->dir, strerror(errno));
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        close(s->lock_fd);
+        free(s);
+        return mc_err_set(err, MC_E_BUSY, "store %s: in use by another meshcdn-edge (lock held on %s)",
+                          cfg->dir, lock);
+    }
+    int rc = mdb_env_create(&s->env);
+    if (!rc) rc = mdb_env_set_maxdbs(s->env, 8);
+    if (!rc) rc = mdb_env_set_mapsize(s->env, (size_t)cfg->size_bytes);
+    if (!rc) rc = mdb_env_set_maxreaders(s->env, 1024);
+    if (!rc) rc = mdb_env_open(s->env, cfg->dir, MDB_NOMETASYNC | MDB_NOTLS | MDB_NORDAHEAD, 0640);
+    if (rc) {
+        mc_err_set(err, MC_E_IO, "store %s: %s", cfg->dir, mdb_strerror(rc));
+        if (s->env)
+            mdb_env_close(s->env);
+        close(s->lock_fd);
+        free(s);
+        return MC_E_IO;
+    }
+    if ((rc = open_dbs(s, err, cfg->dir)) < 0) {
+        mdb_env_close(s->env);
+        close(s->lock_fd);
+        free(s);
+        return rc;
+    }
+    refresh_stats(s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        mdb_env_close(s->env);
+        close(s->lock_fd);
+        free(s);
+        return mc_err_set(err, MC_E_IO, "store %s: cannot start writer thread", cfg->dir);
+    }
+    *out = s;
+    return 0;
+}
+
+void mc_store_close(mc_store *s)
+{
+    if (!s)
+        return;
+    assert(s->magic == MC_STORE_MAGIC);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    close(s->lock_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    s->magic = 0;
+    free(s);
+}
+
+mc_store_stats *mc_store_get_stats(mc_store *s) { return &s->stats; }
+uint64_t mc_store_size_bytes(const mc_store *s) { return s->size_bytes; }
+uint64_t mc_store_next_seq(mc_store *s) { return atomic_fetch_add(&s->next_seq, 1); }
+
+/* ---------- readers ---------- */
+
+int mc_store_reader_new(mc_store *s, mc_store_reader **out)
+{
+    mc_store_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return MC_E_NOMEM;
+    r->s = s;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc) {
+        free(r);
+        return MC_E_IO;
+    }
+    mdb_txn_reset(r->txn);
+    *out = r;
+    return 0;
+}
+
+void mc_store_reader_free(mc_store_reader *r)
+{
+    if (!r)
+        return;
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out)
+{
+    unsigned char kb[16];
+    mc_hash128_bytes(key, kb);
+    if (mdb_txn_renew(r->txn) != 0)
+        return MC_E_IO;
+    MDB_val k = {16, kb}, d;
+    int rc = mdb_get(r->txn, r->s->objects, &k, &d);
+    if (rc == 0)
+        rc = mc_object_meta_decode(d.mv_data, d.mv_size, out);
+    else
+        rc = rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
+    mdb_txn_reset(r->txn);
+    return rc;
+}
+
+int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, mc_buf *out)
+{
+    unsigned char kb[16], ck[28];
+    mc_hash128_bytes(key, kb);
+    chunk_key(ck, kb, seq, idx);
+    if (mdb_txn_renew(r->txn) != 0)
+        return MC_E_IO;
+    MDB_val k = {28, ck}, d;
+    int rc = mdb_get(r->txn, r->s->chunks, &k, &d);
+    if (rc == 0) {
+        const unsigned char *p = d.mv_data;
+        size_t n = d.mv_size - 8;
+        if (d.mv_size < 8 || get_u64(p) != mc_hash_checksum(p + 8, n)) {
+            mc_counter_add(&r->s->stats.checksum_failures, 1);
+            rc = MC_E_CHECKSUM;
+        } else {
+            rc = mc_buf_append(out, p + 8, n) < 0 ? MC_E_NOMEM : (int)n;
+        }
+    } else {
+        rc = rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
+    }
+    mdb_txn_reset(r->txn);
+    return rc;
+}

@@ -1,0 +1,124 @@
+/* store.h — the LMDB object store of one edge node.
+ *
+ * Layout (one LMDB environment in the store directory):
+ *   objects  key hash (16 bytes, big-endian XXH3-128) -> object metadata
+ *   chunks   key hash + fill seq (8, BE) + chunk index (4, BE) -> XXH3-64 (8) + bytes
+ *   paths    normalised key string -> key hash (prefix purges scan a range)
+ *   pending  fill seq -> key hash, for fills whose chunks are written but not
+ *            yet published; a crash leaves them here and open() deletes them
+ *   state    "format", "seq", "bytes", "objects"
+ * Chunks are keyed by the fill's sequence number, so a new version of an
+ * object is written beside the old one and replaces it atomically at publish;
+ * readers of the old version never see a mixture.
+ *
+ * Threads: mc_store_open/close on the main thread. Reads from any worker,
+ * each worker through its own mc_store_reader. Every write goes through
+ * mc_store_submit, executed by the single writer thread, which batches
+ * queued operations into one transaction (group commit).
+ * Durability: MDB_NOMETASYNC — a process crash (kill -9) loses nothing that
+ * was committed; an OS crash or power loss may undo the last transactions but
+ * LMDB's copy-on-write B-tree never leaves the store corrupt.
+ * Errors: functions return 0 or a negative MC_E_* code; they never exit.
+ * Ownership: data returned by mc_store_read_* is copied into caller buffers;
+ * no read transaction outlives a call, so a slow client never pins pages.
+ */
+#ifndef MC_STORE_H
+#define MC_STORE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/hash.h"
+
+#define MC_STORE_CHUNK_SIZE (256u * 1024u)
+#define MC_STORE_MAGIC 0x53544f52u
+
+typedef struct mc_store mc_store;
+typedef struct mc_store_reader mc_store_reader;
+
+typedef struct mc_store_config {
+    const char *dir;            /* created if missing */
+    uint64_t size_bytes;        /* LMDB map size: the bound on disk use */
+    uint64_t max_queue_bytes;   /* writer queue bound; beyond it writes are refused */
+} mc_store_config;
+
+/* Metadata of one stored object (what `objects` holds, decoded). */
+typedef struct mc_object_meta {
+    uint16_t status;
+    uint64_t length;            /* body bytes */
+    uint32_t chunk_size;
+    uint32_t nchunks;
+    uint64_t seq;               /* the fill that wrote it; chunk keys use it */
+    uint64_t generation;        /* purge generation at fill start */
+    int64_t response_time;      /* unix s, when the upstream answered */
+    int64_t initial_age_s;      /* RFC 9111 4.2.3 corrected_initial_age */
+    int64_t lifetime_s;         /* freshness lifetime */
+    uint64_t body_checksum;     /* XXH3-64 of the whole body */
+    char *key;                  /* normalised key string (owned) */
+    char *headers;              /* "Name: value\r\n"... to replay (owned) */
+} mc_object_meta;
+
+void mc_object_meta_free(mc_object_meta *m);
+
+/* Totals, updated by the writer with relaxed atomics (for /metrics). */
+typedef struct mc_store_stats {
+    _Atomic uint64_t bytes;           /* body bytes of published objects */
+    _Atomic uint64_t objects;
+    _Atomic uint64_t commits;
+    _Atomic uint64_t write_failures;  /* ops dropped: map full, I/O errors */
+    _Atomic uint64_t queue_bytes;     /* chunk bytes waiting for the writer */
+    _Atomic uint64_t queue_refusals;  /* submits refused: queue over its bound */
+    _Atomic uint64_t checksum_failures;
+} mc_store_stats;
+
+/* Open (or create) the store: takes an exclusive lock on DIR/meshcdn.lock
+ * (MC_E_BUSY if another node holds it), removes what crashed fills left,
+ * loads totals, starts the writer thread. err names the directory. */
+int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err);
+/* Drain the writer queue, commit, stop the writer, close. */
+void mc_store_close(mc_store *s);
+mc_store_stats *mc_store_get_stats(mc_store *s);
+uint64_t mc_store_size_bytes(const mc_store *s);
+/* A new, never reused fill sequence number (atomic). */
+uint64_t mc_store_next_seq(mc_store *s);
+
+/* ---- reads (any worker, own reader) ---- */
+int mc_store_reader_new(mc_store *s, mc_store_reader **out);
+void mc_store_reader_free(mc_store_reader *r);
+/* Metadata for key: 0, MC_E_NOTFOUND, or MC_E_INVAL (undecodable record). */
+int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out);
+/* Copy chunk idx of fill seq into out (appending); verifies its checksum.
+ * Returns the number of bytes, MC_E_NOTFOUND (replaced or purged since the
+ * metadata was read) or MC_E_CHECKSUM. */
+int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx,
+                        mc_buf *out);
+
+/* ---- writes (any thread; executed by the writer) ---- */
+typedef enum {
+    MC_STORE_OP_CHUNK,     /* put chunk (key, seq, idx, data) */
+    MC_STORE_OP_PUBLISH,   /* make (key, seq) the object: meta replaces any old version */
+    MC_STORE_OP_ABORT,     /* drop the chunks of (key, seq) */
+    MC_STORE_OP_DELETE,    /* remove the object at key (a damaged one) */
+} mc_store_op_kind;
+
+/* Called on the writer thread when a PUBLISH is done (ok = 1 committed,
+ * 0 dropped). Keep it short: post to the owning worker's mailbox. */
+typedef void (*mc_store_done_fn)(void *arg, int ok);
+
+/* Queue a chunk: data (len bytes) is copied. Returns 0, or MC_E_FULL when
+ * the writer queue is over its bound (the caller stops storing this fill). */
+int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx,
+                       const void *data, size_t len);
+/* Queue a publish: meta is deep-copied. done is called exactly once. */
+int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                     mc_store_done_fn done, void *arg);
+int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks);
+int mc_store_delete(mc_store *s, mc_hash128 key);
+
+/* Serialisation of metadata (exposed for the unit tests). */
+int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out);
+int mc_object_meta_decode(const void *p, size_t n, mc_object_meta *out);
+
+#endif

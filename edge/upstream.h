@@ -1,0 +1,52 @@
+/* upstream.h — fetching from the origin: libcurl's multi interface driven by
+ * the worker's libevent loop, each request signed with SigV4 the way
+ * CloudFront's Origin Access Control signs (service s3, UNSIGNED-PAYLOAD,
+ * signed host, x-amz-content-sha256 and x-amz-date).
+ *
+ * Threads: one mc_upstream per worker; all calls and callbacks on that
+ * worker's loop. No DNS, connect or read ever blocks the loop.
+ * Ownership: an mc_upstream_xfer belongs to the upstream until on_done has
+ * returned (then it is freed) or mc_upstream_cancel is called (then there is
+ * no on_done).
+ */
+#ifndef MC_UPSTREAM_H
+#define MC_UPSTREAM_H
+
+#include <event2/event.h>
+#include <stdint.h>
+#include "edge/edgecfg.h"
+#include "edge/http1.h"
+
+typedef struct mc_upstream mc_upstream;
+typedef struct mc_upstream_xfer mc_upstream_xfer;
+
+typedef struct mc_upstream_cbs {
+    /* The final response head arrived (1xx skipped). content_length is -1
+     * when the upstream did not send one. Return 0 to go on, < 0 to abort. */
+    int (*on_headers)(void *arg, int status, const mc_http_header *h, int n, int64_t content_length);
+    /* Body bytes. Return 0 when consumed, MC_UPSTREAM_PAUSE to pause the
+     * transfer without consuming them (they are offered again after
+     * mc_upstream_resume), < 0 to abort. */
+    int (*on_body)(void *arg, const void *data, size_t len);
+    /* The transfer ended: rc 0 (complete: all of Content-Length arrived), or
+     * MC_E_TRUNCATED (connection lost mid-body), MC_E_IO (connect/reset/
+     * protocol error), MC_E_BUSY (timed out), MC_E_STATE (aborted by a
+     * callback). why is for logs. */
+    void (*on_done)(void *arg, int rc, const char *why);
+} mc_upstream_cbs;
+
+#define MC_UPSTREAM_PAUSE 1
+
+int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg);
+void mc_upstream_free(mc_upstream *u);
+
+/* GET origin_path + path (+ "?" query). path must already be in the S3
+ * canonical encoding (mc_sigv4_s3_path), so what is signed is what is sent.
+ * extra_headers: "Name: value" strings (NULL-terminated array) or NULL. */
+mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
+                                  const char *const *extra_headers, const mc_upstream_cbs *cbs,
+                                  void *arg);
+void mc_upstream_resume(mc_upstream_xfer *x);
+void mc_upstream_cancel(mc_upstream_xfer *x);
+
+#endif

@@ -1,5 +1,6 @@
 /* buf.c — see buf.h. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,18 @@
 
 int mc_buf_reserve(mc_buf *b, size_t extra)
 {
-    if (b->len + extra + 1 <= b->cap)
+    if (extra > SIZE_MAX - b->len - 1)   /* len + extra + 1 would wrap */
+        return MC_E_NOMEM;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (!p)
         return MC_E_NOMEM;
+    p[b->len] = '\0';   /* the first allocation must already be a string */
     b->data = p;
     b->cap = cap;
     return 0;

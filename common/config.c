@@ -48,10 +48,10 @@ static const mc_cfg_opt *find_flag(const mc_cfg_opt *schema, const char *flag, s
     for (const mc_cfg_opt *o = schema; o->section; o++) {
         if (o->flag && strlen(o->flag) == len && strncmp(o->flag, flag, len) == 0)
             return o;
-        if (o->type == MC_CFG_MAP)
-            continue;
         size_t sl = strlen(o->section);
         if (len > sl + 1 && flag[sl] == '.' && strncmp(flag, o->section, sl) == 0) {
+            if (o->type == MC_CFG_MAP)   /* --SECTION.ANYKEY */
+                return o;
             char k[128];
             size_t kl = len - sl - 1;
             if (kl < sizeof k) {
@@ -65,14 +65,30 @@ static const mc_cfg_opt *find_flag(const mc_cfg_opt *schema, const char *flag, s
     return NULL;
 }
 
+/* DIGITS[.DIGITS] into v; strtod alone would also take "0x10", "1e3", "inf". */
+static int parse_decimal(const char *s, double *v, char **end)
+{
+    const char *p = s;
+    while (isdigit((unsigned char)*p))
+        p++;
+    if (p == s)
+        return MC_E_INVAL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return MC_E_INVAL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    errno = 0;
+    *v = strtod(s, end);
+    return errno || *end != p ? MC_E_INVAL : 0;
+}
+
 int mc_parse_size(const char *s, uint64_t *out)
 {
     char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
-        return MC_E_INVAL;
-    double v = strtod(s, &end);
-    if (errno || end == s)
+    double v;
+    if (parse_decimal(s, &v, &end) < 0)
         return MC_E_INVAL;
     uint64_t mul = 1;
     switch (toupper((unsigned char)*end)) {
@@ -96,11 +112,8 @@ int mc_parse_size(const char *s, uint64_t *out)
 int mc_parse_duration_ms(const char *s, int64_t *out)
 {
     char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
-        return MC_E_INVAL;
-    double v = strtod(s, &end);
-    if (errno || end == s)
+    double v;
+    if (parse_decimal(s, &v, &end) < 0)
         return MC_E_INVAL;
     double mul;
     if (!*end || strcmp(end, "s") == 0) mul = 1000;
@@ -144,6 +157,8 @@ int mc_parse_addr(const char *s, char *host, size_t hostlen, int *port)
         hl = (size_t)(colon - s);
     }
     if (hl == 0 || hl >= hostlen)
+        return MC_E_INVAL;
+    if (!isdigit((unsigned char)colon[1]))   /* strtol would take " 80", "+80", "-0" */
         return MC_E_INVAL;
     char *end;
     errno = 0;
@@ -244,6 +259,7 @@ typedef struct ini_ctx {
     mc_err *err;
     int rc;
     FILE *f;
+    int errline;               /* line of the error in rc */
 } ini_ctx;
 
 static char *ini_read_line(char *str, int num, void *stream)
@@ -258,6 +274,9 @@ static char *ini_read_line(char *str, int num, void *stream)
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     ini_ctx *x = user;
+    if (x->rc < 0)
+        return 0;   /* inih parses on after an error; the first one is reported */
+    x->errline = x->line;
     char where[600];
     snprintf(where, sizeof where, "%s:%d", x->path, x->line);
     const mc_cfg_opt *o = find_opt(x->c->schema, section, name);
@@ -275,12 +294,16 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 
 static int load_file(mc_config *c, const char *path, mc_err *err)
 {
-    ini_ctx x = {c, path, 0, err, 0, fopen(path, "r")};
+    ini_ctx x = {c, path, 0, err, 0, fopen(path, "r"), 0};
     if (!x.f)
         return mc_err_set(err, MC_E_IO, "%s: cannot open config file: %s", path, strerror(errno));
     int r = ini_parse_stream(ini_read_line, &x, on_ini_value, &x);
+    /* fopen succeeds on a directory; the read fails (EISDIR) and inih sees EOF */
+    int read_errno = ferror(x.f) ? (errno ? errno : EIO) : 0;
     fclose(x.f);
-    if (x.rc < 0)
+    if (read_errno)
+        return mc_err_set(err, MC_E_IO, "%s: cannot read config file: %s", path, strerror(read_errno));
+    if (x.rc < 0 && !(r > 0 && r < x.errline))
         return x.rc;
     if (r != 0)
         return mc_err_set(err, MC_E_INVAL, "%s:%d: syntax error (expected [section] or key = value)", path,
@@ -364,7 +387,17 @@ static int load_flags(mc_config *c, int argc, char **argv, bool allow_args, mc_e
         int rc = check_value(o, value, where, err);
         if (rc < 0)
             return rc;
-        if ((rc = add_entry(c, o->section, o->key, value, where)) < 0)
+        char *mkey = NULL;
+        if (o->type == MC_CFG_MAP) {
+            size_t sl = strlen(o->section);
+            if (nlen <= sl + 1 || name[sl] != '.')   /* reached by a flag alias: no key */
+                return mc_err_set(err, MC_E_INVAL, "%s: needs --%s.KEY=VALUE", where, o->section);
+            if (!(mkey = strndup(name + sl + 1, nlen - sl - 1)))
+                return MC_E_NOMEM;
+        }
+        rc = add_entry(c, o->section, mkey ? mkey : o->key, value, where);
+        free(mkey);
+        if (rc < 0)
             return rc;
     }
     return 0;
@@ -491,7 +524,7 @@ int mc_config_each(const mc_config *c, const char *section, mc_config_each_fn fn
 }
 
 int mc_config_nargs(const mc_config *c) { return c->nargs; }
-const char *mc_config_arg(const mc_config *c, int i) { return i < c->nargs ? c->args[i] : NULL; }
+const char *mc_config_arg(const mc_config *c, int i) { return i >= 0 && i < c->nargs ? c->args[i] : NULL; }
 
 void mc_config_usage(const mc_cfg_opt *schema, const char *prog, const char *synopsis, void *stream)
 {

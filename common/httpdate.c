@@ -12,10 +12,10 @@ static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 void mc_httpdate_format(time_t t, char out[MC_HTTPDATE_LEN])
 {
     struct tm tm;
-    gmtime_r(&t, &tm);
-    /* strftime's %a/%b follow the locale; HTTP dates must not. */
-    char tail[24];
-    if (strftime(tail, sizeof tail, "%d ### %Y %H:%M:%S GMT", &tm) == 0) {
+    /* strftime's %a/%b follow the locale; HTTP dates must not. tail holds
+     * "06 ### 1994 08:49:37 GMT" and its NUL, so a 5-digit year does not fit. */
+    char tail[25];
+    if (!gmtime_r(&t, &tm) || strftime(tail, sizeof tail, "%d ### %Y %H:%M:%S GMT", &tm) == 0) {
         snprintf(out, MC_HTTPDATE_LEN, "Fri, 31 Dec 9999 23:59:59 GMT");
         return;
     }
@@ -33,7 +33,8 @@ static int month_index(const char *m)
 
 static int to_time(int y, int mon, int d, int h, int mi, int s, time_t *out)
 {
-    if (mon < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 || y < 1900 || y > 9999)
+    if (mon < 0 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 ||
+        y < 1900 || y > 9999)
         return MC_E_INVAL;
     struct tm tm = {0};
     tm.tm_year = y - 1900;

@@ -22,7 +22,7 @@ const char *mc_mime_for_path(const char *path)
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     const char *dot = strrchr(base, '.');
-    if (dot && dot[1])
+    if (dot && dot != base && dot[1])   /* ".glb" is a dotfile without extension */
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
             if (strcasecmp(dot + 1, types[i].ext) == 0)
                 return types[i].type;

@@ -40,7 +40,7 @@ int mc_range_parse(const char *hdr, uint64_t size, mc_range *out, int max)
     p = skip_ows(p + 5);
     if (*p++ != '=')
         return 0;
-    int n = 0, any = 0;
+    int n = 0, any = 0, empty_suffix = 0;
     for (;;) {
         p = skip_ows(p);
         if (*p == ',') {     /* empty list elements are allowed by 1#rule */
@@ -80,6 +80,8 @@ int mc_range_parse(const char *hdr, uint64_t size, mc_range *out, int max)
             r.start = last >= size ? 0 : size - last;
             r.end = size - 1;
             ok = 1;
+        } else if (last > 0) {
+            empty_suffix = 1;
         }
         if (ok) {
             if (n >= max)
@@ -93,6 +95,10 @@ int mc_range_parse(const char *hdr, uint64_t size, mc_range *out, int max)
             return 0;
     }
     if (!any)
+        return 0;
+    /* RFC 9110 14.1.1: on a zero-length representation a non-zero suffix-range
+     * is satisfiable, yet selects no byte we could return: serve it whole. */
+    if (n == 0 && empty_suffix)
         return 0;
     return n > 0 ? n : MC_E_UNSATISFIABLE;
 }

@@ -1,0 +1,371 @@
+/* main.c — meshcdn-origin: configuration, start-up, the S3 request entry
+ * point (auth -> method -> objects), access log, and clean shutdown.
+ *
+ * Exit status: 0 after SIGINT/SIGTERM (everything freed, so a leak checker
+ * sees nothing), 1 when start-up fails (keys, root, a port in use), 2 for a
+ * usage or config error.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include "common/config.h"
+#include "common/err.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "origin/auth.h"
+#include "origin/control.h"
+#include "origin/objects.h"
+#include "origin/s3xml.h"
+
+#ifndef MESHCDN_VERSION
+#define MESHCDN_VERSION "0.0.0"
+#endif
+
+#define PROG "meshcdn-origin"
+#define SYNOPSIS "[--config FILE] [--listen ADDR:PORT] [--control ADDR:PORT] [--root DIR]\n" \
+                 "               [--keys FILE] [--anonymous-read]"
+#define ORIGIN_MAGIC 0x4f524947u
+/* Bodies are read whole before the handler runs; GET/HEAD need none, and
+ * PUT (a later issue) will stream instead. */
+#define MAX_BODY_BYTES (1u << 20)
+#define MAX_HEADER_BYTES (64u << 10)
+
+static const mc_cfg_opt schema[] = {
+    {"origin", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:9000",
+     "S3 object listener", NULL, 0, 0},
+    {"control", "listen", "control", MC_CFG_ADDR, "127.0.0.1:9001",
+     "control listener: /healthz, /metrics", NULL, 0, 0},
+    {"origin", "root", "root", MC_CFG_STR, NULL,
+     "directory served as /BUCKET/KEY from DIR/BUCKET/KEY (required)", NULL, 0, 0},
+    {"origin", "keys", "keys", MC_CFG_STR, NULL,
+     "key file: ACCESS_KEY_ID SECRET per line, mode 0600", NULL, 0, 0},
+    {"origin", "anonymous_read", "anonymous-read", MC_CFG_BOOL, "false",
+     "allow unsigned GET/HEAD (signed requests are still verified)", NULL, 0, 0},
+    {"origin", "region", NULL, MC_CFG_STR, "us-east-1",
+     "SigV4 region requests must be signed for", NULL, 0, 0},
+    {"origin", "max_skew", NULL, MC_CFG_DURATION, "15m",
+     "largest accepted x-amz-date distance from now", NULL, 0, 0},
+    {"origin", "cache_control", NULL, MC_CFG_STR, "public, max-age=86400",
+     "Cache-Control when no [cache-control] prefix matches", NULL, 0, 0},
+    {"origin", "etag_cache_entries", NULL, MC_CFG_INT, "4096",
+     "ETags kept in memory (one MD5 per file version)", NULL, 16, 16777216},
+    {"origin", "timeout", NULL, MC_CFG_DURATION, "60s",
+     "connection read/write timeout", NULL, 0, 0},
+    {"origin", "log_level", NULL, MC_CFG_ENUM, "info",
+     "debug|info|warn|error", "debug|info|warn|error", 0, 0},
+    {"cache-control", "*", NULL, MC_CFG_MAP, NULL,
+     "Cache-Control for /BUCKET/KEY paths starting with PREFIX; longest wins", NULL, 0, 0},
+    {"surrogate-keys", "*", NULL, MC_CFG_MAP, NULL,
+     "Surrogate-Key tokens for paths starting with PREFIX; every match adds", NULL, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
+};
+
+/* Everything the daemon owns; torn down in reverse by origin_free. */
+typedef struct origin {
+    uint32_t magic;
+    mc_config *cfg;
+    mc_keys keys;
+    mc_auth auth;
+    mc_objects *objects;
+    mc_control_metrics *metrics;
+    mc_control *control;
+    struct event_base *base;
+    struct evhttp *s3_http;
+    struct evhttp *ctl_http;
+    struct event *sig_int;
+    struct event *sig_term;
+} origin;
+
+/* ---- the S3 listener ------------------------------------------------------ */
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    default: return "OTHER";
+    }
+}
+
+static void reply_error(struct evhttp_request *req, mc_s3_error e, const char *message,
+                        const char *resource, const char *reqid, mc_obj_reply *r)
+{
+    r->status = mc_s3xml_info(e)->status;
+    r->bytes = mc_s3xml_send(req, e, message, resource, reqid);
+}
+
+/* Authenticated request: GET/HEAD go to the object space, others get 405. */
+static void dispatch(origin *o, struct evhttp_request *req, const char *raw_path,
+                     const char *reqid, mc_obj_reply *r)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) {
+        mc_objects_serve(o->objects, req, raw_path, reqid, r);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    reply_error(req, MC_S3_METHOD_NOT_ALLOWED, NULL, raw_path, reqid, r);
+}
+
+static void on_s3_request(struct evhttp_request *req, void *ud)
+{
+    origin *o = ud;
+    assert(o && o->magic == ORIGIN_MAGIC);
+    char reqid[MC_S3_REQID_LEN];
+    mc_s3xml_request_id(reqid);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Server", PROG);
+
+    const char *uri = evhttp_request_get_uri(req);
+    const char *q = strchr(uri, '?');
+    size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+    char *raw_path = strndup(uri, plen);
+    const char *method = method_name(evhttp_request_get_command(req));
+    mc_obj_reply r = {0, 0};
+    mc_auth_result ar;
+    memset(&ar, 0, sizeof ar);
+    strcpy(ar.access_key, "-");
+
+    if (!raw_path) {
+        reply_error(req, MC_S3_INTERNAL_ERROR, NULL, "", reqid, &r);
+    } else if (raw_path[0] != '/') {
+        reply_error(req, MC_S3_INVALID_URI, NULL, raw_path, reqid, &r);
+    } else {
+        int rc = mc_auth_check(&o->auth, req, raw_path, q ? q + 1 : "", time(NULL), &ar);
+        if (rc < 0) {
+            mc_control_count_auth_failure(o->metrics, ar.reason ? ar.reason : "other");
+            reply_error(req, ar.error, ar.message, raw_path, reqid, &r);
+        } else {
+            dispatch(o, req, raw_path, reqid, &r);
+        }
+    }
+    mc_control_count_request(o->metrics, method, r.status, r.bytes);
+    mc_log_info("access", "method=%s path=%.512s status=%d bytes=%" PRIu64 " key=%s req_id=%s",
+                method, raw_path ? raw_path : "-", r.status, r.bytes, ar.access_key, reqid);
+    free(raw_path);
+}
+
+/* ---- start-up -------------------------------------------------------------- */
+
+/* Bind addr_text (section.listen) and log the real address (port 0 works). */
+static int bind_listener(origin *o, struct evhttp *http, const char *name, const char *section,
+                         mc_err *err)
+{
+    const char *text = mc_config_str(o->cfg, section, "listen");
+    char host[256];
+    int port = 0;
+    if (mc_parse_addr(text, host, sizeof host, &port) < 0)
+        return mc_config_fail(o->cfg, err, MC_E_INVAL, section, "listen", "\"%s\" is not HOST:PORT",
+                              text);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!bs)
+        return mc_config_fail(o->cfg, err, MC_E_IO, section, "listen", "cannot listen on %s: %s",
+                              text, strerror(errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+            port = ntohs(s6->sin6_port);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+            port = ntohs(s4->sin_port);
+        }
+    }
+    if (ss.ss_family == AF_INET6)
+        mc_log_info("main", "msg=listening listener=%s addr=[%s]:%d", name, ip, port);
+    else
+        mc_log_info("main", "msg=listening listener=%s addr=%s:%d", name, ip, port);
+    return 0;
+}
+
+static struct evhttp *new_http(origin *o)
+{
+    struct evhttp *h = evhttp_new(o->base);
+    if (!h)
+        return NULL;
+    int64_t timeout_ms = mc_config_duration_ms(o->cfg, "origin", "timeout");
+    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(h, &tv);
+    evhttp_set_max_headers_size(h, MAX_HEADER_BYTES);
+    evhttp_set_max_body_size(h, MAX_BODY_BYTES);
+    /* Every method reaches our callback, so unknown ones get S3's 405. */
+    evhttp_set_allowed_methods(h, 0xffff);
+    return h;
+}
+
+typedef struct rule_ctx {
+    mc_objects *objects;
+    int (*add)(mc_objects *, const char *, const char *, mc_err *);
+    const char *section;
+    mc_err *err;
+} rule_ctx;
+
+static int add_rule(void *ud, const char *key, const char *value, const char *where)
+{
+    rule_ctx *x = ud;
+    mc_err e = {0, ""};
+    int rc = x->add(x->objects, key, value, &e);
+    if (rc < 0)
+        return mc_err_set(x->err, rc, "%s: %s.%s: %s", where, x->section, key, e.msg);
+    return 0;
+}
+
+static int load_rules(origin *o, mc_err *err)
+{
+    rule_ctx cc = {o->objects, mc_objects_add_cache_rule, "cache-control", err};
+    int rc = mc_config_each(o->cfg, "cache-control", add_rule, &cc);
+    if (rc < 0)
+        return rc;
+    rule_ctx sk = {o->objects, mc_objects_add_surrogate_rule, "surrogate-keys", err};
+    return mc_config_each(o->cfg, "surrogate-keys", add_rule, &sk);
+}
+
+/* Keys, auth settings and the object root, all checked before any socket. */
+static int setup_serving(origin *o, mc_err *err)
+{
+    mc_config *c = o->cfg;
+    const char *root = mc_config_str(c, "origin", "root");
+    const char *keys = mc_config_str(c, "origin", "keys");
+    bool anon = mc_config_bool(c, "origin", "anonymous_read");
+    if (!root)
+        return mc_err_set(err, MC_E_INVAL, "origin.root: required: the directory to serve "
+                                           "(--root DIR)");
+    if (!keys && !anon)
+        return mc_err_set(err, MC_E_INVAL, "origin.keys: required: a key file (--keys FILE), "
+                                           "unless --anonymous-read allows unsigned reads");
+    mc_err e = {0, ""};
+    int rc;
+    if (keys && (rc = mc_keys_load(&o->keys, keys, &e)) < 0)
+        return mc_config_fail(c, err, rc, "origin", "keys", "%s", e.msg);
+    mc_auth_init(&o->auth, keys ? &o->keys : NULL, anon);
+    o->auth.region = mc_config_str(c, "origin", "region");
+    o->auth.max_skew_s = (int)(mc_config_duration_ms(c, "origin", "max_skew") / 1000);
+    o->auth.max_body_bytes = MAX_BODY_BYTES;
+    mc_objects_config oc = {
+        .root = root,
+        .default_cache_control = mc_config_str(c, "origin", "cache_control"),
+        .etag_cache_entries = (size_t)mc_config_int(c, "origin", "etag_cache_entries"),
+    };
+    if ((rc = mc_objects_open(&o->objects, &oc, &e)) < 0)
+        return mc_config_fail(c, err, rc, "origin", "root", "%s", e.msg);
+    /* The default is the rule for "/": checked like any rule, and a
+     * [cache-control] "/" entry replaces it. */
+    if ((rc = mc_objects_add_cache_rule(o->objects, "/", oc.default_cache_control, &e)) < 0)
+        return mc_config_fail(c, err, rc, "origin", "cache_control", "%s", e.msg);
+    return load_rules(o, err);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *ud)
+{
+    (void)what;
+    origin *o = ud;
+    mc_log_info("main", "msg=stopping signal=%d", (int)sig);
+    event_base_loopbreak(o->base);
+}
+
+static int setup_loop(origin *o, mc_err *err)
+{
+    o->base = event_base_new();
+    o->metrics = calloc(1, sizeof *o->metrics);
+    if (!o->base || !o->metrics)
+        return mc_err_set(err, MC_E_NOMEM, "cannot create the event loop");
+    o->s3_http = new_http(o);
+    o->ctl_http = new_http(o);
+    o->sig_int = evsignal_new(o->base, SIGINT, on_signal, o);
+    o->sig_term = evsignal_new(o->base, SIGTERM, on_signal, o);
+    if (!o->s3_http || !o->ctl_http || !o->sig_int || !o->sig_term ||
+        evsignal_add(o->sig_int, NULL) < 0 || evsignal_add(o->sig_term, NULL) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "cannot set up listeners");
+    evhttp_set_gencb(o->s3_http, on_s3_request, o);
+    if (mc_control_new(&o->control, o->ctl_http, o->metrics) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
+    int rc = bind_listener(o, o->s3_http, "s3", "origin", err);
+    if (rc == 0)
+        rc = bind_listener(o, o->ctl_http, "control", "control", err);
+    return rc;
+}
+
+static void origin_free(origin *o)
+{
+    mc_control_free(o->control);     /* before its evhttp */
+    if (o->s3_http)
+        evhttp_free(o->s3_http);
+    if (o->ctl_http)
+        evhttp_free(o->ctl_http);
+    if (o->sig_int)
+        event_free(o->sig_int);
+    if (o->sig_term)
+        event_free(o->sig_term);
+    if (o->base)
+        event_base_free(o->base);
+    free(o->metrics);
+    mc_objects_close(o->objects);
+    mc_keys_free(&o->keys);
+    mc_config_free(o->cfg);
+    o->magic = 0;
+}
+
+static int run(origin *o, int argc, char **argv)
+{
+    mc_err err = {0, ""};
+    int rc = mc_config_load(&o->cfg, schema, argc, argv, false, &err);
+    if (rc == MC_CONFIG_HELP) {
+        mc_config_usage(schema, PROG, SYNOPSIS, stdout);
+        return 0;
+    }
+    if (rc == MC_CONFIG_VERSION) {
+        printf("%s %s\n", PROG, MESHCDN_VERSION);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, err.msg);
+        return 2;
+    }
+    mc_log_level lvl = MC_LOG_INFO;
+    mc_log_level_parse(mc_config_str(o->cfg, "origin", "log_level"), &lvl);
+    mc_log_set_level(lvl);
+    if ((rc = setup_serving(o, &err)) < 0 || (rc = setup_loop(o, &err)) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, err.msg);
+        return rc == MC_E_INVAL ? 2 : 1;
+    }
+    mc_log_info("main", "msg=started version=%s root=%s anonymous_read=%s keys=%d", MESHCDN_VERSION,
+                mc_config_str(o->cfg, "origin", "root"),
+                o->auth.anonymous_read ? "true" : "false", o->keys.n);
+    if (event_base_dispatch(o->base) < 0) {
+        mc_log_error("main", "msg=\"event loop failed\"");
+        return 1;
+    }
+    mc_log_info("main", "msg=stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);   /* a viewer that hangs up is an EPIPE, not a crash */
+    origin o;
+    memset(&o, 0, sizeof o);
+    o.magic = ORIGIN_MAGIC;
+    int status = run(&o, argc, argv);
+    origin_free(&o);
+    libevent_global_shutdown();
+    return status;
+}

@@ -131,8 +131,10 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
                                 ? mc_config_size(c, "store", "max_object_size")
                                 : out->store_size / 4;
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
-    if (out->max_fill_buffer < 64 * 1024)
-        out->max_fill_buffer = 64 * 1024;
+    /* below twice the connection's low watermark a drained viewer would
+     * resume the upstream only to pause it again at once */
+    if (out->max_fill_buffer < (1u << 20))
+        return mc_config_fail(c, err, MC_E_INVAL, "store", "fill_buffer", "must be at least 1M");
     return 0;
 }
 

@@ -50,6 +50,7 @@ struct mc_fill_table {
 };
 
 static void fill_free(mc_fill *f);
+static void release_viewers(mc_fill *f, int ok);
 
 int mc_fill_table_new(mc_fill_table **out)
 {
@@ -68,11 +69,10 @@ void mc_fill_table_free(mc_fill_table *t)
             if (f->xfer)
                 mc_upstream_cancel(f->xfer);
             f->xfer = NULL;
-            /* a fill in PUBLISHING is referenced by the store's callback;
-             * the store is closed after the workers, so it is leaked on
-             * purpose rather than freed under the writer's feet */
-            if (f->state != FILL_PUBLISHING)
-                fill_free(f);
+            /* shutdown flushed the store first, so no publish is pending */
+            assert(f->state != FILL_PUBLISHING);
+            release_viewers(f, 0);
+            fill_free(f);
         }
     free(t);
 }

@@ -487,9 +487,13 @@ void mc_http_abort(mc_http_conn *c)
 {
     assert(c->magic == MC_CONN_MAGIC);
     c->has_owner = 0;                         /* the owner asked for this: no callback */
-    /* RST rather than FIN, so even a client that ignores framing sees an error */
-    struct linger lg = {1, 0};
-    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    /* With Content-Length or chunked framing a FIN before the end is a clear
+     * truncation; a close-delimited body (HTTP/1.0, unknown length) would look
+     * complete, so there the connection is reset instead. */
+    if (c->started && !c->chunked && c->remaining < 0) {
+        struct linger lg = {1, 0};
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     conn_free(c);
 }
 

@@ -114,11 +114,11 @@ static void worker_free(mc_worker *w)
         evconnlistener_free(w->listener);
     else if (w->listen_fd >= 0)
         close(w->listen_fd);
+    on_wake(-1, 0, w);   /* run what was posted (publish results): nothing may leak */
     mc_http_close_all(&w->conns);
     mc_fill_table_free(w->fills);
     mc_upstream_free(w->upstream);
     mc_store_reader_free(w->reader);
-    on_wake(-1, 0, w);   /* run what was posted: nothing may leak */
     if (w->wake)
         event_free(w->wake);
     if (w->base)
@@ -194,6 +194,10 @@ void mc_node_stop(mc_node *node)
             pthread_join(w->thread, NULL);
         }
     }
+    /* publishes still queued post their results to the workers' mailboxes;
+     * let them all land before the mailboxes go */
+    if (node->store)
+        mc_store_flush(node->store);
     for (int i = 0; i < node->nworkers; i++)
         worker_free(&node->workers[i]);
     free(node->workers);

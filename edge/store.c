@@ -47,6 +47,8 @@ struct mc_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     store_op *head, *tail;
+    int busy;                   /* the writer is executing a batch */
+    pthread_cond_t idle;        /* signalled when the queue is empty and !busy */
     int stopping;
     pthread_t writer;
     /* fills whose chunks were dropped (writer thread only) */
@@ -434,6 +436,7 @@ static void *writer_main(void *arg)
         if (!s->head)
             s->tail = NULL;
         last->next = NULL;
+        s->busy = 1;
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
@@ -448,6 +451,9 @@ static void *writer_main(void *arg)
         atomic_fetch_sub_explicit(&s->stats.queue_bytes, chunk_bytes, memory_order_relaxed);
         refresh_stats(s);
         pthread_mutex_lock(&s->mu);
+        s->busy = 0;
+        if (!s->head)
+            pthread_cond_broadcast(&s->idle);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -646,6 +652,7 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     refresh_stats(s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->idle, NULL);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         mdb_env_close(s->env);
         close(s->lock_fd);
@@ -654,6 +661,14 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     }
     *out = s;
     return 0;
+}
+
+void mc_store_flush(mc_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->head || s->busy)
+        pthread_cond_wait(&s->idle, &s->mu);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void mc_store_close(mc_store *s)
@@ -671,6 +686,7 @@ void mc_store_close(mc_store *s)
     close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle);
     s->magic = 0;
     free(s);
 }

@@ -77,6 +77,9 @@ typedef struct mc_store_stats {
  * (MC_E_BUSY if another node holds it), removes what crashed fills left,
  * loads totals, starts the writer thread. err names the directory. */
 int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err);
+/* Wait until every operation queued so far has been executed (and its done
+ * callback called). Shutdown uses it before the workers are freed. */
+void mc_store_flush(mc_store *s);
 /* Drain the writer queue, commit, stop the writer, close. */
 void mc_store_close(mc_store *s);
 mc_store_stats *mc_store_get_stats(mc_store *s);

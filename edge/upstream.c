@@ -262,6 +262,7 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
     size_t len = size * nmemb;
     int rc = x->cbs.on_body(x->arg, data, len);
     if (rc == MC_UPSTREAM_PAUSE) {
+        mc_log_debug("upstream", "msg=pause url=%s", x->url);
         x->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
@@ -370,6 +371,7 @@ void mc_upstream_resume(mc_upstream_xfer *x)
     if (!x->paused)
         return;
     x->paused = 0;
+    mc_log_debug("upstream", "msg=resume url=%s", x->url);
     curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 

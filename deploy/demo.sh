@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One command: install what is missing, build, generate a sample 3D catalog,
+# start meshcdn-origin over it and meshcdn-edge in front of it on loopback,
+# print what to try, and stop both on Ctrl-C.
+#
+#   deploy/demo.sh            (ports: edge 8080, admin 9080, origin 9000, control 9001)
+#   EDGE_PORT=18080 deploy/demo.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+EDGE_PORT=${EDGE_PORT:-8080}
+ADMIN_PORT=${ADMIN_PORT:-9080}
+ORIGIN_PORT=${ORIGIN_PORT:-9000}
+CONTROL_PORT=${CONTROL_PORT:-9001}
+run=$top/run/demo
+
+bash deploy/deps.sh
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DMESHCDN_TESTS=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" >/dev/null
+bin=$top/build-release
+
+mkdir -p "$run/root/assets"
+if [ ! -f "$run/root/assets/index.json" ]; then
+  "$bin/meshcdn-load" catalog --out "$run/root/assets" --count 24 --seed 42 \
+      --sizes lognormal:median=200k,max=16M --gltf-count 3
+fi
+# One key for the demo: the origin accepts it, the edge signs with it.
+if [ ! -f "$run/keys" ]; then
+  umask 077
+  printf 'AKIDMESHCDNDEMO %s\n' "$(head -c 30 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)" > "$run/keys"
+  cp "$run/keys" "$run/credentials"
+fi
+chmod 600 "$run/keys" "$run/credentials"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping..."
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped. logs: $run/origin.log $run/edge.log"
+}
+trap stop INT TERM EXIT
+
+"$bin/meshcdn-origin" --listen 127.0.0.1:$ORIGIN_PORT --control 127.0.0.1:$CONTROL_PORT \
+    --root "$run/root" --keys "$run/keys" >"$run/origin.log" 2>&1 &
+pids+=($!)
+"$bin/meshcdn-edge" --listen 127.0.0.1:$EDGE_PORT --admin 127.0.0.1:$ADMIN_PORT \
+    --origin http://127.0.0.1:$ORIGIN_PORT/assets --credentials "$run/credentials" \
+    --store "$run/store" --store-size 1G --node-id demo-a1 --region local >"$run/edge.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 50); do
+  if curl -fsS "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 &&
+     curl -fsS "http://127.0.0.1:$CONTROL_PORT/healthz" >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+if ! curl -fsS "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1; then
+  echo "the edge did not start; see $run/edge.log:"; tail -5 "$run/edge.log"; exit 1
+fi
+
+glb=$(grep -o '"/models/[^"]*\.glb"' "$run/root/assets/index.json" | head -1 | tr -d '"')
+gltf=$(grep -o '"/models/[^"]*\.gltf"' "$run/root/assets/index.json" | head -1 | tr -d '"')
+cat <<MSG
+
+meshcdn demo is running (Ctrl-C stops it)
+  edge    http://127.0.0.1:$EDGE_PORT        (store: $run/store)
+  admin   http://127.0.0.1:$ADMIN_PORT/metrics
+  origin  http://127.0.0.1:$ORIGIN_PORT/assets  (SigV4 only: try it unsigned, get AccessDenied)
+  catalog $run/root/assets/index.json
+
+Try:
+  curl -sI http://127.0.0.1:$EDGE_PORT$glb | grep -E 'X-Cache|Cache-Status|Age'   # Miss
+  curl -sI http://127.0.0.1:$EDGE_PORT$glb | grep -E 'X-Cache|Cache-Status|Age'   # Hit
+  curl -s  http://127.0.0.1:$EDGE_PORT$gltf | head -c 300; echo
+  curl -s -r 0-11 http://127.0.0.1:$EDGE_PORT$glb | od -c | head -2
+  curl -s  http://127.0.0.1:$ORIGIN_PORT/assets$glb
+  curl -s  http://127.0.0.1:$ADMIN_PORT/metrics | grep -E '^meshcdn_edge_(requests|store)'
+MSG
+wait

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian packages meshcdn needs to build, run and test, only the
+# ones missing (idempotent; apt-get update runs only when something is missing).
+# Usage: deploy/deps.sh [--test]
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
+      libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(libcmocka-dev python3)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,5 +1,6 @@
 /* fill.c — see fill.h. */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,83 @@ struct mc_fill_table {
     mc_fill *buckets[TABLE_BUCKETS];
 };
 
+/* ---------- the node-wide registry of keys being filled ---------- */
+
+/* A viewer on worker w waiting for another worker's fill. Owned by the
+ * registry while queued; once posted (posted = 1) by the message, which
+ * drops it if the viewer left meanwhile (cancelled = 1, set on w's thread). */
+typedef struct mc_remote_wait {
+    mc_resp *r;
+    mc_worker *w;
+    int posted, cancelled;
+    struct mc_remote_wait *next;
+} mc_remote_wait;
+
+typedef struct reg_entry {
+    mc_hash128 key;
+    mc_worker *owner;
+    mc_remote_wait *waiters;
+    struct reg_entry *next;
+} reg_entry;
+
+static struct {
+    pthread_mutex_t mu;
+    reg_entry *buckets[TABLE_BUCKETS];
+} registry = {PTHREAD_MUTEX_INITIALIZER, {0}};
+
+void mc_fill_registry_check_empty(void)
+{
+    for (int i = 0; i < TABLE_BUCKETS; i++)
+        assert(registry.buckets[i] == NULL);   /* every fill ended before shutdown */
+}
+
+static reg_entry **reg_find(mc_hash128 k)
+{
+    reg_entry **pp = &registry.buckets[k.lo % TABLE_BUCKETS];
+    while (*pp && !((*pp)->key.hi == k.hi && (*pp)->key.lo == k.lo))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void on_remote_ready(void *arg)
+{
+    mc_remote_wait *rw = arg;
+    mc_resp *r = rw->r;
+    int cancelled = rw->cancelled;
+    if (!cancelled)
+        r->remote = NULL;
+    free(rw);
+    if (!cancelled) {
+        r->waiting = 0;
+        mc_lookup_retry(r);
+    }
+}
+
+/* The fill for key ended (published or not): wake the other workers' waiters. */
+static void reg_release(mc_hash128 key)
+{
+    pthread_mutex_lock(&registry.mu);
+    reg_entry **pp = reg_find(key), *e = *pp;
+    mc_remote_wait *list = NULL;
+    if (e) {
+        *pp = e->next;
+        list = e->waiters;
+        for (mc_remote_wait *rw = list; rw; rw = rw->next)
+            rw->posted = 1;
+    }
+    pthread_mutex_unlock(&registry.mu);
+    free(e);
+    while (list) {
+        mc_remote_wait *next = list->next;
+        if (mc_worker_post(list->w, on_remote_ready, list) < 0)
+            free(list);   /* out of memory: the viewer's connection times out */
+        list = next;
+    }
+}
+
 static void fill_free(mc_fill *f);
 static void release_viewers(mc_fill *f, int ok);
+static void table_remove(mc_fill_table *t, mc_fill *f);
 
 int mc_fill_table_new(mc_fill_table **out)
 {
@@ -65,7 +141,7 @@ void mc_fill_table_free(mc_fill_table *t)
     for (int i = 0; i < TABLE_BUCKETS; i++)
         while (t->buckets[i]) {
             mc_fill *f = t->buckets[i];
-            t->buckets[i] = f->next_in_bucket;
+            table_remove(t, f);
             if (f->xfer)
                 mc_upstream_cancel(f->xfer);
             f->xfer = NULL;
@@ -92,6 +168,7 @@ static void table_remove(mc_fill_table *t, mc_fill *f)
     for (mc_fill **pp = bucket_of(t, f->key); *pp; pp = &(*pp)->next_in_bucket)
         if (*pp == f) {
             *pp = f->next_in_bucket;
+            reg_release(f->key);
             return;
         }
 }
@@ -495,8 +572,35 @@ void mc_fill_join(mc_resp *r, int expired)
     if (f) {
         r->result = MC_RESULT_COLLAPSED;
     } else {
+        /* claim the key node-wide, or wait for the worker that has it */
+        pthread_mutex_lock(&registry.mu);
+        reg_entry **pp = reg_find(r->key);
+        if (*pp) {
+            mc_remote_wait *rw = calloc(1, sizeof *rw);
+            if (rw) {
+                rw->r = r;
+                rw->w = r->w;
+                rw->next = (*pp)->waiters;
+                (*pp)->waiters = rw;
+                r->remote = rw;
+                r->waiting = 1;
+            }
+            pthread_mutex_unlock(&registry.mu);
+            if (!rw)
+                mc_resp_fail(r, 503);
+            return;
+        }
+        reg_entry *e = calloc(1, sizeof *e);
+        if (e) {
+            e->key = r->key;
+            e->owner = r->w;
+            *pp = e;
+        }
+        pthread_mutex_unlock(&registry.mu);
         r->result = expired ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
-        if (!(f = fill_start(r, expired))) {
+        if (!e || !(f = fill_start(r, expired))) {
+            if (e)
+                reg_release(r->key);
             mc_resp_fail(r, 502);
             return;
         }
@@ -508,8 +612,33 @@ void mc_fill_join(mc_resp *r, int expired)
         start_viewer(f, r);
 }
 
+static void leave_remote(mc_resp *r)
+{
+    mc_remote_wait *rw = r->remote;
+    r->remote = NULL;
+    r->waiting = 0;
+    pthread_mutex_lock(&registry.mu);
+    if (rw->posted) {
+        rw->cancelled = 1;   /* the message is on its way to this thread: it frees rw */
+        rw = NULL;
+    } else {
+        reg_entry *e = *reg_find(r->key);
+        for (mc_remote_wait **pp = e ? &e->waiters : NULL; pp && *pp; pp = &(*pp)->next)
+            if (*pp == rw) {
+                *pp = rw->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&registry.mu);
+    free(rw);
+}
+
 void mc_fill_leave(mc_resp *r)
 {
+    if (r->remote) {
+        leave_remote(r);
+        return;
+    }
     mc_fill *f = r->fill;
     assert(f && f->magic == MC_FILL_MAGIC);
     unlink_resp(r->waiting ? &f->waiters : &f->subs, r);

@@ -26,6 +26,13 @@ int mc_fill_table_new(mc_fill_table **out);
 /* Cancels fills still running (shutdown). */
 void mc_fill_table_free(mc_fill_table *t);
 
+/* One fill per key in the whole node: a request on another worker than the
+ * fill's waits for it (remote wait) and is served from the store once it has
+ * published. The registry is the only lock on the miss path, held for a
+ * hash lookup. */
+/* Shutdown check: asserts that no key is still registered. */
+void mc_fill_registry_check_empty(void);
+
 /* Serve r from a fill for r->key: attach to the running one or start one.
  * expired = a stale copy exists (Cache-Status fwd=stale). */
 void mc_fill_join(mc_resp *r, int expired);

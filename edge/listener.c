@@ -200,6 +200,7 @@ void mc_node_stop(mc_node *node)
         mc_store_flush(node->store);
     for (int i = 0; i < node->nworkers; i++)
         worker_free(&node->workers[i]);
+    mc_fill_registry_check_empty();
     free(node->workers);
     node->workers = NULL;
     node->nworkers = 0;

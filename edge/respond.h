@@ -48,6 +48,7 @@ typedef struct mc_resp {
     /* misses: attached to a fill (subscriber or waiter list) */
     mc_fill *fill;
     int waiting;                /* parked until the fill publishes or fails */
+    struct mc_remote_wait *remote; /* parked on a fill of another worker */
     struct mc_resp *next;
     struct timespec t0;
 } mc_resp;

@@ -213,18 +213,20 @@ class TestMissHit(EdgeCase):
         self.assertEqual(origin_gets(self.origin), 2)
 
     def test_concurrent_misses_collapse_into_one_fetch(self):
-        e = self.edge(workers="1")
+        # 16 viewers on 4 workers: the same worker's viewers stream with the
+        # fill, the other workers' wait for its publish; one origin fetch
+        e = self.edge(workers="4")
         path = Catalog.glbs()[5]
         results = []
 
         def fetch():
             results.append(self.get(e, path))
-        ts = [threading.Thread(target=fetch) for _ in range(8)]
+        ts = [threading.Thread(target=fetch) for _ in range(16)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        self.assertEqual(len(results), 8)
+        self.assertEqual(len(results), 16)
         for s, hd, b, c in results:
             self.assertEqual((s, c), (200, True))
             self.assertEqual(b, Catalog.file(path))

@@ -14,6 +14,17 @@ int mc_err_set(mc_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+int mc_err_why(char *why, size_t whylen, int code, const char *fmt, ...)
+{
+    if (why && whylen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 const char *mc_err_name(int code)
 {
     switch (code) {

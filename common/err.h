@@ -8,6 +8,7 @@
 #define MC_ERR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum {
     MC_OK = 0,
@@ -42,6 +43,11 @@ typedef struct mc_err {
 /* Fill err (if not NULL) with code and a printf-style message; returns code. */
 int mc_err_set(mc_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same into a caller's buffer (why may be NULL); returns code. For APIs
+ * that report a reason as (char *why, size_t whylen). */
+int mc_err_why(char *why, size_t whylen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* A short constant name for a code ("MC_E_INVAL"). */
 const char *mc_err_name(int code);

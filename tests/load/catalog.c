@@ -23,19 +23,6 @@
 #define LOGNORMAL_TRIES 64
 #define TEXTURE_SIDE_MIN 8u
 
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    if (why != NULL && whylen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- PRNG: splitmix64 seeds xoshiro256** (Blackman & Vigna) ------------- */
 
@@ -133,14 +120,14 @@ static int size_field(const char *spec, const char *key, const char *val, uint64
                       char *why, size_t whylen)
 {
     if (mc_catalog_parse_size(val, out) < 0)
-        return set_why(why, whylen, MC_E_INVAL,
+        return mc_err_why(why, whylen, MC_E_INVAL,
                        "--sizes \"%s\": %s \"%s\" is not a size (use 200k, 64M, 1G)", spec, key, val);
     if (*out > MC_GLTF_MAX_BYTES)
-        return set_why(why, whylen, MC_E_INVAL,
+        return mc_err_why(why, whylen, MC_E_INVAL,
                        "--sizes \"%s\": %s %s is above the GLB limit of %llu bytes", spec, key, val,
                        MC_GLTF_MAX_BYTES);
     if (*out == 0)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": %s must be above 0", spec, key);
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": %s must be above 0", spec, key);
     return 0;
 }
 
@@ -149,14 +136,14 @@ static int parse_lognormal(const char *spec, const char *params, mc_catalog_size
 {
     char buf[256];
     if (strlen(params) >= sizeof buf)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes: \"%.40s...\" is too long", spec);
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes: \"%.40s...\" is too long", spec);
     strcpy(buf, params);
     int have_median = 0;
     char *save = NULL;
     for (char *kv = strtok_r(buf, ",", &save); kv != NULL; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
         if (eq == NULL)
-            return set_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": \"%s\" is not key=value", spec, kv);
+            return mc_err_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": \"%s\" is not key=value", spec, kv);
         *eq = '\0';
         const char *val = eq + 1;
         int rc = 0;
@@ -172,22 +159,22 @@ static int parse_lognormal(const char *spec, const char *params, mc_catalog_size
             errno = 0;
             s->sigma = strtod(val, &end);
             if (*val == '\0' || *end != '\0' || errno != 0 || !(s->sigma > 0.0 && s->sigma <= 4.0))
-                rc = set_why(why, whylen, MC_E_INVAL,
+                rc = mc_err_why(why, whylen, MC_E_INVAL,
                              "--sizes \"%s\": sigma \"%s\" is not a number in (0, 4]", spec, val);
         } else {
-            rc = set_why(why, whylen, MC_E_INVAL,
+            rc = mc_err_why(why, whylen, MC_E_INVAL,
                          "--sizes \"%s\": unknown key \"%s\" (median, sigma, min, max)", spec, kv);
         }
         if (rc < 0)
             return rc;
     }
     if (!have_median)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": median=SIZE is required", spec);
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": median=SIZE is required", spec);
     if (s->max_bytes < MC_CATALOG_SIZE_FLOOR)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": max must be at least %lluk",
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": max must be at least %lluk",
                        spec, MC_CATALOG_SIZE_FLOOR / KIB);
     if (s->min_bytes > s->median_bytes || s->median_bytes > s->max_bytes)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": want min <= median <= max "
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes \"%s\": want min <= median <= max "
                        "(min %" PRIu64 ", median %" PRIu64 ", max %" PRIu64 ")",
                        spec, s->min_bytes, s->median_bytes, s->max_bytes);
     return 0;
@@ -200,14 +187,14 @@ int mc_catalog_parse_sizes(const char *spec, mc_catalog_sizes *out, char *why, s
     mc_catalog_sizes s = defaults.sizes;
     int rc;
     if (spec == NULL)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes: missing value");
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes: missing value");
     if (strncmp(spec, "fixed:", 6) == 0) {
         s.dist = MC_CATALOG_FIXED;
         rc = size_field(spec, "size", spec + 6, &s.fixed_bytes, why, whylen);
     } else if (strncmp(spec, "lognormal:", 10) == 0) {
         rc = parse_lognormal(spec, spec + 10, &s, why, whylen);
     } else {
-        rc = set_why(why, whylen, MC_E_INVAL,
+        rc = mc_err_why(why, whylen, MC_E_INVAL,
                      "--sizes \"%s\": want fixed:SIZE or lognormal:median=SIZE[,sigma=S][,min=SIZE][,max=SIZE]",
                      spec);
     }
@@ -241,20 +228,20 @@ static int prefix_ok(const char *p)
 int mc_catalog_check_opts(const mc_catalog_opts *o, char *why, size_t whylen)
 {
     if (o->out_dir == NULL || o->out_dir[0] == '\0')
-        return set_why(why, whylen, MC_E_INVAL, "--out: a directory is required");
+        return mc_err_why(why, whylen, MC_E_INVAL, "--out: a directory is required");
     if (strlen(o->out_dir) > PATH_MAX - 512)
-        return set_why(why, whylen, MC_E_INVAL, "--out: \"%.40s...\" is too long", o->out_dir);
+        return mc_err_why(why, whylen, MC_E_INVAL, "--out: \"%.40s...\" is too long", o->out_dir);
     if (o->count < 1 || o->count > MC_CATALOG_COUNT_MAX)
-        return set_why(why, whylen, MC_E_INVAL, "--count: %" PRIu64 " is not in 1..%llu",
+        return mc_err_why(why, whylen, MC_E_INVAL, "--count: %" PRIu64 " is not in 1..%llu",
                        o->count, MC_CATALOG_COUNT_MAX);
     if (o->seed > MC_CATALOG_SEED_MAX)
-        return set_why(why, whylen, MC_E_INVAL, "--seed: %" PRIu64 " is above %llu",
+        return mc_err_why(why, whylen, MC_E_INVAL, "--seed: %" PRIu64 " is above %llu",
                        o->seed, MC_CATALOG_SEED_MAX);
     if (o->gltf_count != MC_CATALOG_GLTF_DEFAULT && o->gltf_count > o->count)
-        return set_why(why, whylen, MC_E_INVAL, "--gltf-count: %" PRIu64 " is above --count %" PRIu64,
+        return mc_err_why(why, whylen, MC_E_INVAL, "--gltf-count: %" PRIu64 " is above --count %" PRIu64,
                        o->gltf_count, o->count);
     if (o->prefix == NULL || !prefix_ok(o->prefix))
-        return set_why(why, whylen, MC_E_INVAL, "--prefix: \"%s\" is not a relative path of "
+        return mc_err_why(why, whylen, MC_E_INVAL, "--prefix: \"%s\" is not a relative path of "
                        "[A-Za-z0-9._-] segments ending in '/'", o->prefix ? o->prefix : "");
     const mc_catalog_sizes *s = &o->sizes;
     int sizes_ok = s->dist == MC_CATALOG_FIXED
@@ -263,7 +250,7 @@ int mc_catalog_check_opts(const mc_catalog_opts *o, char *why, size_t whylen)
           s->max_bytes >= MC_CATALOG_SIZE_FLOOR && s->max_bytes <= MC_GLTF_MAX_BYTES &&
           s->min_bytes <= s->median_bytes && s->median_bytes <= s->max_bytes;
     if (!sizes_ok)
-        return set_why(why, whylen, MC_E_INVAL, "--sizes: out of range");
+        return mc_err_why(why, whylen, MC_E_INVAL, "--sizes: out of range");
     return 0;
 }
 
@@ -393,21 +380,21 @@ static int mkdir_p(const char *path, char *why, size_t whylen)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return set_why(why, whylen, MC_E_INVAL, "%s: path too long", path);
+        return mc_err_why(why, whylen, MC_E_INVAL, "%s: path too long", path);
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char saved = *p;
         *p = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return set_why(why, whylen, MC_E_IO, "%s: %s", buf, strerror(errno));
+            return mc_err_why(why, whylen, MC_E_IO, "%s: %s", buf, strerror(errno));
         *p = saved;
         if (saved == '\0')
             break;
     }
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return set_why(why, whylen, MC_E_IO, "%s: not a directory", buf);
+        return mc_err_why(why, whylen, MC_E_IO, "%s: not a directory", buf);
     return 0;
 }
 
@@ -437,7 +424,7 @@ static int path_fmt(char *dst, size_t n, char *why, size_t whylen, const char *f
     int len = vsnprintf(dst, n, fmt, ap);
     va_end(ap);
     if (len < 0 || (size_t)len >= n)
-        return set_why(why, whylen, MC_E_INVAL, "path too long: %.60s...", dst);
+        return mc_err_why(why, whylen, MC_E_INVAL, "path too long: %.60s...", dst);
     return 0;
 }
 
@@ -512,7 +499,7 @@ int mc_catalog_generate(const mc_catalog_opts *o, mc_catalog_stats *stats,
     index_writer ix = {.stats = stats};
     ix.f = fopen(tmp_path, "w");
     if (ix.f == NULL)
-        return set_why(why, whylen, MC_E_IO, "%s: %s", tmp_path, strerror(errno));
+        return mc_err_why(why, whylen, MC_E_IO, "%s: %s", tmp_path, strerror(errno));
     fprintf(ix.f, "{\"seed\":%" PRIu64 ",\"count\":%" PRIu64 ",\"objects\":[", o->seed, o->count);
     for (uint64_t n = 1; n <= o->count && rc == 0; n++) {
         mc_catalog_asset a;
@@ -525,9 +512,9 @@ int mc_catalog_generate(const mc_catalog_opts *o, mc_catalog_stats *stats,
     if (fclose(ix.f) != 0)
         failed = 1;
     if (rc == 0 && failed)
-        rc = set_why(why, whylen, MC_E_IO, "%s: write failed", tmp_path);
+        rc = mc_err_why(why, whylen, MC_E_IO, "%s: write failed", tmp_path);
     if (rc == 0 && rename(tmp_path, index_path) != 0)
-        rc = set_why(why, whylen, MC_E_IO, "%s: %s", index_path, strerror(errno));
+        rc = mc_err_why(why, whylen, MC_E_IO, "%s: %s", index_path, strerror(errno));
     if (rc < 0)
         remove(tmp_path);
     return rc;

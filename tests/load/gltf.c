@@ -45,19 +45,6 @@ _Static_assert(sizeof(float) == 4, "glTF FLOAT is IEEE 754 binary32");
 #define WIDE_REAL (-1.2345678901234567e+300)
 #define WIDE_SLACK 16u
 
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    if (why != NULL && whylen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- the lathe surface ------------------------------------------------ */
 
@@ -369,13 +356,13 @@ static int wb_open(wbuf *w, const char *path, char *why, size_t whylen)
     memset(w, 0, sizeof *w);
     w->p = malloc(WBUF_CAP);
     if (w->p == NULL)
-        return set_why(why, whylen, MC_E_NOMEM, "%s: out of memory", path);
+        return mc_err_why(why, whylen, MC_E_NOMEM, "%s: out of memory", path);
     w->f = fopen(path, "wb");
     if (w->f == NULL) {
         int e = errno;
         free(w->p);
         w->p = NULL;
-        return set_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(e));
+        return mc_err_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -393,7 +380,7 @@ static int wb_close(wbuf *w, const char *path, char *why, size_t whylen)
     w->p = NULL;
     if (w->err) {
         remove(path);
-        return set_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(w->err));
+        return mc_err_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(w->err));
     }
     return 0;
 }
@@ -487,21 +474,21 @@ static int job_prepare(job *j, const doc *d, uint64_t target, size_t fixed_overh
     memset(j, 0, sizeof *j);
     j->d = *d;
     if (target > MC_GLTF_MAX_BYTES)
-        return set_why(why, whylen, MC_E_INVAL, "target %llu bytes above the glTF limit %llu",
+        return mc_err_why(why, whylen, MC_E_INVAL, "target %llu bytes above the glTF limit %llu",
                        (unsigned long long)target, MC_GLTF_MAX_BYTES);
     if (!name_ok(d->name) || (d->bin_uri != NULL && !name_ok(d->bin_uri)) ||
         (d->image_uri != NULL && !name_ok(d->image_uri)))
-        return set_why(why, whylen, MC_E_INVAL, "name or uri is empty, too long or not printable ASCII");
+        return mc_err_why(why, whylen, MC_E_INVAL, "name or uri is empty, too long or not printable ASCII");
     int ok;
     j->json_bound = json_upper_bound(d, &ok);
     if (!ok)
-        return set_why(why, whylen, MC_E_NOMEM, "out of memory building JSON");
+        return mc_err_why(why, whylen, MC_E_NOMEM, "out of memory building JSON");
     if (pad4)
         j->json_bound = (j->json_bound + 3) & ~(size_t)3;
     uint64_t overhead = fixed_overhead + j->json_bound;
     j->g = plan_grid(target > overhead ? target - overhead : 0, d->uv ? STRIDE_UV : STRIDE_PLAIN);
     if (lathe_build(&j->surf, d->shape, j->g.nu, j->g.nv) < 0)
-        return set_why(why, whylen, MC_E_NOMEM, "out of memory for a %ux%u grid", j->g.nu, j->g.nv);
+        return mc_err_why(why, whylen, MC_E_NOMEM, "out of memory for a %ux%u grid", j->g.nu, j->g.nv);
     j->d.vertices = (json_int_t)j->g.nu * j->g.nv;
     j->d.indices = (json_int_t)6 * (j->g.nu - 1) * (j->g.nv - 1);
     j->d.vertex_bytes = j->d.vertices * (d->uv ? STRIDE_UV : STRIDE_PLAIN);
@@ -510,9 +497,9 @@ static int job_prepare(job *j, const doc *d, uint64_t target, size_t fixed_overh
     mesh_bounds(&j->surf, j->d.min, j->d.max);
     j->json = dump_doc(&j->d, &j->json_len);
     if (j->json == NULL)
-        return set_why(why, whylen, MC_E_NOMEM, "out of memory building JSON");
+        return mc_err_why(why, whylen, MC_E_NOMEM, "out of memory building JSON");
     if (j->json_len > j->json_bound)   /* the placeholders are too narrow: a bug */
-        return set_why(why, whylen, MC_E_INVAL, "JSON is %zu bytes, bound was %zu",
+        return mc_err_why(why, whylen, MC_E_INVAL, "JSON is %zu bytes, bound was %zu",
                        j->json_len, j->json_bound);
     return 0;
 }
@@ -549,7 +536,7 @@ int mc_gltf_write_glb(const char *path, const char *name, const mc_gltf_shape *s
     uint64_t total = fixed + json_chunk + j.g.bin;
     if (total > MC_GLTF_MAX_BYTES || json_chunk % 4 != 0) {
         job_free(&j);
-        return set_why(why, whylen, MC_E_INVAL, "GLB layout error (total %llu)",
+        return mc_err_why(why, whylen, MC_E_INVAL, "GLB layout error (total %llu)",
                        (unsigned long long)total);
     }
 
@@ -582,7 +569,7 @@ int mc_gltf_write_gltf(const char *gltf_path, const char *bin_path,
                        mc_gltf_result *res, char *why, size_t whylen)
 {
     if (bin_uri == NULL || image_uri == NULL)
-        return set_why(why, whylen, MC_E_INVAL, "a .gltf needs a bin uri and an image uri");
+        return mc_err_why(why, whylen, MC_E_INVAL, "a .gltf needs a bin uri and an image uri");
     doc d = {.name = name, .bin_uri = bin_uri, .image_uri = image_uri, .shape = shape, .uv = 1};
     job j;
     uint64_t target = target_bytes & ~3ull;
@@ -633,16 +620,16 @@ static int check_doc(const void *data, size_t len, json_t **root_out,
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
-        return set_why(why, whylen, MC_E_INVAL, "%s: %s (line %d, column %d)",
+        return mc_err_why(why, whylen, MC_E_INVAL, "%s: %s (line %d, column %d)",
                        what, jerr.text, jerr.line, jerr.column);
     const char *version = json_string_value(json_object_get(json_object_get(root, "asset"), "version"));
     int rc = 0;
     if (!json_is_object(root))
-        rc = set_why(why, whylen, MC_E_INVAL, "%s: not a JSON object", what);
+        rc = mc_err_why(why, whylen, MC_E_INVAL, "%s: not a JSON object", what);
     else if (version == NULL)
-        rc = set_why(why, whylen, MC_E_INVAL, "%s: no asset.version string", what);
+        rc = mc_err_why(why, whylen, MC_E_INVAL, "%s: no asset.version string", what);
     else if (strncmp(version, "2.", 2) != 0)
-        rc = set_why(why, whylen, MC_E_INVAL, "%s: asset.version \"%.16s\", want 2.x", what, version);
+        rc = mc_err_why(why, whylen, MC_E_INVAL, "%s: asset.version \"%.16s\", want 2.x", what, version);
     if (rc == 0 && root_out != NULL)
         *root_out = root;
     else
@@ -653,7 +640,7 @@ static int check_doc(const void *data, size_t len, json_t **root_out,
 int mc_gltf_check_json(const void *data, size_t len, char *why, size_t whylen)
 {
     if (data == NULL && len > 0)
-        return set_why(why, whylen, MC_E_INVAL, "no data");
+        return mc_err_why(why, whylen, MC_E_INVAL, "no data");
     return check_doc(data, len, NULL, "glTF JSON", why, whylen);
 }
 
@@ -661,38 +648,38 @@ int mc_gltf_check_glb(const void *data, size_t len, char *why, size_t whylen)
 {
     const uint8_t *p = data;
     if (p == NULL && len > 0)
-        return set_why(why, whylen, MC_E_INVAL, "no data");
+        return mc_err_why(why, whylen, MC_E_INVAL, "no data");
     if (len < GLB_HEADER)
-        return set_why(why, whylen, MC_E_TRUNCATED, "%zu bytes, shorter than the 12-byte GLB header", len);
+        return mc_err_why(why, whylen, MC_E_TRUNCATED, "%zu bytes, shorter than the 12-byte GLB header", len);
     if (le32(p) != GLB_MAGIC)
-        return set_why(why, whylen, MC_E_INVAL, "magic 0x%08x is not \"glTF\"", le32(p));
+        return mc_err_why(why, whylen, MC_E_INVAL, "magic 0x%08x is not \"glTF\"", le32(p));
     if (le32(p + 4) != 2)
-        return set_why(why, whylen, MC_E_INVAL, "GLB version %u, want 2", le32(p + 4));
+        return mc_err_why(why, whylen, MC_E_INVAL, "GLB version %u, want 2", le32(p + 4));
     uint32_t total = le32(p + 8);
     if (total > len)
-        return set_why(why, whylen, MC_E_TRUNCATED, "header declares %u bytes, have %zu", total, len);
+        return mc_err_why(why, whylen, MC_E_TRUNCATED, "header declares %u bytes, have %zu", total, len);
     if (total < len)
-        return set_why(why, whylen, MC_E_INVAL, "header declares %u bytes, have %zu", total, len);
+        return mc_err_why(why, whylen, MC_E_INVAL, "header declares %u bytes, have %zu", total, len);
     if (total % 4 != 0)
-        return set_why(why, whylen, MC_E_INVAL, "length %u is not a multiple of 4", total);
+        return mc_err_why(why, whylen, MC_E_INVAL, "length %u is not a multiple of 4", total);
 
     size_t off = GLB_HEADER, json_off = 0, json_len = 0;
     int64_t bin_len = -1;
     for (unsigned n = 0; off < total; n++) {
         if (total - off < GLB_CHUNK_HEADER)
-            return set_why(why, whylen, MC_E_INVAL, "chunk %u header runs past the end", n);
+            return mc_err_why(why, whylen, MC_E_INVAL, "chunk %u header runs past the end", n);
         uint32_t clen = le32(p + off), ctype = le32(p + off + 4);
         size_t left = total - off - GLB_CHUNK_HEADER;
         if (clen > left)
-            return set_why(why, whylen, MC_E_INVAL, "chunk %u declares %u bytes, %zu left", n, clen, left);
+            return mc_err_why(why, whylen, MC_E_INVAL, "chunk %u declares %u bytes, %zu left", n, clen, left);
         if (clen % 4 != 0)
-            return set_why(why, whylen, MC_E_INVAL, "chunk %u length %u is not a multiple of 4", n, clen);
+            return mc_err_why(why, whylen, MC_E_INVAL, "chunk %u length %u is not a multiple of 4", n, clen);
         if (n == 0 && ctype != GLB_CHUNK_JSON)
-            return set_why(why, whylen, MC_E_INVAL, "first chunk type 0x%08x is not JSON", ctype);
+            return mc_err_why(why, whylen, MC_E_INVAL, "first chunk type 0x%08x is not JSON", ctype);
         if (n > 0 && ctype == GLB_CHUNK_JSON)
-            return set_why(why, whylen, MC_E_INVAL, "chunk %u is a second JSON chunk", n);
+            return mc_err_why(why, whylen, MC_E_INVAL, "chunk %u is a second JSON chunk", n);
         if (ctype == GLB_CHUNK_BIN && n != 1)
-            return set_why(why, whylen, MC_E_INVAL, "BIN chunk at position %u, must be second", n);
+            return mc_err_why(why, whylen, MC_E_INVAL, "BIN chunk at position %u, must be second", n);
         if (n == 0) {
             json_off = off + GLB_CHUNK_HEADER;
             json_len = clen;
@@ -702,7 +689,7 @@ int mc_gltf_check_glb(const void *data, size_t len, char *why, size_t whylen)
         off += GLB_CHUNK_HEADER + (size_t)clen;
     }
     if (json_off == 0)
-        return set_why(why, whylen, MC_E_INVAL, "no JSON chunk");
+        return mc_err_why(why, whylen, MC_E_INVAL, "no JSON chunk");
 
     json_t *root = NULL;
     int rc = check_doc(p + json_off, json_len, &root, "JSON chunk", why, whylen);
@@ -712,10 +699,10 @@ int mc_gltf_check_glb(const void *data, size_t len, char *why, size_t whylen)
     if (json_is_object(buf0) && json_object_get(buf0, "uri") == NULL) {
         json_t *bl = json_object_get(buf0, "byteLength");
         if (bin_len < 0)
-            rc = set_why(why, whylen, MC_E_INVAL, "buffers[0] has no uri and there is no BIN chunk");
+            rc = mc_err_why(why, whylen, MC_E_INVAL, "buffers[0] has no uri and there is no BIN chunk");
         else if (!json_is_integer(bl) || json_integer_value(bl) < 0 ||
                  json_integer_value(bl) > bin_len)
-            rc = set_why(why, whylen, MC_E_INVAL, "buffers[0].byteLength does not fit the %lld-byte BIN chunk",
+            rc = mc_err_why(why, whylen, MC_E_INVAL, "buffers[0].byteLength does not fit the %lld-byte BIN chunk",
                          (long long)bin_len);
     }
     json_decref(root);

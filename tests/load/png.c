@@ -24,19 +24,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_why(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-    if (why != NULL && whylen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* Writes length, type, data and the CRC over type+data (PNG 5.3). */
 static int put_chunk(FILE *f, const char type[4], const uint8_t *data, uint32_t len)
@@ -123,18 +110,18 @@ int mc_png_write_rgb(const char *path, uint32_t width, uint32_t height,
                      char *why, size_t whylen)
 {
     if (width == 0 || height == 0 || width > MC_PNG_MAX_SIDE || height > MC_PNG_MAX_SIDE)
-        return set_why(why, whylen, MC_E_INVAL, "%s: bad PNG dimensions", path);
+        return mc_err_why(why, whylen, MC_E_INVAL, "%s: bad PNG dimensions", path);
     uint8_t *line = malloc(1 + (size_t)width * 3);
     uint8_t *out = malloc(IDAT_BYTES);
     FILE *f = NULL;
     int rc;
     if (line == NULL || out == NULL) {
-        rc = set_why(why, whylen, MC_E_NOMEM, "%s: out of memory", path);
+        rc = mc_err_why(why, whylen, MC_E_NOMEM, "%s: out of memory", path);
         goto done;
     }
     f = fopen(path, "wb");
     if (f == NULL) {
-        rc = set_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(errno));
+        rc = mc_err_why(why, whylen, MC_E_IO, "%s: %s", path, strerror(errno));
         goto done;
     }
     rc = write_body(f, width, height, row, ctx, line, out);
@@ -145,7 +132,7 @@ int mc_png_write_rgb(const char *path, uint32_t width, uint32_t height,
         rc = MC_E_IO;
     if (rc < 0) {
         remove(path);
-        set_why(why, whylen, rc, "%s: writing the PNG failed", path);
+        mc_err_why(why, whylen, rc, "%s: writing the PNG failed", path);
     } else if (size_bytes != NULL) {
         *size_bytes = (uint64_t)end;
     }

@@ -8,6 +8,7 @@ void mc_cc_init(mc_cc *cc)
 {
     memset(cc, 0, sizeof *cc);
     cc->max_age = cc->s_maxage = cc->stale_while_revalidate = cc->stale_if_error = -1;
+    cc->min_fresh = cc->max_stale = -1;
 }
 
 /* delta-seconds (RFC 9111 1.2.2); quoted values are tolerated as senders use
@@ -78,6 +79,10 @@ void mc_cc_parse(mc_cc *cc, const char *value)
             set_delta(&cc->stale_while_revalidate, parse_delta(val, val ? vlen : 0));
         else if (IS("stale-if-error"))
             set_delta(&cc->stale_if_error, parse_delta(val, val ? vlen : 0));
+        else if (IS("min-fresh"))
+            set_delta(&cc->min_fresh, parse_delta(val, val ? vlen : 0));
+        else if (IS("max-stale"))   /* without a value: any staleness (RFC 9111 5.2.1.2) */
+            cc->max_stale = val ? parse_delta(val, vlen) : INT64_MAX;
         else if (IS("no-store"))
             cc->no_store = 1;
         else if (IS("no-cache"))

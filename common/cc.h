@@ -9,6 +9,8 @@ typedef struct mc_cc {
     int64_t s_maxage;         /* -1 when absent */
     int64_t stale_while_revalidate; /* -1 when absent */
     int64_t stale_if_error;   /* -1 when absent */
+    int64_t min_fresh;        /* request directive; -1 when absent */
+    int64_t max_stale;        /* request directive; -1 absent, INT64_MAX without a value */
     unsigned no_store : 1, no_cache : 1, private_ : 1, public_ : 1,
              must_revalidate : 1, proxy_revalidate : 1, immutable : 1,
              no_transform : 1, only_if_cached : 1;

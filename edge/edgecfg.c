@@ -25,6 +25,12 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
     {"store", "max_object_size", NULL, MC_CFG_SIZE, NULL, "larger objects are not stored (default: size/4)", NULL, 0, 0},
     {"store", "fill_buffer", NULL, MC_CFG_SIZE, "4M", "per-client backlog before the upstream is paused", NULL, 0, 0},
+    {"cache", "heuristic_percent", NULL, MC_CFG_INT, "10", "heuristic freshness: percent of the Last-Modified age", NULL, 0, 100},
+    {"cache", "heuristic_max", NULL, MC_CFG_DURATION, "1d", "cap on heuristic freshness", NULL, 0, 0},
+    {"cache", "stale_while_revalidate", NULL, MC_CFG_DURATION, "0s", "default when a response has none", NULL, 0, 0},
+    {"cache", "stale_if_error", NULL, MC_CFG_DURATION, "0s", "default when a response has none", NULL, 0, 0},
+    {"cache", "set_cookie", NULL, MC_CFG_ENUM, "pass", "responses with Set-Cookie: pass (not stored) or strip (stored without it)", "pass|strip", 0, 0},
+    {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
 };
 
@@ -133,6 +139,12 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
     /* below twice the connection's low watermark a drained viewer would
      * resume the upstream only to pause it again at once */
+    out->policy.heuristic_percent = (int)mc_config_int(c, "cache", "heuristic_percent");
+    out->policy.heuristic_max_s = mc_config_duration_ms(c, "cache", "heuristic_max") / 1000;
+    out->policy.default_swr_s = mc_config_duration_ms(c, "cache", "stale_while_revalidate") / 1000;
+    out->policy.default_sie_s = mc_config_duration_ms(c, "cache", "stale_if_error") / 1000;
+    out->policy.set_cookie_strip = strcmp(mc_config_str(c, "cache", "set_cookie"), "strip") == 0;
+    out->policy.honor_viewer_no_cache = strcmp(mc_config_str(c, "cache", "viewer_no_cache"), "honor") == 0;
     if (out->max_fill_buffer < (1u << 20))
         return mc_config_fail(c, err, MC_E_INVAL, "store", "fill_buffer", "must be at least 1M");
     return 0;

@@ -12,6 +12,17 @@
 #include "common/config.h"
 #include "common/keys.h"
 
+/* How responses are cached where the response says nothing (RFC 9111 leaves
+ * these to the cache). */
+typedef struct mc_cache_policy {
+    int heuristic_percent;       /* of (Date - Last-Modified), RFC 9111 4.2.2 */
+    int64_t heuristic_max_s;
+    int64_t default_swr_s;       /* stale-while-revalidate when the response has none */
+    int64_t default_sie_s;       /* stale-if-error when the response has none */
+    int set_cookie_strip;        /* 0: responses with Set-Cookie are not stored; 1: stored without it */
+    int honor_viewer_no_cache;   /* a viewer's Cache-Control: no-cache forces revalidation */
+} mc_cache_policy;
+
 typedef struct mc_edge_config {
     char listen_host[256];
     int listen_port;
@@ -32,6 +43,7 @@ typedef struct mc_edge_config {
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
+    mc_cache_policy policy;
 } mc_edge_config;
 
 extern const mc_cfg_opt mc_edge_schema[];

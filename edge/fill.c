@@ -44,6 +44,9 @@ struct mc_fill {
     mc_fresh fresh;
     int64_t request_time, response_time;
     int expired;
+    mc_object_meta stale;        /* the stale copy being revalidated (owned) */
+    int has_stale;
+    int reval_304;               /* the conditional request got 304 */
 };
 
 struct mc_fill_table {
@@ -177,6 +180,8 @@ static void fill_free(mc_fill *f)
 {
     assert(f->magic == MC_FILL_MAGIC && !f->subs && !f->waiters);
     mc_buf_free(&f->chunk);
+    if (f->has_stale)
+        mc_object_meta_free(&f->stale);
     if (f->xxh)
         XXH3_freeState(f->xxh);
     free(f->hdrs);
@@ -188,8 +193,17 @@ static void fill_free(mc_fill *f)
 
 /* ---------- freshness (RFC 9111 4.2) ---------- */
 
+static int heuristic_status(int status)
+{
+    static const int ok[] = {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (status == ok[i])
+            return 1;
+    return 0;
+}
+
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
-                       mc_fresh *out)
+                       const mc_cache_policy *pol, mc_fresh *out)
 {
     char v[1024];
     memset(out, 0, sizeof *out);
@@ -205,7 +219,7 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         }
         p = eol ? eol + 2 : NULL;
     }
-    time_t date = (time_t)response_time, t;
+    time_t date = (time_t)response_time, t, lm = 0;
     if (mc_hdr_find(hdrs, "Date", v, sizeof v) && mc_httpdate_parse(v, &t) == 0)
         date = t;
     int64_t age_value = 0;
@@ -214,6 +228,9 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
     int64_t apparent = response_time - (int64_t)date > 0 ? response_time - (int64_t)date : 0;
     int64_t corrected = age_value + (response_time - request_time);
     out->initial_age_s = apparent > corrected ? apparent : corrected;
+    int has_lm = mc_hdr_find(hdrs, "Last-Modified", v, sizeof v) && mc_httpdate_parse(v, &lm) == 0;
+    out->has_validator = has_lm || mc_hdr_find(hdrs, "ETag", v, sizeof v) != NULL;
+    int explicit_ = 1;
     if (cc.s_maxage >= 0)
         out->lifetime_s = cc.s_maxage;
     else if (cc.max_age >= 0)
@@ -222,18 +239,34 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         time_t exp;
         /* an invalid Expires means "already expired" (RFC 9111 5.3) */
         out->lifetime_s = mc_httpdate_parse(v, &exp) == 0 ? (int64_t)exp - (int64_t)date : 0;
+    } else {
+        explicit_ = 0;
+        if ((heuristic_status(status) || cc.public_) && has_lm && date > lm) {
+            int64_t h = ((int64_t)date - (int64_t)lm) * pol->heuristic_percent / 100;
+            out->lifetime_s = h < pol->heuristic_max_s ? h : pol->heuristic_max_s;
+            out->heuristic = 1;
+        }
     }
-    if (status != 200)
+    if (out->lifetime_s < 0)
+        out->lifetime_s = 0;
+    out->no_cache = cc.no_cache;
+    /* s-maxage implies proxy-revalidate for a shared cache (RFC 9111 5.2.2.10) */
+    out->no_stale = cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage >= 0;
+    out->swr_s = cc.stale_while_revalidate >= 0 ? cc.stale_while_revalidate : pol->default_swr_s;
+    out->sie_s = cc.stale_if_error >= 0 ? cc.stale_if_error : pol->default_sie_s;
+    if (status < 200 || status == 206 || status == 304)
+        out->why_not = "status";
+    else if (!explicit_ && !cc.public_ && !heuristic_status(status))
         out->why_not = "status";
     else if (cc.no_store)
         out->why_not = "no-store";
     else if (cc.private_)
         out->why_not = "private";
-    else if (cc.no_cache)
-        out->why_not = "no-cache";
-    else if (mc_hdr_find(hdrs, "Set-Cookie", v, sizeof v))
+    else if (!pol->set_cookie_strip && mc_hdr_find(hdrs, "Set-Cookie", v, sizeof v))
         out->why_not = "set-cookie";
-    else if (out->lifetime_s <= 0)
+    else if (cc.no_cache && !out->has_validator)
+        out->why_not = "no-cache without a validator";
+    else if (out->lifetime_s <= 0 && !(out->has_validator && (explicit_ || cc.no_cache)))
         out->why_not = "not fresh";
     out->storable = out->why_not == NULL;
 }
@@ -272,10 +305,14 @@ static void release_viewers(mc_fill *f, int ok)
         f->subs = r->next;
         r->next = NULL;
         r->fill = NULL;
-        if (ok && r->started)
+        if (!r->started) {            /* a revalidation: serve from the store now */
+            r->refreshed = ok && f->reval_304;
+            mc_lookup_retry(r);
+        } else if (ok) {
             mc_resp_finish(r);
-        else
-            mc_resp_fail(r, f->headers_seen ? 502 : 502);
+        } else {
+            mc_resp_fail(r, 502);
+        }
     }
     while (f->waiters) {
         mc_resp *r = f->waiters;
@@ -283,6 +320,7 @@ static void release_viewers(mc_fill *f, int ok)
         r->next = NULL;
         r->fill = NULL;
         r->waiting = 0;
+        r->refreshed = ok && f->reval_304;
         mc_lookup_retry(r);
     }
 }
@@ -331,6 +369,16 @@ static void on_published(void *arg, int ok)
     mc_worker_post(f->w, on_published_main, n);
 }
 
+/* After a revalidation that could not refresh the copy, viewers fetch it
+ * whole instead of revalidating again. */
+static void bypass_stale(mc_fill *f)
+{
+    for (mc_resp *r = f->subs; r; r = r->next)
+        r->bypass_stale = 1;
+    for (mc_resp *r = f->waiters; r; r = r->next)
+        r->bypass_stale = 1;
+}
+
 static void on_published_main(void *arg)
 {
     publish_note *n = arg;
@@ -341,9 +389,87 @@ static void on_published_main(void *arg)
     mc_counter_add(ok ? &mc_stats_global.fills_published : &mc_stats_global.fills_failed, 1);
     if (!ok)
         mc_log_warn("fill", "key=\"%s\" msg=\"publish failed\"", f->keystr);
+    if (!ok && f->reval_304)
+        bypass_stale(f);
     table_remove(f->w->fills, f);
-    release_viewers(f, 1);
+    release_viewers(f, ok);
     fill_free(f);
+}
+
+/* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
+ * of the same name when it has one, plus the 304's new fields. */
+static char *merge_headers(const char *stored, const char *fresh)
+{
+    mc_buf b = MC_BUF_INIT;
+    char name[128], tmp[8];
+    for (const char *p = stored; p && *p;) {
+        const char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
+        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+        size_t nl = colon && colon < p + ll ? (size_t)(colon - p) : 0;
+        if (nl > 0 && nl < sizeof name) {
+            memcpy(name, p, nl);
+            name[nl] = '\0';
+            if (!mc_hdr_find(fresh, name, tmp, sizeof tmp))
+                mc_buf_append(&b, p, ll);
+        }
+        p += ll;
+    }
+    mc_buf_puts(&b, fresh);
+    return mc_buf_steal(&b);
+}
+
+/* A 304 answered the conditional request: refresh the stored metadata
+ * (headers, times, freshness) without touching the body. */
+static int refresh_stale(mc_fill *f)
+{
+    char *merged = merge_headers(f->stale.headers, f->hdrs);
+    if (!merged)
+        return 0;
+    mc_fresh fr;
+    mc_fill_freshness(f->stale.status, merged, f->request_time, f->response_time, &f->w->node->cfg->policy, &fr);
+    mc_object_meta m = f->stale;
+    m.headers = merged;
+    m.response_time = f->response_time;
+    m.initial_age_s = fr.initial_age_s;
+    m.lifetime_s = fr.lifetime_s;
+    int rc = fr.storable ? mc_store_update_meta(f->w->node->store, f->key, &m, on_published, f) : -1;
+    free(merged);
+    if (rc < 0)
+        return 0;
+    f->state = FILL_PUBLISHING;
+    return 1;
+}
+
+/* The upstream failed (no response) or answered 5xx: viewers with a stale
+ * copy that may be served on error get it (stale-if-error). When the upstream
+ * gave no response (`failed`), those whose copy forbids it get 504 with a
+ * Cache-Status saying so; after a 5xx they get the 5xx. Returns how many
+ * were served stale. */
+static int serve_stale_on_error(mc_resp **list, int failed)
+{
+    int n = 0;
+    for (mc_resp **pp = list; *pp;) {
+        mc_resp *r = *pp;
+        if (!r->started && r->has_meta) {
+            if (!mc_lookup_stale_allowed(r, 1) && !failed) {
+                pp = &r->next;
+                continue;
+            }
+            *pp = r->next;
+            r->next = NULL;
+            r->fill = NULL;
+            r->waiting = 0;
+            if (mc_lookup_stale_allowed(r, 1)) {
+                mc_lookup_serve_stale(r, "stale-if-error");
+                n++;
+            } else {
+                mc_resp_fail_detail(r, 504, "stale-forbidden");
+            }
+            continue;
+        }
+        pp = &r->next;
+    }
+    return n;
 }
 
 static int publish(mc_fill *f)
@@ -405,9 +531,11 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, "Connection") == 0)
             connection = h[i].value;
+    const mc_cache_policy *pol = &f->w->node->cfg->policy;
     mc_buf b = MC_BUF_INIT;
     for (int i = 0; i < n; i++)
-        if (!drop_header(h[i].name, connection))
+        if (!drop_header(h[i].name, connection) &&
+            !(pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
             mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
     f->hdrs = mc_buf_steal(&b);
     if (!f->hdrs)
@@ -416,7 +544,15 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     f->status = status;
     f->length = clen;
     f->response_time = time(NULL);
-    mc_fill_freshness(status, f->hdrs, f->request_time, f->response_time, &f->fresh);
+    if (f->has_stale && status == 304) {
+        f->reval_304 = 1;        /* viewers wait for the refreshed metadata */
+        return 0;
+    }
+    if (f->has_stale && status >= 500) {
+        serve_stale_on_error(&f->subs, 0);
+        serve_stale_on_error(&f->waiters, 0);
+    }
+    mc_fill_freshness(status, f->hdrs, f->request_time, f->response_time, pol, &f->fresh);
     f->storing = f->fresh.storable;
     if (f->storing && clen >= 0 && (uint64_t)clen > f->w->node->cfg->max_object_bytes) {
         f->storing = 0;
@@ -493,8 +629,10 @@ static void on_up_done(void *arg, int rc, const char *why)
         stop_storing(f, rc == 0 ? "short body" : why);
         mc_counter_add(&mc_stats_global.fills_failed, 1);
         table_remove(f->w->fills, f);
-        /* viewers still streaming see their connection closed; viewers that
-         * never got a head get 502/504 */
+        /* viewers with a stale copy may get it; those still streaming see
+         * their connection closed; the others get 502/504 */
+        serve_stale_on_error(&f->subs, 1);
+        serve_stale_on_error(&f->waiters, 1);
         while (f->subs) {
             mc_resp *r = f->subs;
             f->subs = r->next;
@@ -506,16 +644,19 @@ static void on_up_done(void *arg, int rc, const char *why)
         fill_free(f);
         return;
     }
-    int parked = f->storing && publish(f);
+    int parked = f->reval_304 ? refresh_stale(f) : f->storing && publish(f);
     if (!parked) {
+        if (f->reval_304)
+            bypass_stale(f);
         table_remove(f->w->fills, f);
-        release_viewers(f, 1);
+        release_viewers(f, !f->reval_304);
         fill_free(f);
         return;
     }
     /* the body is all sent: finish the viewers now; waiters wait for the
-     * publish so that they are served from the store */
-    while (f->subs) {
+     * publish so that they are served from the store (after a 304 every
+     * viewer waits for the refreshed metadata) */
+    while (f->subs && !f->reval_304) {
         mc_resp *r = f->subs;
         f->subs = r->next;
         r->next = NULL;
@@ -528,7 +669,20 @@ static const mc_upstream_cbs fill_cbs = {on_up_headers, on_up_body, on_up_done};
 
 /* ---------- joining ---------- */
 
-static mc_fill *fill_start(mc_resp *r, int expired)
+/* Conditional request headers for a stale copy's validators. */
+static void validators(const mc_object_meta *m, char *inm, size_t inml, char *ims, size_t imsl)
+{
+    char v[512];
+    inm[0] = ims[0] = '\0';
+    if (mc_hdr_find(m->headers, "ETag", v, sizeof v))
+        snprintf(inm, inml, "If-None-Match: %s", v);
+    if (mc_hdr_find(m->headers, "Last-Modified", v, sizeof v))
+        snprintf(ims, imsl, "If-Modified-Since: %s", v);
+}
+
+/* Start fetching r's key; with a stale copy (stale != NULL) the request is
+ * conditional on its validators. */
+static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
 {
     mc_fill *f = calloc(1, sizeof *f);
     if (!f || !(f->keystr = strdup(r->keystr))) {
@@ -539,15 +693,31 @@ static mc_fill *fill_start(mc_resp *r, int expired)
     f->w = r->w;
     f->key = r->key;
     f->length = -1;
-    f->expired = expired;
+    f->expired = stale != NULL;
     f->request_time = time(NULL);
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);
     const mc_edge_config *cfg = r->w->node->cfg;
-    char loop[160], via[160];
+    char loop[160], via[160], inm[600] = "", ims[600] = "";
     snprintf(loop, sizeof loop, "CDN-Loop: meshcdn-%s", cfg->node_id);
     snprintf(via, sizeof via, "Via: 1.1 meshcdn-%s", cfg->node_id);
-    const char *extra[] = {loop, via, NULL};
+    if (stale) {
+        f->stale = *stale;
+        f->stale.key = strdup(stale->key);
+        f->stale.headers = strdup(stale->headers);
+        f->has_stale = 1;
+        if (!f->stale.key || !f->stale.headers) {
+            fill_free(f);
+            return NULL;
+        }
+        validators(stale, inm, sizeof inm, ims, sizeof ims);
+    }
+    const char *extra[5] = {loop, via, NULL, NULL, NULL};
+    int n = 2;
+    if (inm[0])
+        extra[n++] = inm;
+    if (ims[0])
+        extra[n++] = ims;
     f->xfer = mc_upstream_get(r->w->upstream, r->s3path, r->query, extra, &fill_cbs, f);
     if (!f->xfer) {
         fill_free(f);
@@ -559,11 +729,47 @@ static mc_fill *fill_start(mc_resp *r, int expired)
     return f;
 }
 
+/* Claim key node-wide for worker w. Returns 1 when claimed; 0 when another
+ * worker has it and r (if not NULL) was queued to wait for it; < 0 on
+ * allocation failure. */
+static int reg_claim(mc_hash128 key, mc_worker *w, mc_resp *r)
+{
+    int rc;
+    pthread_mutex_lock(&registry.mu);
+    reg_entry **pp = reg_find(key);
+    if (*pp) {
+        rc = 0;
+        if (r) {
+            mc_remote_wait *rw = calloc(1, sizeof *rw);
+            if (rw) {
+                rw->r = r;
+                rw->w = w;
+                rw->next = (*pp)->waiters;
+                (*pp)->waiters = rw;
+                r->remote = rw;
+                r->waiting = 1;
+            } else {
+                rc = MC_E_NOMEM;
+            }
+        }
+    } else {
+        reg_entry *e = calloc(1, sizeof *e);
+        if (e) {
+            e->key = key;
+            e->owner = w;
+            *pp = e;
+        }
+        rc = e ? 1 : MC_E_NOMEM;
+    }
+    pthread_mutex_unlock(&registry.mu);
+    return rc;
+}
+
 void mc_fill_join(mc_resp *r, int expired)
 {
     mc_fill *f = table_find(r->w->fills, r->key);
-    if (f && (f->state == FILL_PUBLISHING || f->received > 0)) {
-        r->fill = f;            /* too late to stream along: wait for the result */
+    if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale)) {
+        r->fill = f;            /* too late to stream along, or a revalidation: wait for the result */
         r->waiting = 1;
         r->next = f->waiters;
         f->waiters = r;
@@ -572,35 +778,17 @@ void mc_fill_join(mc_resp *r, int expired)
     if (f) {
         r->result = MC_RESULT_COLLAPSED;
     } else {
-        /* claim the key node-wide, or wait for the worker that has it */
-        pthread_mutex_lock(&registry.mu);
-        reg_entry **pp = reg_find(r->key);
-        if (*pp) {
-            mc_remote_wait *rw = calloc(1, sizeof *rw);
-            if (rw) {
-                rw->r = r;
-                rw->w = r->w;
-                rw->next = (*pp)->waiters;
-                (*pp)->waiters = rw;
-                r->remote = rw;
-                r->waiting = 1;
-            }
-            pthread_mutex_unlock(&registry.mu);
-            if (!rw)
-                mc_resp_fail(r, 503);
+        int rc = reg_claim(r->key, r->w, r);
+        if (rc == 0)
+            return;             /* another worker fills it: wait for its publish */
+        if (rc < 0) {
+            mc_resp_fail(r, 503);
             return;
         }
-        reg_entry *e = calloc(1, sizeof *e);
-        if (e) {
-            e->key = r->key;
-            e->owner = r->w;
-            *pp = e;
-        }
-        pthread_mutex_unlock(&registry.mu);
         r->result = expired ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
-        if (!e || !(f = fill_start(r, expired))) {
-            if (e)
-                reg_release(r->key);
+        int reval = expired && r->has_meta && !r->bypass_stale;
+        if (!(f = fill_start(r, reval ? &r->meta : NULL))) {
+            reg_release(r->key);
             mc_resp_fail(r, 502);
             return;
         }
@@ -610,6 +798,14 @@ void mc_fill_join(mc_resp *r, int expired)
     f->subs = r;
     if (f->headers_seen)
         start_viewer(f, r);
+}
+
+void mc_fill_background(mc_resp *r)
+{
+    if (table_find(r->w->fills, r->key) || reg_claim(r->key, r->w, NULL) != 1)
+        return;                 /* a fill already runs */
+    if (!fill_start(r, r->has_meta ? &r->meta : NULL))
+        reg_release(r->key);
 }
 
 static void leave_remote(mc_resp *r)

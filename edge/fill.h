@@ -41,17 +41,30 @@ void mc_fill_leave(mc_resp *r);
 /* r's connection drained: let a paused fill go on. */
 void mc_fill_drained(mc_resp *r);
 
-/* Freshness and storability of an upstream response, RFC 9111 (the parts
- * this version implements: s-maxage > max-age > Expires - Date, no-store,
- * private, no-cache, Set-Cookie; the corrected initial age of 4.2.3).
+/* Freshness and storability of a response, RFC 9111: storable statuses
+ * (explicit freshness, `public`, or a heuristically cacheable status),
+ * no-store, private, Set-Cookie per policy; lifetime from s-maxage, max-age,
+ * Expires - Date, else the heuristic (a percentage of Date - Last-Modified,
+ * capped) where 4.2.2 allows it; the corrected initial age of 4.2.3; and what
+ * governs serving it stale. Also used on stored headers at lookup time.
  * Exposed for the unit tests. */
 typedef struct mc_fresh {
     int storable;
     int64_t lifetime_s;
     int64_t initial_age_s;
+    int heuristic;              /* lifetime is heuristic */
+    int has_validator;          /* ETag or Last-Modified */
+    int no_cache;               /* stored, but validated before each use */
+    int no_stale;               /* must-revalidate, proxy-revalidate or s-maxage */
+    int64_t swr_s;              /* stale-while-revalidate (response, else policy) */
+    int64_t sie_s;              /* stale-if-error (response, else policy) */
     const char *why_not;        /* static reason when not storable */
 } mc_fresh;
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
-                       mc_fresh *out);
+                       const mc_cache_policy *pol, mc_fresh *out);
+
+/* Start a background revalidation of r's stale copy (stale-while-revalidate)
+ * unless a fill for the key already runs; r itself is not attached. */
+void mc_fill_background(mc_resp *r);
 
 #endif

@@ -4,6 +4,7 @@
 #include <strings.h>
 #include <time.h>
 #include "common/log.h"
+#include "common/cc.h"
 #include "common/path.h"
 #include "common/sigv4.h"
 #include "edge/fill.h"
@@ -67,9 +68,15 @@ static void pump_hit(mc_resp *r)
         mc_resp_finish(r);
 }
 
-static void serve_hit(mc_resp *r, int64_t age)
+static int64_t meta_age(const mc_object_meta *m)
 {
-    r->result = MC_RESULT_HIT;
+    return m->initial_age_s + ((int64_t)time(NULL) - m->response_time);
+}
+
+static void serve_hit(mc_resp *r, mc_result result)
+{
+    int64_t age = meta_age(&r->meta);
+    r->result = result;
     mc_resp_plan(r, r->meta.status, r->meta.headers, (int64_t)r->meta.length);
     mc_resp_cache cache = {age, r->meta.lifetime_s - age, 0, 0};
     mc_resp_start(r, r->meta.headers, &cache);
@@ -82,28 +89,95 @@ static void serve_hit(mc_resp *r, int64_t age)
     pump_hit(r);
 }
 
+/* The viewer's own Cache-Control (RFC 9111 5.2.1), every line of it. */
+static void request_cc(const mc_http_req *req, mc_cc *cc)
+{
+    mc_cc_init(cc);
+    for (int i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, "Cache-Control") == 0)
+            mc_cc_parse(cc, req->headers[i].value);
+}
+
+int mc_lookup_stale_allowed(mc_resp *r, int for_error)
+{
+    if (!r->has_meta || r->bypass_stale)
+        return 0;
+    mc_fresh fr;
+    mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,
+                      &r->w->node->cfg->policy, &fr);
+    if (fr.no_stale || fr.no_cache)
+        return 0;
+    int64_t staleness = meta_age(&r->meta) - r->meta.lifetime_s;
+    mc_cc cc;
+    request_cc(r->req, &cc);
+    if (cc.max_stale >= 0 && staleness <= cc.max_stale)
+        return 1;
+    int64_t window = for_error ? fr.sie_s : fr.swr_s;
+    return window > 0 && staleness <= window;
+}
+
+void mc_lookup_serve_stale(mc_resp *r, const char *detail)
+{
+    r->detail = detail;
+    serve_hit(r, MC_RESULT_STALE);
+}
+
+/* Is the stored copy fresh enough for this request? */
+static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
+{
+    int64_t age = meta_age(&r->meta), left = r->meta.lifetime_s - age;
+    if (left <= 0)
+        return 0;
+    if (req_cc->max_age >= 0 && age > req_cc->max_age)
+        return 0;
+    if (req_cc->min_fresh >= 0 && left < req_cc->min_fresh)
+        return 0;
+    if (req_cc->no_cache && r->w->node->cfg->policy.honor_viewer_no_cache)
+        return 0;
+    mc_fresh fr;   /* a stored no-cache response is validated before each use */
+    mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,
+                      &r->w->node->cfg->policy, &fr);
+    return !fr.no_cache;
+}
+
 static void dispatch(mc_resp *r)
 {
     if (r->has_meta) {
         mc_object_meta_free(&r->meta);
         r->has_meta = 0;
     }
+    mc_cc cc;
+    request_cc(r->req, &cc);
     int rc = mc_store_read_meta(r->w->reader, r->key, &r->meta);
     int expired = 0;
-    if (rc == 0) {
+    if (rc == 0 && strcmp(r->meta.key, r->keystr) != 0) {
+        /* a 128-bit hash collision: treat as a miss, never serve it */
+        mc_log_error("lookup", "msg=\"key hash collision\" key=\"%s\" stored=\"%s\"", r->keystr, r->meta.key);
+        mc_object_meta_free(&r->meta);
+    } else if (rc == 0) {
         r->has_meta = 1;
-        int64_t age = r->meta.initial_age_s + ((int64_t)time(NULL) - r->meta.response_time);
-        if (strcmp(r->meta.key, r->keystr) != 0) {
-            /* a 128-bit hash collision: treat as a miss, never serve it */
-            mc_log_error("lookup", "msg=\"key hash collision\" key=\"%s\" stored=\"%s\"", r->keystr, r->meta.key);
-        } else if (age < r->meta.lifetime_s) {
-            serve_hit(r, age);
+        if (r->bypass_stale) {
+            expired = 1;
+        } else if (r->refreshed || usable_fresh(r, &cc)) {
+            /* (a copy revalidated for this very request is served even when
+             * the request or the response says no-cache) */
+            serve_hit(r, r->refreshed ? MC_RESULT_REVALIDATED : MC_RESULT_HIT);
+            return;
+        } else if (!cc.no_cache && mc_lookup_stale_allowed(r, 0)) {
+            /* stale-while-revalidate (or the viewer's max-stale): serve now,
+             * refresh in the background */
+            mc_fill_background(r);
+            mc_lookup_serve_stale(r, cc.max_stale >= 0 ? "max-stale" : "stale-while-revalidate");
             return;
         } else {
             expired = 1;
         }
     } else if (rc != MC_E_NOTFOUND) {
         mc_log_warn("lookup", "key=\"%s\" msg=\"store read failed\" error=%s", r->keystr, mc_err_name(rc));
+    }
+    if (cc.only_if_cached) {   /* RFC 9111 5.2.1.7 */
+        mc_resp_fail_detail(r, 504, "only-if-cached");
+        return;
     }
     mc_http_owner o = {on_fill_drain, on_resp_close, r};
     mc_http_set_owner(r->conn, &o);

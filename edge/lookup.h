@@ -24,6 +24,14 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud);
 /* Look r up again (a fill it waited for has ended). */
 void mc_lookup_retry(mc_resp *r);
 
+/* May r's stale copy (r->meta) be served now? for_error: the upstream failed
+ * (stale-if-error), else stale-while-revalidate / the viewer's max-stale.
+ * Never when the copy says must-revalidate, proxy-revalidate, s-maxage or
+ * no-cache (RFC 9111 4.2.4). */
+int mc_lookup_stale_allowed(mc_resp *r, int for_error);
+/* Serve r's stale copy from the store (Cache-Status: hit; ttl < 0; detail). */
+void mc_lookup_serve_stale(mc_resp *r, const char *detail);
+
 /* Build the cache key string for a request path and query; 0 or MC_E_INVAL. */
 int mc_lookup_key(const char *path, const char *query, mc_buf *keystr, mc_buf *normpath);
 

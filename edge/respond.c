@@ -165,21 +165,26 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
             mc_buf_append(&h, p, ll);
         p += ll;
     }
-    int hit = r->result == MC_RESULT_HIT;
+    int hit = r->result == MC_RESULT_HIT || r->result == MC_RESULT_STALE;
+    int refreshed = r->result == MC_RESULT_REVALIDATED;
     mc_buf_printf(&h, "Age: %lld\r\n", (long long)(cache->age_s > 0 ? cache->age_s : 0));
-    /* RFC 9211 */
+    /* RFC 9211: a revalidated copy is "fwd=stale; fwd-status=304" */
     mc_buf_printf(&h, "Cache-Status: meshcdn-%s; %s", cfg->node_id,
-                  hit ? "hit" : r->result == MC_RESULT_EXPIRED ? "fwd=stale" : "fwd=miss");
-    if (!hit && cache->fwd_status)
+                  hit ? "hit" : (refreshed || r->result == MC_RESULT_EXPIRED) ? "fwd=stale" : "fwd=miss");
+    if (refreshed)
+        mc_buf_puts(&h, "; fwd-status=304");
+    else if (!hit && cache->fwd_status)
         mc_buf_printf(&h, "; fwd-status=%d", cache->fwd_status);
-    if (cache->stored || hit)
+    if (cache->stored || hit || refreshed)
         mc_buf_printf(&h, "; ttl=%lld", (long long)cache->ttl_s);
     if (!hit && cache->stored)
         mc_buf_puts(&h, "; stored");
     if (r->result == MC_RESULT_COLLAPSED)
         mc_buf_puts(&h, "; collapsed");
+    if (r->detail)
+        mc_buf_printf(&h, "; detail=%s", r->detail);
     mc_buf_printf(&h, "\r\nX-Cache: %s from meshcdn\r\nVia: 1.1 meshcdn-%s (meshcdn/%s)\r\n",
-                  hit ? "Hit" : "Miss", cfg->node_id, MESHCDN_VERSION);
+                  hit ? "Hit" : refreshed ? "RefreshHit" : "Miss", cfg->node_id, MESHCDN_VERSION);
     if (r->length >= 0 && (r->status == 200 || r->status == 206))
         mc_buf_puts(&h, "Accept-Ranges: bytes\r\n");
     int64_t clen = r->length;
@@ -236,6 +241,12 @@ void mc_resp_finish(mc_resp *r)
     mc_http_respond_end(c);
 }
 
+void mc_resp_fail_detail(mc_resp *r, int status, const char *detail)
+{
+    r->detail = detail;
+    mc_resp_fail(r, status);
+}
+
 void mc_resp_fail(mc_resp *r, int status)
 {
     mc_http_conn *c = r->conn;
@@ -247,9 +258,11 @@ void mc_resp_fail(mc_resp *r, int status)
         return;
     }
     mc_stats_request(MC_RESULT_ERROR, status);
-    char body[96];
+    char body[96], hdrs[256];
     int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
+             r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
+             r->detail ? r->detail : "");
     mc_resp_free(r);
-    mc_http_respond(c, status, NULL, "Cache-Control: no-store\r\n", "text/plain; charset=utf-8", body,
-                    (size_t)n);
+    mc_http_respond(c, status, NULL, hdrs, "text/plain; charset=utf-8", body, (size_t)n);
 }

@@ -49,6 +49,9 @@ typedef struct mc_resp {
     mc_fill *fill;
     int waiting;                /* parked until the fill publishes or fails */
     struct mc_remote_wait *remote; /* parked on a fill of another worker */
+    int refreshed;              /* its stale copy was just revalidated (304) */
+    int bypass_stale;           /* fetch whole: a revalidation could not refresh the copy */
+    const char *detail;         /* Cache-Status detail (static string) or NULL */
     struct mc_resp *next;
     struct timespec t0;
 } mc_resp;
@@ -79,6 +82,8 @@ void mc_resp_finish(mc_resp *r);
 /* Failed: an error status when nothing was sent yet (502, 504, ...), else
  * abort the connection (never a short body presented as complete); free r. */
 void mc_resp_fail(mc_resp *r, int status);
+/* mc_resp_fail with a Cache-Status detail saying why ("stale-forbidden"). */
+void mc_resp_fail_detail(mc_resp *r, int status, const char *detail);
 /* Free without touching the connection (it is gone). */
 void mc_resp_free(mc_resp *r);
 

@@ -5,7 +5,7 @@
 mc_stats mc_stats_global;
 
 static const char *const result_names[MC_RESULT_COUNT] = {
-    "hit", "miss", "expired", "collapsed", "pass", "error"};
+    "hit", "miss", "expired", "collapsed", "pass", "error", "stale", "revalidated"};
 
 const char *mc_result_name(mc_result r) { return result_names[r]; }
 

@@ -19,6 +19,8 @@ typedef enum {
     MC_RESULT_COLLAPSED,   /* joined another request's fill */
     MC_RESULT_PASS,        /* not cacheable (method, status, no-store ...) */
     MC_RESULT_ERROR,       /* answered by the edge itself: 4xx/5xx of its own */
+    MC_RESULT_STALE,       /* served stale: stale-while-revalidate, stale-if-error, max-stale */
+    MC_RESULT_REVALIDATED, /* stale, revalidated upstream (304), served from the store */
     MC_RESULT_COUNT
 } mc_result;
 

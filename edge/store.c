@@ -323,6 +323,28 @@ static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
     return rc;
 }
 
+static int exec_update(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
+{
+    *ok = 0;
+    MDB_val k = {16, op->key}, d;
+    int rc = mdb_get(txn, s->objects, &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return 0;   /* purged or replaced meanwhile: nothing to refresh */
+    if (rc)
+        return rc;
+    mc_object_meta cur;
+    if (mc_object_meta_decode(d.mv_data, d.mv_size, &cur) < 0)
+        return 0;
+    int same = cur.seq == op->seq && cur.length == op->length;
+    mc_object_meta_free(&cur);
+    if (!same)
+        return 0;
+    MDB_val nd = {op->len, op->data};
+    if ((rc = mdb_put(txn, s->objects, &k, &nd, 0)) == 0)
+        *ok = 1;
+    return rc;
+}
+
 static int exec_op(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
 {
     unsigned char sk[8];
@@ -342,6 +364,8 @@ static int exec_op(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
         return rc;
     case MC_STORE_OP_DELETE:
         return remove_object(s, txn, op->key);
+    case MC_STORE_OP_UPDATE:
+        return exec_update(s, txn, op, ok);
     }
     return EINVAL;
 }
@@ -386,7 +410,7 @@ static void run_batch(mc_store *s, store_op *batch)
     if (rc == 0) {
         n = 0;
         for (store_op *op = batch; op; op = op->next, n++)
-            if (op->kind == MC_STORE_OP_PUBLISH && op->done)
+            if (op->done)
                 op->done(op->arg, oks[n]);
         mc_counter_add(&s->stats.commits, 1);
         return;
@@ -409,7 +433,7 @@ static void run_batch(mc_store *s, store_op *batch)
             mc_log_warn("store", "msg=\"write dropped\" op=%d seq=%llu error=\"%s\"", (int)op->kind,
                         (unsigned long long)op->seq, mdb_strerror(rc));
         }
-        if (op->kind == MC_STORE_OP_PUBLISH && op->done)
+        if (op->done)
             op->done(op->arg, ok);
     }
 }
@@ -502,8 +526,8 @@ int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, 
     return enqueue(s, op);
 }
 
-int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
-                     mc_store_done_fn done, void *arg)
+static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const mc_object_meta *meta,
+                      mc_store_done_fn done, void *arg)
 {
     store_op *op = calloc(1, sizeof *op);
     mc_buf b = MC_BUF_INIT;
@@ -512,7 +536,7 @@ int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
         mc_buf_free(&b);
         return MC_E_NOMEM;
     }
-    op->kind = MC_STORE_OP_PUBLISH;
+    op->kind = kind;
     mc_hash128_bytes(key, op->key);
     op->seq = meta->seq;
     op->len = b.len;
@@ -522,6 +546,18 @@ int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
     op->done = done;
     op->arg = arg;
     return enqueue(s, op);
+}
+
+int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                     mc_store_done_fn done, void *arg)
+{
+    return queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg);
+}
+
+int mc_store_update_meta(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                         mc_store_done_fn done, void *arg)
+{
+    return queue_meta(s, MC_STORE_OP_UPDATE, key, meta, done, arg);
 }
 
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks)

@@ -104,6 +104,7 @@ typedef enum {
     MC_STORE_OP_PUBLISH,   /* make (key, seq) the object: meta replaces any old version */
     MC_STORE_OP_ABORT,     /* drop the chunks of (key, seq) */
     MC_STORE_OP_DELETE,    /* remove the object at key (a damaged one) */
+    MC_STORE_OP_UPDATE,    /* replace the metadata of (key, seq), body untouched (a 304) */
 } mc_store_op_kind;
 
 /* Called on the writer thread when a PUBLISH is done (ok = 1 committed,
@@ -118,6 +119,11 @@ int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx,
 int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                      mc_store_done_fn done, void *arg);
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks);
+/* Queue a metadata update after a revalidation (RFC 9111 4.3.4): applied
+ * only if the stored object is still version meta->seq with the same length
+ * (otherwise done(arg, 0)); done is called exactly once. */
+int mc_store_update_meta(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                         mc_store_done_fn done, void *arg);
 int mc_store_delete(mc_store *s, mc_hash128 key);
 
 /* Serialisation of metadata (exposed for the unit tests). */

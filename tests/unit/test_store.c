@@ -1,6 +1,6 @@
 /* test_store.c — the LMDB store: publish only complete objects, read them
  * back chunk by chunk, survive a crash mid-fill, refuse a second node, keep
- * running when the map is full; and the freshness rules fills store with. */
+ * running when the map is full. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common/hash.h"
-#include "common/httpdate.h"
-#include "edge/fill.h"
+#include "common/metrics.h"
 #include "edge/store.h"
 
 typedef struct done_flag {
@@ -268,51 +267,6 @@ static void meta_round_trip_and_corrupt_meta(void **state)
     mc_buf_free(&b);
 }
 
-/* RFC 9111 4.2.1 / 3: which responses are stored and for how long. */
-static void freshness_table(void **state)
-{
-    (void)state;
-    char date[MC_HTTPDATE_LEN], expires[MC_HTTPDATE_LEN], hdrs[512];
-    mc_httpdate_format(1000000, date);
-    mc_httpdate_format(1000000 + 300, expires);
-    struct {
-        int status;
-        const char *cc, *extra;
-        int storable;
-        int64_t lifetime;
-    } cases[] = {
-        {200, "public, max-age=86400", "", 1, 86400},
-        {200, "max-age=60, s-maxage=600", "", 1, 600},
-        {200, "max-age=60", "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\n", 1, 60},
-        {200, NULL, "", 0, 0},                                  /* no freshness: not stored (yet) */
-        {200, "no-store, max-age=60", "", 0, 60},
-        {200, "private, max-age=60", "", 0, 60},
-        {200, "no-cache, max-age=60", "", 0, 60},
-        {200, "max-age=60", "Set-Cookie: a=b\r\n", 0, 60},
-        {404, "max-age=60", "", 0, 60},
-        {200, "max-age=0", "", 0, 0},
-        {200, "max-age=abc", "", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(hdrs, sizeof hdrs, "Date: %s\r\n%s%s%s%s", date, cases[i].cc ? "Cache-Control: " : "",
-                 cases[i].cc ? cases[i].cc : "", cases[i].cc ? "\r\n" : "", cases[i].extra);
-        mc_fresh f;
-        mc_fill_freshness(cases[i].status, hdrs, 1000000, 1000000, &f);
-        if (f.storable != cases[i].storable || f.lifetime_s != cases[i].lifetime)
-            fail_msg("case %zu (%s): storable %d lifetime %lld", i, cases[i].cc ? cases[i].cc : "-",
-                     f.storable, (long long)f.lifetime_s);
-    }
-    /* Expires relative to Date */
-    snprintf(hdrs, sizeof hdrs, "Date: %s\r\nExpires: %s\r\n", date, expires);
-    mc_fresh f;
-    mc_fill_freshness(200, hdrs, 1000000, 1000000, &f);
-    assert_int_equal(f.lifetime_s, 300);
-    /* Age from upstream plus response delay (RFC 9111 4.2.3) */
-    snprintf(hdrs, sizeof hdrs, "Date: %s\r\nAge: 100\r\nCache-Control: max-age=600\r\n", date);
-    mc_fill_freshness(200, hdrs, 1000000 - 2, 1000000, &f);
-    assert_int_equal(f.initial_age_s, 102);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,7 +276,6 @@ int main(void)
         cmocka_unit_test(second_node_on_same_store_is_refused),
         cmocka_unit_test(full_store_drops_writes_not_the_node),
         cmocka_unit_test(meta_round_trip_and_corrupt_meta),
-        cmocka_unit_test(freshness_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

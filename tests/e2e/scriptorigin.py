@@ -1,0 +1,109 @@
+"""scriptorigin — an HTTP origin whose answers each test scripts (stdlib only).
+
+    o = ScriptOrigin()                      # listening on 127.0.0.1:<ephemeral>
+    o.route("/a.glb", lambda req: (200, {"Cache-Control": "max-age=60", "ETag": '"v1"'}, b"body"))
+    ... o.url ...                           # http://127.0.0.1:PORT/b  (the edge's --origin)
+    o.requests                              # [Request(method, path, headers)], in arrival order
+    o.stop()                                # open connections are cut; new ones refused
+
+A handler gets a Request and returns (status, headers dict or list of pairs, body bytes).
+Unrouted paths get 404. Paths are matched without the "/b" bucket prefix.
+"""
+
+import http.server
+import socket
+import socketserver
+import threading
+from collections import namedtuple
+
+Request = namedtuple("Request", "method path headers")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        with self.server.origin.lock:
+            self.server.origin.conns.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.server.origin.lock:
+                self.server.origin.conns.discard(self.connection)
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, with_body):
+        o = self.server.origin
+        path = self.path[len(o.prefix):] if self.path.startswith(o.prefix) else self.path
+        req = Request(self.command, path, {k.lower(): v for k, v in self.headers.items()})
+        with o.lock:
+            o.requests.append(req)
+            fn = o.routes.get(path.split("?")[0])
+        status, headers, body = fn(req) if fn else (404, {"Cache-Control": "no-store"}, b"no route\n")
+        items = headers.items() if isinstance(headers, dict) else headers
+        self.send_response(status)
+        names = set()
+        for k, v in items:
+            self.send_header(k, v)
+            names.add(k.lower())
+        if "content-length" not in names and status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body and status not in (204, 304):
+            self.wfile.write(body)
+
+    def do_GET(self):
+        self._answer(True)
+
+    def do_HEAD(self):
+        self._answer(False)
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class ScriptOrigin:
+    def __init__(self, prefix="/b"):
+        self.prefix = prefix
+        self.routes = {}
+        self.requests = []
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.origin = self
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.stopped = False
+
+    def route(self, path, fn):
+        with self.lock:
+            self.routes[path] = fn
+
+    def count(self, path):
+        with self.lock:
+            return sum(1 for r in self.requests if r.path.split("?")[0] == path)
+
+    def last(self, path):
+        with self.lock:
+            return [r for r in self.requests if r.path.split("?")[0] == path][-1]
+
+    def stop(self):
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+            with self.lock:   # kept-alive connections die with the server
+                for c in list(self.conns):
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass

@@ -1,0 +1,223 @@
+"""RFC 9111 behaviour of meshcdn-edge in front of a scripted HTTP origin
+(--origin-sign none): storability, heuristic freshness, revalidation,
+stale-while-revalidate, stale-if-error, must-revalidate, request directives."""
+
+import time
+import unittest
+
+import mcharness as h
+from scriptorigin import ScriptOrigin
+
+PAST = "Mon, 01 Jan 2024 00:00:00 GMT"
+
+
+def fixed(status, headers, body=b"mesh-bytes"):
+    return lambda req: (status, headers, body)
+
+
+class CachingCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = h.tempdir(self)
+        self.origin = ScriptOrigin()
+        self.addCleanup(self.origin.stop)
+        self.edge = self.start_edge()
+
+    def start_edge(self, *extra):
+        d = h.Daemon("meshcdn-edge", ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                      "--origin", self.origin.url, "--origin-sign", "none",
+                                      "--store", f"{self.tmp}/store", "--store-size", "64M",
+                                      "--workers", "2", "--node-id", "c1",
+                                      "--origin.connect_timeout", "1s"] + list(extra),
+                     listeners=("http", "admin"))
+        self.addCleanup(d.stop)
+        return d
+
+    def get(self, path, headers=None, edge=None):
+        return h.http("GET", *(edge or self.edge).addr["http"], path, headers or {}, timeout=30)
+
+    def get_settled(self, path, headers=None):
+        """GET, then give the store writer a moment to publish."""
+        r = self.get(path, headers)
+        time.sleep(0.15)
+        return r
+
+    def assertStatus(self, resp, xcache, cache_status_part=None, status=200):
+        s, hd, b, c = resp
+        self.assertEqual(s, status, (hd, b[:200]))
+        self.assertTrue(c)
+        self.assertEqual(hd.get("x-cache"), [f"{xcache} from meshcdn"], hd.get("cache-status"))
+        if cache_status_part:
+            self.assertIn(cache_status_part, hd["cache-status"][0])
+
+
+class TestStorability(CachingCase):
+    def test_heuristic_freshness_from_last_modified(self):
+        self.origin.route("/h.glb", fixed(200, {"Last-Modified": PAST}))
+        self.assertStatus(self.get_settled("/h.glb"), "Miss", "stored")
+        s, hd, b, c = self.get("/h.glb")
+        self.assertStatus((s, hd, b, c), "Hit")
+        ttl = int(hd["cache-status"][0].split("ttl=")[1].split(";")[0])
+        self.assertGreater(ttl, 86000)   # 10% of the age, capped at one day
+        self.assertEqual(self.origin.count("/h.glb"), 1)
+
+    def test_uncacheable_statuses_and_directives_are_not_stored(self):
+        cases = {
+            "/302": (302, {"Location": "/x"}),                       # needs explicit freshness
+            "/nostore": (200, {"Cache-Control": "no-store, max-age=60"}),
+            "/private": (200, {"Cache-Control": "private, max-age=60"}),
+            "/cookie": (200, {"Cache-Control": "max-age=60", "Set-Cookie": "s=1"}),
+            "/nothing": (200, {}),                                   # no freshness, no validator
+        }
+        for path, (st, hdrs) in cases.items():
+            self.origin.route(path, fixed(st, hdrs))
+            self.get_settled(path)
+            s, hd, b, c = self.get(path)
+            self.assertEqual(hd["x-cache"], ["Miss from meshcdn"], path)
+            self.assertEqual(self.origin.count(path), 2, path)
+
+    def test_404_with_max_age_is_cached(self):
+        self.origin.route("/gone.glb", fixed(404, {"Cache-Control": "max-age=60"}, b"nope"))
+        self.get_settled("/gone.glb")
+        self.assertStatus(self.get("/gone.glb"), "Hit", status=404)
+        self.assertEqual(self.origin.count("/gone.glb"), 1)
+
+    def test_set_cookie_strip_policy_stores_without_the_cookie(self):
+        edge = self.start_edge("--cache.set_cookie", "strip", "--store", f"{self.tmp}/store2")
+        self.origin.route("/c.glb", fixed(200, {"Cache-Control": "max-age=60", "Set-Cookie": "s=1"}))
+        r1 = self.get("/c.glb", edge=edge)
+        time.sleep(0.15)
+        r2 = self.get("/c.glb", edge=edge)
+        self.assertNotIn("set-cookie", r1[1])
+        self.assertEqual(r2[1]["x-cache"], ["Hit from meshcdn"])
+        self.assertNotIn("set-cookie", r2[1])
+
+
+class TestRevalidation(CachingCase):
+    def test_304_refreshes_the_stored_copy_without_the_body(self):
+        state = {"etag": '"v1"'}
+
+        def handler(req):
+            if req.headers.get("if-none-match") == state["etag"]:
+                return 304, {"ETag": state["etag"], "Cache-Control": "max-age=60"}, b""
+            return 200, {"ETag": state["etag"], "Cache-Control": "max-age=1"}, b"version-1"
+        self.origin.route("/r.glb", handler)
+        self.assertStatus(self.get_settled("/r.glb"), "Miss")
+        time.sleep(1.2)
+        s, hd, b, c = self.get_settled("/r.glb")
+        self.assertStatus((s, hd, b, c), "RefreshHit", "fwd=stale; fwd-status=304")
+        self.assertEqual(b, b"version-1")
+        self.assertEqual(self.origin.last("/r.glb").headers.get("if-none-match"), '"v1"')
+        s, hd, b, c = self.get("/r.glb")
+        self.assertStatus((s, hd, b, c), "Hit")          # the 304's max-age=60 now applies
+        self.assertIn("Cache-Control: max-age=60".split(": ")[1], hd["cache-control"][0])
+        self.assertEqual(self.origin.count("/r.glb"), 2)
+
+    def test_200_on_revalidation_replaces_the_body(self):
+        bodies = [b"old-body", b"new-body"]
+
+        def handler(req):
+            body = bodies[0] if self.origin.count("/v.glb") <= 1 else bodies[1]
+            return 200, {"ETag": '"%d"' % len(self.origin.requests), "Cache-Control": "max-age=1",
+                         "Last-Modified": PAST}, body
+        self.origin.route("/v.glb", handler)
+        self.assertEqual(self.get_settled("/v.glb")[2], b"old-body")
+        time.sleep(1.2)
+        s, hd, b, c = self.get_settled("/v.glb")
+        self.assertEqual(b, b"new-body")
+        self.assertIn("fwd=stale", hd["cache-status"][0])
+        self.assertIn("if-modified-since", self.origin.last("/v.glb").headers)
+        self.assertEqual(self.get("/v.glb")[2], b"new-body")
+
+    def test_viewer_no_cache_and_max_age_0_revalidate(self):
+        def handler(req):
+            if req.headers.get("if-none-match") == '"e"':
+                return 304, {"ETag": '"e"', "Cache-Control": "max-age=600"}, b""
+            return 200, {"ETag": '"e"', "Cache-Control": "max-age=600"}, b"body"
+        self.origin.route("/n.glb", handler)
+        self.get_settled("/n.glb")
+        self.assertStatus(self.get_settled("/n.glb", {"Cache-Control": "no-cache"}), "RefreshHit")
+        self.assertStatus(self.get("/n.glb", {"Cache-Control": "max-age=5"}), "Hit")
+        time.sleep(1.1)   # max-age=0 accepts a copy of age 0 (whole seconds): let it age
+        self.assertStatus(self.get_settled("/n.glb", {"Cache-Control": "max-age=0"}), "RefreshHit")
+        self.assertStatus(self.get("/n.glb"), "Hit")
+        self.assertEqual(self.origin.count("/n.glb"), 3)
+
+    def test_only_if_cached(self):
+        self.origin.route("/o.glb", fixed(200, {"Cache-Control": "max-age=60"}))
+        s, hd, b, c = self.get("/o.glb", {"Cache-Control": "only-if-cached"})
+        self.assertEqual(s, 504)
+        self.assertIn("detail=only-if-cached", hd["cache-status"][0])
+        self.assertEqual(self.origin.count("/o.glb"), 0)
+        self.get_settled("/o.glb")
+        self.assertStatus(self.get("/o.glb", {"Cache-Control": "only-if-cached"}), "Hit")
+
+
+class TestStale(CachingCase):
+    def test_stale_while_revalidate_serves_stale_and_refreshes_in_background(self):
+        n = {"v": 0}
+
+        def handler(req):
+            n["v"] += 1
+            return 200, {"Cache-Control": "max-age=1, stale-while-revalidate=30"}, b"v%d" % n["v"]
+        self.origin.route("/s.glb", handler)
+        self.assertEqual(self.get_settled("/s.glb")[2], b"v1")
+        time.sleep(2.1)
+        s, hd, b, c = self.get("/s.glb")
+        self.assertStatus((s, hd, b, c), "Hit", "detail=stale-while-revalidate")
+        self.assertEqual(b, b"v1")
+        self.assertIn("ttl=-", hd["cache-status"][0])
+        for _ in range(50):                     # the background refresh lands
+            time.sleep(0.05)
+            s, hd, b, c = self.get("/s.glb")
+            if b == b"v2":
+                break
+        self.assertEqual(b, b"v2")
+        self.assertEqual(hd["x-cache"], ["Hit from meshcdn"])
+        self.assertEqual(self.origin.count("/s.glb"), 2)
+
+    def test_stale_if_error_on_5xx_and_on_a_dead_origin(self):
+        mode = {"fail": False}
+
+        def handler(req):
+            if mode["fail"]:
+                return 503, {}, b"down"
+            return 200, {"Cache-Control": "max-age=1, stale-if-error=60"}, b"good"
+        self.origin.route("/e.glb", handler)
+        self.get_settled("/e.glb")
+        time.sleep(1.2)
+        mode["fail"] = True
+        s, hd, b, c = self.get("/e.glb")
+        self.assertStatus((s, hd, b, c), "Hit", "detail=stale-if-error")
+        self.assertEqual(b, b"good")
+        self.origin.stop()
+        s, hd, b, c = self.get("/e.glb")
+        self.assertStatus((s, hd, b, c), "Hit", "detail=stale-if-error")
+        self.assertEqual(b, b"good")
+
+    def test_must_revalidate_gets_504_when_the_origin_is_down(self):
+        self.origin.route("/m.glb", fixed(200, {"Cache-Control": "max-age=1, must-revalidate, stale-if-error=60"}))
+        self.origin.route("/p.glb", fixed(200, {"Cache-Control": "max-age=1"}))
+        self.get_settled("/m.glb")
+        self.get_settled("/p.glb")
+        time.sleep(1.2)
+        self.origin.stop()
+        s, hd, b, c = self.get("/m.glb")
+        self.assertEqual(s, 504)
+        self.assertIn("fwd=stale; detail=stale-forbidden", hd["cache-status"][0])
+        # no stale-if-error at all: the stale copy is not served either
+        s, hd, b, c = self.get("/p.glb")
+        self.assertEqual(s, 504)
+
+    def test_configured_stale_if_error_default(self):
+        edge = self.start_edge("--cache.stale_if_error", "1h", "--store", f"{self.tmp}/store3")
+        self.origin.route("/d.glb", fixed(200, {"Cache-Control": "max-age=1"}, b"kept"))
+        self.get("/d.glb", edge=edge)
+        time.sleep(1.3)
+        self.origin.stop()
+        s, hd, b, c = self.get("/d.glb", edge=edge)
+        self.assertStatus((s, hd, b, c), "Hit", "detail=stale-if-error")
+        self.assertEqual(b, b"kept")
+
+
+if __name__ == "__main__":
+    unittest.main()

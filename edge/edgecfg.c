@@ -1,5 +1,6 @@
 /* edgecfg.c — see edgecfg.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "common/log.h"
@@ -30,6 +31,12 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "stale_while_revalidate", NULL, MC_CFG_DURATION, "0s", "default when a response has none", NULL, 0, 0},
     {"cache", "stale_if_error", NULL, MC_CFG_DURATION, "0s", "default when a response has none", NULL, 0, 0},
     {"cache", "set_cookie", NULL, MC_CFG_ENUM, "pass", "responses with Set-Cookie: pass (not stored) or strip (stored without it)", "pass|strip", 0, 0},
+    {"cache", "min_ttl", NULL, MC_CFG_DURATION, "0s", "explicit freshness is raised to at least this", NULL, 0, 0},
+    {"cache", "max_ttl", NULL, MC_CFG_DURATION, NULL, "explicit freshness is capped at this (default: no cap)", NULL, 0, 0},
+    {"cache", "default_ttl", NULL, MC_CFG_DURATION, NULL, "lifetime when the response gives none (default: RFC 9111 heuristics)", NULL, 0, 0},
+    {"cache", "negative_ttl", NULL, MC_CFG_DURATION, "0s", "404/410 without explicit freshness are cached this long", NULL, 0, 0},
+    {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=..", NULL, 0, 0},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -78,6 +85,109 @@ static int split_origin(mc_edge_config *out, const mc_config *c, mc_err *err)
         return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "path too long");
     memcpy(out->origin_path, path, plen);
     out->origin_path[plen] = '\0';
+    return 0;
+}
+
+static int parse_query_mode(mc_cache_policy *p, const char *v)
+{
+    if (strcmp(v, "all") == 0)
+        p->query = MC_QUERY_ALL;
+    else if (strcmp(v, "sorted") == 0)
+        p->query = MC_QUERY_SORTED;
+    else if (strcmp(v, "none") == 0)
+        p->query = MC_QUERY_NONE;
+    else if (strncmp(v, "list:", 5) == 0 && v[5] && strlen(v + 5) < sizeof p->query_list) {
+        p->query = MC_QUERY_LIST;
+        memcpy(p->query_list, v + 5, strlen(v + 5) + 1);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_ttl(const char *v, int64_t *out)
+{
+    int64_t ms;
+    if (mc_parse_duration_ms(v, &ms) < 0)
+        return -1;
+    *out = ms / 1000;
+    return 0;
+}
+
+typedef struct behavior_ctx {
+    mc_edge_config *out;
+    mc_err *err;
+} behavior_ctx;
+
+/* "[behavior] /models/ = default_ttl=1d query=none": one behavior per line. */
+static int on_behavior(void *ud, const char *key, const char *value, const char *where)
+{
+    behavior_ctx *x = ud;
+    mc_edge_config *out = x->out;
+    if (out->nbehaviors == (int)(sizeof out->behaviors / sizeof out->behaviors[0]))
+        return mc_err_set(x->err, MC_E_TOOBIG, "%s: behavior.%s: too many behaviors (32)", where, key);
+    if (key[0] != '/' || strlen(key) >= sizeof out->policy.prefix)
+        return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: a behavior is a path prefix starting with /", where, key);
+    mc_cache_policy *p = &out->behaviors[out->nbehaviors];
+    *p = out->policy;
+    memcpy(p->prefix, key, strlen(key) + 1);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", value);
+    for (char *save = NULL, *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(tok, '=');
+        int bad = !eq;
+        if (eq) {
+            *eq = '\0';
+            const char *v = eq + 1;
+            if (strcmp(tok, "min_ttl") == 0) bad = parse_ttl(v, &p->min_ttl_s);
+            else if (strcmp(tok, "max_ttl") == 0) bad = parse_ttl(v, &p->max_ttl_s);
+            else if (strcmp(tok, "default_ttl") == 0) bad = parse_ttl(v, &p->default_ttl_s);
+            else if (strcmp(tok, "negative_ttl") == 0) bad = parse_ttl(v, &p->negative_ttl_s);
+            else if (strcmp(tok, "query") == 0) bad = parse_query_mode(p, v);
+            else bad = 1;
+        }
+        if (bad)
+            return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
+                              "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b", where, key, tok);
+    }
+    out->nbehaviors++;
+    return 0;
+}
+
+static int by_prefix_length(const void *a, const void *b)
+{
+    return (int)strlen(((const mc_cache_policy *)b)->prefix) - (int)strlen(((const mc_cache_policy *)a)->prefix);
+}
+
+const mc_cache_policy *mc_edge_policy_for(const mc_edge_config *c, const char *path)
+{
+    for (int i = 0; i < c->nbehaviors; i++)
+        if (strncmp(path, c->behaviors[i].prefix, strlen(c->behaviors[i].prefix)) == 0)
+            return &c->behaviors[i];
+    return &c->policy;
+}
+
+static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    mc_cache_policy *p = &out->policy;
+    snprintf(p->prefix, sizeof p->prefix, "/");
+    p->heuristic_percent = (int)mc_config_int(c, "cache", "heuristic_percent");
+    p->heuristic_max_s = mc_config_duration_ms(c, "cache", "heuristic_max") / 1000;
+    p->default_swr_s = mc_config_duration_ms(c, "cache", "stale_while_revalidate") / 1000;
+    p->default_sie_s = mc_config_duration_ms(c, "cache", "stale_if_error") / 1000;
+    p->set_cookie_strip = strcmp(mc_config_str(c, "cache", "set_cookie"), "strip") == 0;
+    p->honor_viewer_no_cache = strcmp(mc_config_str(c, "cache", "viewer_no_cache"), "honor") == 0;
+    p->min_ttl_s = mc_config_duration_ms(c, "cache", "min_ttl") / 1000;
+    p->max_ttl_s = mc_config_str(c, "cache", "max_ttl") ? mc_config_duration_ms(c, "cache", "max_ttl") / 1000 : -1;
+    p->default_ttl_s = mc_config_str(c, "cache", "default_ttl") ? mc_config_duration_ms(c, "cache", "default_ttl") / 1000 : -1;
+    p->negative_ttl_s = mc_config_duration_ms(c, "cache", "negative_ttl") / 1000;
+    if (parse_query_mode(p, mc_config_str(c, "cache", "query")) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "cache", "query", "use all, sorted, none, or list:a,b");
+    behavior_ctx x = {out, err};
+    int rc = mc_config_each(c, "behavior", on_behavior, &x);
+    if (rc)
+        return rc;
+    qsort(out->behaviors, (size_t)out->nbehaviors, sizeof out->behaviors[0], by_prefix_length);
     return 0;
 }
 
@@ -139,12 +249,8 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
     /* below twice the connection's low watermark a drained viewer would
      * resume the upstream only to pause it again at once */
-    out->policy.heuristic_percent = (int)mc_config_int(c, "cache", "heuristic_percent");
-    out->policy.heuristic_max_s = mc_config_duration_ms(c, "cache", "heuristic_max") / 1000;
-    out->policy.default_swr_s = mc_config_duration_ms(c, "cache", "stale_while_revalidate") / 1000;
-    out->policy.default_sie_s = mc_config_duration_ms(c, "cache", "stale_if_error") / 1000;
-    out->policy.set_cookie_strip = strcmp(mc_config_str(c, "cache", "set_cookie"), "strip") == 0;
-    out->policy.honor_viewer_no_cache = strcmp(mc_config_str(c, "cache", "viewer_no_cache"), "honor") == 0;
+    if ((rc = load_policy(out, c, err)) < 0)
+        return rc;
     if (out->max_fill_buffer < (1u << 20))
         return mc_config_fail(c, err, MC_E_INVAL, "store", "fill_buffer", "must be at least 1M");
     return 0;

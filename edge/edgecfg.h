@@ -12,9 +12,25 @@
 #include "common/config.h"
 #include "common/keys.h"
 
+/* Which part of the query string is in the cache key and goes upstream. */
+typedef enum {
+    MC_QUERY_ALL = 0,    /* as received (default) */
+    MC_QUERY_SORTED,     /* all parameters, sorted in the key (upstream: as received) */
+    MC_QUERY_NONE,       /* none: not in the key, not forwarded */
+    MC_QUERY_LIST,       /* only the listed parameter names, in the key and upstream */
+} mc_query_mode;
+
 /* How responses are cached where the response says nothing (RFC 9111 leaves
- * these to the cache). */
+ * these to the cache), and a behavior's CloudFront-style overrides. One per
+ * behavior; the [cache] section is the default behavior's. */
 typedef struct mc_cache_policy {
+    char prefix[256];            /* path prefix the behavior applies to ("/" default) */
+    int64_t min_ttl_s;           /* explicit freshness is raised to at least this */
+    int64_t max_ttl_s;           /* and lowered to at most this (-1: no cap) */
+    int64_t default_ttl_s;       /* lifetime when the response gives none (-1: RFC heuristics) */
+    int64_t negative_ttl_s;      /* 404/410 without explicit freshness (0: RFC rules) */
+    mc_query_mode query;
+    char query_list[256];        /* MC_QUERY_LIST: "a,b,c" */
     int heuristic_percent;       /* of (Date - Last-Modified), RFC 9111 4.2.2 */
     int64_t heuristic_max_s;
     int64_t default_swr_s;       /* stale-while-revalidate when the response has none */
@@ -43,13 +59,19 @@ typedef struct mc_edge_config {
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
-    mc_cache_policy policy;
+    mc_cache_policy policy;      /* the default behavior ([cache]) */
+    mc_cache_policy behaviors[32];   /* [behavior] PREFIX = key=value ..., longest prefix first */
+    int nbehaviors;
 } mc_edge_config;
 
 extern const mc_cfg_opt mc_edge_schema[];
 
 /* Parse argv (+ --config FILE) into out. Returns MC_CONFIG_RUN, _HELP or
  * _VERSION, or a negative MC_E_* with err naming the file:line or flag. */
+/* The behavior for a normalised path: the longest matching [behavior]
+ * prefix, else the default policy. */
+const mc_cache_policy *mc_edge_policy_for(const mc_edge_config *c, const char *path);
+
 int mc_edge_config_load(mc_edge_config *out, int argc, char **argv, mc_err *err);
 void mc_edge_config_free(mc_edge_config *c);
 

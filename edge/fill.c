@@ -44,6 +44,7 @@ struct mc_fill {
     mc_fresh fresh;
     int64_t request_time, response_time;
     int expired;
+    const mc_cache_policy *pol;  /* the behavior of its path (config-owned) */
     mc_object_meta stale;        /* the stale copy being revalidated (owned) */
     int has_stale;
     int reval_304;               /* the conditional request got 304 */
@@ -247,6 +248,19 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
             out->heuristic = 1;
         }
     }
+    /* the behavior's TTLs, as CloudFront's cache policies apply them */
+    if (explicit_) {
+        if (out->lifetime_s < pol->min_ttl_s)
+            out->lifetime_s = pol->min_ttl_s;
+        if (pol->max_ttl_s >= 0 && out->lifetime_s > pol->max_ttl_s)
+            out->lifetime_s = pol->max_ttl_s;
+    } else if (pol->negative_ttl_s > 0 && (status == 404 || status == 410)) {
+        out->lifetime_s = pol->negative_ttl_s;
+        out->heuristic = 0;
+    } else if (pol->default_ttl_s >= 0 && heuristic_status(status)) {
+        out->lifetime_s = pol->default_ttl_s;
+        out->heuristic = 0;
+    }
     if (out->lifetime_s < 0)
         out->lifetime_s = 0;
     out->no_cache = cc.no_cache;
@@ -426,7 +440,7 @@ static int refresh_stale(mc_fill *f)
     if (!merged)
         return 0;
     mc_fresh fr;
-    mc_fill_freshness(f->stale.status, merged, f->request_time, f->response_time, &f->w->node->cfg->policy, &fr);
+    mc_fill_freshness(f->stale.status, merged, f->request_time, f->response_time, f->pol, &fr);
     mc_object_meta m = f->stale;
     m.headers = merged;
     m.response_time = f->response_time;
@@ -531,7 +545,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, "Connection") == 0)
             connection = h[i].value;
-    const mc_cache_policy *pol = &f->w->node->cfg->policy;
+    const mc_cache_policy *pol = f->pol;
     mc_buf b = MC_BUF_INIT;
     for (int i = 0; i < n; i++)
         if (!drop_header(h[i].name, connection) &&
@@ -692,6 +706,7 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
     f->magic = MC_FILL_MAGIC;
     f->w = r->w;
     f->key = r->key;
+    f->pol = r->pol;
     f->length = -1;
     f->expired = stale != NULL;
     f->request_time = time(NULL);

@@ -10,15 +10,71 @@
 #include "edge/fill.h"
 #include "edge/lookup.h"
 
-int mc_lookup_key(const char *path, const char *query, mc_buf *keystr, mc_buf *normpath)
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int in_list(const char *list, const char *name, size_t nl)
+{
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == nl && strncmp(p, name, nl) == 0)
+            return 1;
+        p += l + (e != NULL);
+    }
+    return 0;
+}
+
+/* The query as the behavior keys it: all, sorted, none, or listed names. */
+static int key_query(const char *query, const mc_cache_policy *pol, mc_buf *out)
+{
+    mc_buf_reset(out);
+    if (!query || pol->query == MC_QUERY_NONE)
+        return 0;
+    if (pol->query == MC_QUERY_ALL)
+        return mc_buf_puts(out, query);
+    char *copy = strdup(query), *save = NULL;
+    const char *parts[256];
+    size_t n = 0;
+    if (!copy)
+        return MC_E_NOMEM;
+    for (char *t = strtok_r(copy, "&", &save); t && n < 256; t = strtok_r(NULL, "&", &save)) {
+        size_t nl = strcspn(t, "=");
+        if (pol->query == MC_QUERY_SORTED || in_list(pol->query_list, t, nl))
+            parts[n++] = t;
+    }
+    if (pol->query == MC_QUERY_SORTED)
+        qsort(parts, n, sizeof parts[0], cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = mc_buf_printf(out, "%s%s", i ? "&" : "", parts[i]);
+    free(copy);
+    return rc;
+}
+
+int mc_lookup_key(const char *path, const char *query, const mc_edge_config *cfg, mc_buf *keystr,
+                  mc_buf *normpath, const mc_cache_policy **pol, char **upstream_query)
 {
     int rc = mc_path_normalize(path, strlen(path), normpath);
     if (rc < 0)
         return rc;
+    *pol = mc_edge_policy_for(cfg, normpath->data);
+    mc_buf q = MC_BUF_INIT;
+    *upstream_query = NULL;
     mc_buf_reset(keystr);
-    if (mc_buf_append(keystr, normpath->data, normpath->len) < 0 ||
-        (query && (mc_buf_putc(keystr, '?') < 0 || mc_buf_puts(keystr, query) < 0)))
+    if (key_query(query, *pol, &q) < 0 || mc_buf_append(keystr, normpath->data, normpath->len) < 0 ||
+        (q.len && (mc_buf_putc(keystr, '?') < 0 || mc_buf_append(keystr, q.data, q.len) < 0))) {
+        mc_buf_free(&q);
         return MC_E_NOMEM;
+    }
+    /* upstream: as received, except where the behavior drops parameters */
+    if ((*pol)->query == MC_QUERY_ALL || (*pol)->query == MC_QUERY_SORTED)
+        *upstream_query = query ? strdup(query) : NULL;
+    else if (q.len)
+        *upstream_query = strdup(q.data);
+    mc_buf_free(&q);
     return 0;
 }
 
@@ -104,7 +160,7 @@ int mc_lookup_stale_allowed(mc_resp *r, int for_error)
         return 0;
     mc_fresh fr;
     mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,
-                      &r->w->node->cfg->policy, &fr);
+                      r->pol, &fr);
     if (fr.no_stale || fr.no_cache)
         return 0;
     int64_t staleness = meta_age(&r->meta) - r->meta.lifetime_s;
@@ -132,11 +188,11 @@ static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
         return 0;
     if (req_cc->min_fresh >= 0 && left < req_cc->min_fresh)
         return 0;
-    if (req_cc->no_cache && r->w->node->cfg->policy.honor_viewer_no_cache)
+    if (req_cc->no_cache && r->pol->honor_viewer_no_cache)
         return 0;
     mc_fresh fr;   /* a stored no-cache response is validated before each use */
     mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,
-                      &r->w->node->cfg->policy, &fr);
+                      r->pol, &fr);
     return !fr.no_cache;
 }
 
@@ -231,21 +287,30 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         return;
     }
     mc_buf keystr = MC_BUF_INIT, norm = MC_BUF_INIT;
-    if (mc_lookup_key(req->path, req->query, &keystr, &norm) < 0) {
+    const mc_cache_policy *pol;
+    char *upq = NULL;
+    if (mc_lookup_key(req->path, req->query, cfg, &keystr, &norm, &pol, &upq) < 0) {
         mc_buf_free(&keystr);
         mc_buf_free(&norm);
         respond_error(c, 400, NULL, "bad request path");
         return;
     }
     mc_resp *r = mc_resp_new(w, c, req);
+    int nomem = !r;
     if (r) {
-        r->s3path = mc_sigv4_s3_path(norm.data);
+        /* a signed (S3) origin gets the canonical S3 encoding, so what is signed
+         * is what is sent; a plain HTTP origin gets the path as received */
+        r->s3path = cfg->origin_sign ? mc_sigv4_s3_path(norm.data) : strdup(req->path);
         r->keystr = mc_buf_steal(&keystr);
-        r->query = req->query ? strdup(req->query) : NULL;
+        r->query = upq;
+        r->pol = pol;
+        nomem = !r->s3path || !r->keystr;
+    } else {
+        free(upq);
     }
     mc_buf_free(&keystr);
     mc_buf_free(&norm);
-    if (!r || !r->s3path || !r->keystr || (req->query && !r->query)) {
+    if (nomem) {
         if (r)
             mc_resp_free(r);
         respond_error(c, 500, NULL, "out of memory");

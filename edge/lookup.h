@@ -32,7 +32,11 @@ int mc_lookup_stale_allowed(mc_resp *r, int for_error);
 /* Serve r's stale copy from the store (Cache-Status: hit; ttl < 0; detail). */
 void mc_lookup_serve_stale(mc_resp *r, const char *detail);
 
-/* Build the cache key string for a request path and query; 0 or MC_E_INVAL. */
-int mc_lookup_key(const char *path, const char *query, mc_buf *keystr, mc_buf *normpath);
+/* The cache key string for a request path and query (the query as the
+ * path's behavior keys it), the normalised path, the behavior, and the query
+ * to send upstream (heap string or NULL; caller frees). 0, MC_E_INVAL (bad
+ * path) or MC_E_NOMEM. */
+int mc_lookup_key(const char *path, const char *query, const mc_edge_config *cfg, mc_buf *keystr,
+                  mc_buf *normpath, const mc_cache_policy **pol, char **upstream_query);
 
 #endif

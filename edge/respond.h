@@ -31,8 +31,9 @@ typedef struct mc_resp {
     mc_http_req *req;           /* owned by conn; valid while the response runs */
     mc_hash128 key;
     char *keystr;               /* normalised path [+ "?" query] (owned) */
-    char *s3path;               /* upstream path, S3 encoding (owned) */
+    char *s3path;               /* upstream path: S3 encoding, or as received for an unsigned origin (owned) */
     char *query;                /* raw query (owned) or NULL */
+    const mc_cache_policy *pol; /* the behavior of its path (config-owned) */
     mc_result result;
     int started;                /* status line sent */
     int status;                 /* what the viewer gets */

@@ -92,6 +92,80 @@ class TestStorability(CachingCase):
         self.assertNotIn("set-cookie", r2[1])
 
 
+class TestForwarding(CachingCase):
+    def test_path_and_query_forwarded_as_received(self):
+        self.origin.route("/q.glb", fixed(200, {"Cache-Control": "max-age=60"}))
+        self.get("/q.glb?b=2&a=%41")
+        self.assertEqual(self.origin.last("/q.glb").path, "/q.glb?b=2&a=%41")
+        self.origin.route("/sp%20ace.glb", fixed(200, {"Cache-Control": "max-age=60"}))
+        self.get("/sp%20ace.glb")
+        self.assertEqual(self.origin.count("/sp%20ace.glb"), 1)
+
+    def test_hop_by_hop_headers_are_not_forwarded(self):
+        self.origin.route("/hop.glb", fixed(200, [("Cache-Control", "max-age=60"), ("Connection", "X-Secret"),
+                                                  ("X-Secret", "1"), ("Keep-Alive", "timeout=5")]))
+        s, hd, b, c = self.get("/hop.glb")
+        self.assertNotIn("x-secret", hd)
+        self.assertNotIn("keep-alive", hd)
+        self.assertIn("via", hd)
+        self.assertIn("meshcdn-c1", self.origin.last("/hop.glb").headers.get("cdn-loop", ""))
+
+
+class TestBehaviors(CachingCase):
+    def test_ttls_and_query_modes_by_path_prefix(self):
+        ini = f"{self.tmp}/edge.ini"
+        with open(ini, "w") as f:
+            f.write("[cache]\nmax_ttl = 10s\n"
+                    "[behavior]\n"
+                    "/models/ = default_ttl=60s query=none negative_ttl=30s\n"
+                    "/api/ = query=list:v,lang\n"
+                    "/sorted/ = query=sorted\n")
+        edge = self.start_edge("--config", ini, "--store", f"{self.tmp}/store-b")
+        ok = fixed(200, {})
+        for p in ("/models/a.glb", "/api/x", "/sorted/y", "/capped.glb"):
+            self.origin.route(p, ok)
+        self.origin.route("/capped.glb", fixed(200, {"Cache-Control": "max-age=86400"}))
+        self.origin.route("/models/missing.glb", fixed(404, {}))
+        g = lambda p: self.get(p, edge=edge)
+        # default_ttl makes a response without freshness cacheable; query=none drops the query
+        g("/models/a.glb?v=1")
+        time.sleep(0.15)
+        s, hd, b, c = g("/models/a.glb?v=2")
+        self.assertEqual(hd["x-cache"], ["Hit from meshcdn"])
+        self.assertEqual(self.origin.last("/models/a.glb").path, "/models/a.glb")
+        # negative_ttl caches a 404 without freshness
+        g("/models/missing.glb")
+        time.sleep(0.15)
+        self.assertEqual(g("/models/missing.glb")[1]["x-cache"], ["Hit from meshcdn"])
+        # query=list keys (and forwards) only the listed names
+        self.origin.route("/api/x", fixed(200, {"Cache-Control": "max-age=60"}))
+        g("/api/x?v=1&utm=a&lang=fr")
+        time.sleep(0.15)
+        self.assertEqual(self.origin.last("/api/x").path, "/api/x?v=1&lang=fr")
+        self.assertEqual(g("/api/x?v=1&utm=c&lang=fr")[1]["x-cache"], ["Hit from meshcdn"])
+        time.sleep(0.15)
+        self.assertEqual(g("/api/x?lang=fr&utm=b&v=1")[1]["x-cache"], ["Miss from meshcdn"])  # order kept
+        # query=sorted: one key for any order, the origin sees it as sent
+        self.origin.route("/sorted/y", fixed(200, {"Cache-Control": "max-age=60"}))
+        g("/sorted/y?b=2&a=1")
+        time.sleep(0.15)
+        self.assertEqual(g("/sorted/y?a=1&b=2")[1]["x-cache"], ["Hit from meshcdn"])
+        # max_ttl caps explicit freshness
+        g("/capped.glb")
+        time.sleep(0.15)
+        s, hd, b, c = g("/capped.glb")
+        ttl = int(hd["cache-status"][0].split("ttl=")[1].split(";")[0])
+        self.assertLessEqual(ttl, 10)
+
+    def test_bad_behavior_names_the_line(self):
+        ini = f"{self.tmp}/bad.ini"
+        with open(ini, "w") as f:
+            f.write("[origin]\nurl = http://127.0.0.1:1/b\nsign = none\n[behavior]\n/m/ = ttl=5\n")
+        p = h.run("meshcdn-edge", ["--config", ini])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(f'{ini}:5: behavior./m/: "ttl" is not one of', p.stderr)
+
+
 class TestRevalidation(CachingCase):
     def test_304_refreshes_the_stored_copy_without_the_body(self):
         state = {"etag": '"v1"'}

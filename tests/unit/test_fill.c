@@ -12,7 +12,9 @@
 
 #define NOW 1000000000LL
 
-static const mc_cache_policy policy = {10, 86400, 0, 0, 0, 1};
+static const mc_cache_policy policy = {
+    .prefix = "/", .max_ttl_s = -1, .default_ttl_s = -1, .heuristic_percent = 10,
+    .heuristic_max_s = 86400, .honor_viewer_no_cache = 1};
 
 typedef struct fresh_case {
     const char *name;
@@ -131,6 +133,36 @@ static void age_arithmetic(void **state)
     assert_int_equal(f.initial_age_s, 0);
 }
 
+/* CloudFront-style behavior TTLs on top of the RFC rules. */
+static void behavior_ttls(void **state)
+{
+    (void)state;
+    mc_cache_policy p = policy;
+    mc_fresh f;
+    p.min_ttl_s = 30;
+    p.max_ttl_s = 600;
+    mc_fill_freshness(200, "Cache-Control: max-age=5\r\n", NOW, NOW, &p, &f);
+    assert_int_equal(f.lifetime_s, 30);
+    mc_fill_freshness(200, "Cache-Control: max-age=86400\r\n", NOW, NOW, &p, &f);
+    assert_int_equal(f.lifetime_s, 600);
+    mc_fill_freshness(200, "Cache-Control: no-store, max-age=86400\r\n", NOW, NOW, &p, &f);
+    assert_false(f.storable);                    /* min_ttl never overrides no-store */
+    p = policy;
+    p.default_ttl_s = 120;
+    mc_fill_freshness(200, "", NOW, NOW, &p, &f);
+    assert_true(f.storable);
+    assert_int_equal(f.lifetime_s, 120);
+    mc_fill_freshness(302, "", NOW, NOW, &p, &f);
+    assert_false(f.storable);                    /* default_ttl: heuristically cacheable statuses only */
+    p = policy;
+    p.negative_ttl_s = 10;
+    mc_fill_freshness(404, "", NOW, NOW, &p, &f);
+    assert_true(f.storable);
+    assert_int_equal(f.lifetime_s, 10);
+    mc_fill_freshness(404, "Cache-Control: max-age=3\r\n", NOW, NOW, &p, &f);
+    assert_int_equal(f.lifetime_s, 3);           /* explicit freshness wins */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +170,7 @@ int main(void)
         cmocka_unit_test(set_cookie_strip_policy_stores),
         cmocka_unit_test(stale_windows_from_response_or_policy),
         cmocka_unit_test(age_arithmetic),
+        cmocka_unit_test(behavior_ttls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

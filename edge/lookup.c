@@ -102,7 +102,7 @@ static void on_fill_drain(void *arg)
 /* Copy chunks into the client's buffer until it holds about two chunks. */
 static void pump_hit(mc_resp *r)
 {
-    while (r->pos <= r->last && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
+    while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
         mc_buf_reset(&r->scratch);
         int n = mc_store_read_chunk(r->w->reader, r->key, r->meta.seq, idx, &r->scratch);
@@ -120,7 +120,7 @@ static void pump_hit(mc_resp *r)
         if (mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, r->scratch.data, (size_t)n))
             break;
     }
-    if (r->pos > r->last)
+    if (r->done)
         mc_resp_finish(r);
 }
 

@@ -131,16 +131,46 @@ void mc_resp_plan(mc_resp *r, int status, const char *hdrs, int64_t length)
     const char *range = mc_http_req_header(r->req, "Range");
     if (!range || length < 0 || !if_range_ok(r, hdrs))
         return;
-    mc_range rg;
-    int n = mc_range_parse(range, (uint64_t)length, &rg, 1);
+    mc_range rg[MC_RESP_MAX_PARTS];
+    int n = mc_range_parse(range, (uint64_t)length, rg, MC_RESP_MAX_PARTS);
     if (n == MC_E_UNSATISFIABLE) {
         r->status = 416;
         r->has_body = 0;
-    } else if (n == 1) {
-        r->status = 206;
-        r->first = rg.start;
-        r->last = rg.end;
+        return;
     }
+    for (int i = 1; i < n; i++)
+        if (rg[i].start <= rg[i - 1].end)
+            return;                 /* overlapping or out of order: the whole body */
+    if (n >= 1) {
+        r->status = 206;
+        r->first = rg[0].start;
+        r->last = rg[n - 1].end;
+    }
+    if (n > 1) {
+        memcpy(r->parts, rg, (size_t)n * sizeof rg[0]);
+        r->nparts = n;
+        snprintf(r->boundary, sizeof r->boundary, "meshcdn-%016llx",
+                 (unsigned long long)(r->key.lo ^ (uint64_t)r->t0.tv_nsec));
+        if (!mc_hdr_find(hdrs, "Content-Type", r->part_type, sizeof r->part_type))
+            snprintf(r->part_type, sizeof r->part_type, "application/octet-stream");
+    }
+}
+
+/* "\r\n" between parts, then "--B\r\nContent-Type: T\r\nContent-Range: ...\r\n\r\n". */
+static int part_head(const mc_resp *r, int i, char *out, size_t n)
+{
+    return snprintf(out, n, "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%lld\r\n\r\n",
+                    i ? "\r\n" : "", r->boundary, r->part_type, (unsigned long long)r->parts[i].start,
+                    (unsigned long long)r->parts[i].end, (long long)r->length);
+}
+
+static int64_t multipart_length(const mc_resp *r)
+{
+    char tmp[512];
+    int64_t total = 0;
+    for (int i = 0; i < r->nparts; i++)
+        total += part_head(r, i, tmp, sizeof tmp) + (int64_t)(r->parts[i].end - r->parts[i].start + 1);
+    return total + (int64_t)snprintf(tmp, sizeof tmp, "\r\n--%s--\r\n", r->boundary);
 }
 
 /* Headers we compute ourselves and never replay from the stored block. */
@@ -161,7 +191,7 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     for (const char *p = hdrs; p && *p;) {
         const char *eol = strstr(p, "\r\n");
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
-        if (!replaced_here(p) && !(r->status == 304 && strncasecmp(p, "Content-Type:", 13) == 0))
+        if (!replaced_here(p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0))
             mc_buf_append(&h, p, ll);
         p += ll;
     }
@@ -188,7 +218,10 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     if (r->length >= 0 && (r->status == 200 || r->status == 206))
         mc_buf_puts(&h, "Accept-Ranges: bytes\r\n");
     int64_t clen = r->length;
-    if (r->status == 206) {
+    if (r->nparts) {
+        mc_buf_printf(&h, "Content-Type: multipart/byteranges; boundary=%s\r\n", r->boundary);
+        clen = multipart_length(r);
+    } else if (r->status == 206) {
         mc_buf_printf(&h, "Content-Range: bytes %llu-%llu/%lld\r\n", (unsigned long long)r->first,
                       (unsigned long long)r->last, (long long)r->length);
         clen = (int64_t)(r->last - r->first + 1);
@@ -200,16 +233,14 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     }
     r->pos = r->first;
     r->started = 1;
+    r->done = !r->has_body;
     mc_http_respond_start(r->conn, r->status, NULL, h.data, r->status == 304 ? 0 : clen);
     mc_buf_free(&h);
 }
 
-int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
+/* Write what [off, end) has of the window [pos, limit); 1 when it is complete. */
+static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end, uint64_t limit)
 {
-    if (!r->has_body)
-        return 1;
-    uint64_t end = off + len;   /* exclusive */
-    uint64_t limit = r->last == UINT64_MAX ? UINT64_MAX : r->last + 1;
     if (end > r->pos && off <= r->pos && r->pos < limit) {
         uint64_t take_end = end < limit ? end : limit;
         size_t n = (size_t)(take_end - r->pos);
@@ -218,6 +249,32 @@ int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
         r->sent += n;
     }
     return r->pos >= limit;
+}
+
+int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
+{
+    if (r->done || !r->has_body)
+        return 1;
+    uint64_t end = off + len;   /* exclusive */
+    if (!r->nparts) {
+        uint64_t limit = r->last == UINT64_MAX ? UINT64_MAX : r->last + 1;
+        return r->done = write_window(r, off, data, end, limit);
+    }
+    char head[512];
+    while (r->cur_part < r->nparts) {
+        mc_range *p = &r->parts[r->cur_part];
+        if (r->pos == p->start && r->pos >= off && r->pos < end) {
+            int n = part_head(r, r->cur_part, head, sizeof head);
+            mc_http_respond_body(r->conn, head, (size_t)n);
+        }
+        if (!write_window(r, off, data, end, p->end + 1))
+            return 0;                 /* the rest of this part is in later bytes */
+        if (++r->cur_part < r->nparts)
+            r->pos = r->parts[r->cur_part].start;
+    }
+    int n = snprintf(head, sizeof head, "\r\n--%s--\r\n", r->boundary);
+    mc_http_respond_body(r->conn, head, (size_t)n);
+    return r->done = 1;
 }
 
 static void access_log(mc_resp *r, int status)

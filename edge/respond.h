@@ -15,12 +15,14 @@
 #include <stdint.h>
 #include "common/buf.h"
 #include "common/hash.h"
+#include "common/range.h"
 #include "edge/http1.h"
 #include "edge/listener.h"
 #include "edge/stats.h"
 #include "edge/store.h"
 
 #define MC_RESP_MAGIC 0x52455350u
+#define MC_RESP_MAX_PARTS 16
 
 typedef struct mc_fill mc_fill;
 
@@ -40,6 +42,12 @@ typedef struct mc_resp {
     int has_body;
     uint64_t first, last;       /* object byte window to send, inclusive */
     uint64_t pos;               /* next object offset to send */
+    int done;                   /* every byte of the window(s) written */
+    /* multipart/byteranges (RFC 9110 14.6): ascending, non-overlapping */
+    mc_range parts[MC_RESP_MAX_PARTS];
+    int nparts, cur_part;       /* nparts 0: one window, first..last */
+    char boundary[40];
+    char part_type[128];
     int64_t length;             /* object length, -1 unknown (fill without CL) */
     uint64_t sent;              /* body bytes written */
     /* hits: stream from the store chunk by chunk */
@@ -61,8 +69,10 @@ mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req);
 
 /* Decide the viewer status for an upstream/stored status and headers block
  * ("Name: value\r\n" lines): conditionals (If-None-Match, If-Modified-Since)
- * give 304, a single satisfiable Range gives 206, an unsatisfiable one 416;
- * a multi-range or invalid Range is ignored (200, RFC 9110 14.2). */
+ * give 304; a satisfiable Range gives 206 (several ascending, non-overlapping
+ * ranges, up to MC_RESP_MAX_PARTS, as multipart/byteranges), an
+ * unsatisfiable one 416; an invalid Range, or ranges out of order,
+ * overlapping or too many, is ignored (200, RFC 9110 14.2). */
 void mc_resp_plan(mc_resp *r, int status, const char *hdrs, int64_t length);
 
 /* Cache facts for the viewer headers. */

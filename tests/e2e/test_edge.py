@@ -175,6 +175,23 @@ class TestMissHit(EdgeCase):
         self.assertEqual(hd["content-range"], [f"bytes */{len(full)}"])
         s, hd, b, c = self.get(e, path, {"Range": "bytes=5-2"})   # invalid: ignored
         self.assertEqual((s, b), (200, full))
+        s, hd, b, c = self.get(e, path, {"Range": "bytes=0-9,300000-300009,-5"})
+        self.assertEqual(s, 206)
+        ctype = hd["content-type"][0]
+        self.assertTrue(ctype.startswith("multipart/byteranges; boundary="))
+        boundary = ctype.split("boundary=")[1].encode()
+        self.assertEqual(int(hd["content-length"][0]), len(b))
+        parts = [p for p in b.split(b"--" + boundary) if p.strip(b"\r\n") not in (b"", b"--")]
+        self.assertEqual(len(parts), 3)
+        want = [(0, 9), (300000, 300009), (len(full) - 5, len(full) - 1)]
+        for part, (a, z) in zip(parts, want):
+            head, _, data = part.partition(b"\r\n\r\n")
+            self.assertIn(f"Content-Range: bytes {a}-{z}/{len(full)}".encode(), head)
+            self.assertIn(b"Content-Type: model/gltf-binary", head)
+            self.assertEqual(data[:z - a + 1], full[a:z + 1])
+            self.assertEqual(data[z - a + 1:], b"\r\n")   # the CRLF before the next boundary
+        s, hd, b, c = self.get(e, path, {"Range": "bytes=10-19,0-5"})   # out of order: whole body
+        self.assertEqual((s, b), (200, full))
         self.assertEqual(origin_gets(self.origin), 1)
 
     def test_conditional_requests_get_304(self):

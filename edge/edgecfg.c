@@ -1,5 +1,6 @@
 /* edgecfg.c — see edgecfg.h. */
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,8 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "default_ttl", NULL, MC_CFG_DURATION, NULL, "lifetime when the response gives none (default: RFC 9111 heuristics)", NULL, 0, 0},
     {"cache", "negative_ttl", NULL, MC_CFG_DURATION, "0s", "404/410 without explicit freshness are cached this long", NULL, 0, 0},
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
+    {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
+     "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
     {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=..", NULL, 0, 0},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -105,6 +108,16 @@ static int parse_query_mode(mc_cache_policy *p, const char *v)
     return 0;
 }
 
+static int set_forward(mc_cache_policy *p, const char *v)
+{
+    if (strlen(v) >= sizeof p->forward_headers)
+        return -1;
+    for (size_t i = 0; v[i]; i++)
+        p->forward_headers[i] = (char)tolower((unsigned char)v[i]);
+    p->forward_headers[strlen(v)] = '\0';
+    return 0;
+}
+
 static int parse_ttl(const char *v, int64_t *out)
 {
     int64_t ms;
@@ -144,6 +157,7 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "default_ttl") == 0) bad = parse_ttl(v, &p->default_ttl_s);
             else if (strcmp(tok, "negative_ttl") == 0) bad = parse_ttl(v, &p->negative_ttl_s);
             else if (strcmp(tok, "query") == 0) bad = parse_query_mode(p, v);
+            else if (strcmp(tok, "forward_headers") == 0) bad = set_forward(p, v);
             else bad = 1;
         }
         if (bad)
@@ -181,6 +195,8 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     p->max_ttl_s = mc_config_str(c, "cache", "max_ttl") ? mc_config_duration_ms(c, "cache", "max_ttl") / 1000 : -1;
     p->default_ttl_s = mc_config_str(c, "cache", "default_ttl") ? mc_config_duration_ms(c, "cache", "default_ttl") / 1000 : -1;
     p->negative_ttl_s = mc_config_duration_ms(c, "cache", "negative_ttl") / 1000;
+    if (set_forward(p, mc_config_str(c, "cache", "forward_headers")) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "cache", "forward_headers", "too long");
     if (parse_query_mode(p, mc_config_str(c, "cache", "query")) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "cache", "query", "use all, sorted, none, or list:a,b");
     behavior_ctx x = {out, err};

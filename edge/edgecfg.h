@@ -31,6 +31,7 @@ typedef struct mc_cache_policy {
     int64_t negative_ttl_s;      /* 404/410 without explicit freshness (0: RFC rules) */
     mc_query_mode query;
     char query_list[256];        /* MC_QUERY_LIST: "a,b,c" */
+    char forward_headers[512];   /* viewer request headers sent upstream: "a,b" (lower case) or "*" */
     int heuristic_percent;       /* of (Date - Last-Modified), RFC 9111 4.2.2 */
     int64_t heuristic_max_s;
     int64_t default_swr_s;       /* stale-while-revalidate when the response has none */

@@ -13,6 +13,7 @@
 #include "edge/fill.h"
 #include "edge/lookup.h"
 #include "edge/upstream.h"
+#include "edge/vary.h"
 
 #define TABLE_BUCKETS 1024
 
@@ -45,6 +46,11 @@ struct mc_fill {
     int64_t request_time, response_time;
     int expired;
     const mc_cache_policy *pol;  /* the behavior of its path (config-owned) */
+    mc_hash128 skey;             /* where it is stored: key, or the variant's (vary.h) */
+    char *skeystr;               /* the stored key string (owned) */
+    char *req_block;             /* the triggering request's headers, for Vary (owned) */
+    char vary[512];              /* the response's Vary names when varies */
+    int varies;
     mc_object_meta stale;        /* the stale copy being revalidated (owned) */
     int has_stale;
     int reval_304;               /* the conditional request got 304 */
@@ -187,6 +193,8 @@ static void fill_free(mc_fill *f)
         XXH3_freeState(f->xxh);
     free(f->hdrs);
     free(f->keystr);
+    free(f->skeystr);
+    free(f->req_block);
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
@@ -349,14 +357,14 @@ static void stop_storing(mc_fill *f, const char *why)
     mc_counter_add(&mc_stats_global.fills_unstored, 1);
     mc_log_warn("fill", "key=\"%s\" msg=\"not stored\" why=\"%s\"", f->keystr, why);
     if (f->nchunks > 0)
-        mc_store_abort(f->w->node->store, f->key, f->seq, f->nchunks);
+        mc_store_abort(f->w->node->store, f->skey, f->seq, f->nchunks);
 }
 
 static void flush_chunk(mc_fill *f)
 {
     if (!f->storing || f->chunk.len == 0)
         return;
-    if (mc_store_put_chunk(f->w->node->store, f->key, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
+    if (mc_store_put_chunk(f->w->node->store, f->skey, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
         stop_storing(f, "store queue full");
         return;
     }
@@ -446,7 +454,7 @@ static int refresh_stale(mc_fill *f)
     m.response_time = f->response_time;
     m.initial_age_s = fr.initial_age_s;
     m.lifetime_s = fr.lifetime_s;
-    int rc = fr.storable ? mc_store_update_meta(f->w->node->store, f->key, &m, on_published, f) : -1;
+    int rc = fr.storable ? mc_store_update_meta(f->w->node->store, f->skey, &m, on_published, f) : -1;
     free(merged);
     if (rc < 0)
         return 0;
@@ -501,10 +509,12 @@ static int publish(mc_fill *f)
     m.initial_age_s = f->fresh.initial_age_s;
     m.lifetime_s = f->fresh.lifetime_s;
     m.body_checksum = XXH3_64bits_digest(f->xxh);
-    m.key = f->keystr;
+    m.key = f->skeystr;
     m.headers = f->hdrs;
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
-    if (mc_store_publish(f->w->node->store, f->key, &m, on_published, f) < 0) {
+    int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary, on_published, f)
+                       : mc_store_publish(f->w->node->store, f->skey, &m, on_published, f);
+    if (rc < 0) {
         stop_storing(f, "publish refused");
         return 0;
     }
@@ -538,6 +548,46 @@ static int drop_header(const char *name, const char *connection)
     return 0;
 }
 
+/* The response varies: store it under the triggering request's variant, and
+ * let viewers that asked for another variant wait and look up again.
+ * Returns -1 for Vary: *. */
+static int pick_variant(mc_fill *f)
+{
+    int v = mc_vary_names(f->hdrs, f->vary, sizeof f->vary);
+    if (v <= 0)
+        return v;
+    mc_buf suffix = MC_BUF_INIT, full = MC_BUF_INIT, block = MC_BUF_INIT;
+    mc_vary_suffix(f->vary, f->req_block, &suffix);
+    mc_buf_printf(&full, "%s%s", f->keystr, suffix.data);
+    free(f->skeystr);
+    f->skeystr = mc_buf_steal(&full);
+    if (!f->skeystr) {
+        mc_buf_free(&suffix);
+        return -1;
+    }
+    f->skey = mc_hash_key(f->skeystr, strlen(f->skeystr));
+    f->varies = 1;
+    for (mc_resp **pp = &f->subs; *pp;) {
+        mc_resp *r = *pp;
+        mc_buf theirs = MC_BUF_INIT;
+        mc_vary_req_block(r->req, &block);
+        mc_vary_suffix(f->vary, block.data, &theirs);
+        int same = theirs.data && strcmp(theirs.data, suffix.data) == 0;
+        mc_buf_free(&theirs);
+        if (same) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        r->waiting = 1;
+        r->next = f->waiters;
+        f->waiters = r;
+    }
+    mc_buf_free(&block);
+    mc_buf_free(&suffix);
+    return 1;
+}
+
 static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     mc_fill *f = arg;
@@ -568,6 +618,10 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     mc_fill_freshness(status, f->hdrs, f->request_time, f->response_time, pol, &f->fresh);
     f->storing = f->fresh.storable;
+    if (pick_variant(f) < 0) {
+        f->storing = 0;
+        f->fresh.why_not = "vary *";
+    }
     if (f->storing && clen >= 0 && (uint64_t)clen > f->w->node->cfg->max_object_bytes) {
         f->storing = 0;
         f->fresh.why_not = "too big";
@@ -694,6 +748,49 @@ static void validators(const mc_object_meta *m, char *inm, size_t inml, char *im
         snprintf(ims, imsl, "If-Modified-Since: %s", v);
 }
 
+#define MAX_FORWARDED 16
+
+/* Never forwarded: what the edge sets itself, hop-by-hop fields, and what
+ * would make the response one viewer's (RFC 9110 7.6.1, 13.1; RFC 9111 3.5). */
+static int never_forward(const char *name)
+{
+    static const char *const no[] = {"host", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+                                     "transfer-encoding", "upgrade", "proxy-authorization", "authorization",
+                                     "cookie", "range", "if-range", "if-match", "if-none-match",
+                                     "if-modified-since", "if-unmodified-since", "cdn-loop", "via",
+                                     "content-length", "expect", "cache-control", "pragma", "x-amz-date",
+                                     "x-amz-content-sha256", "x-amz-security-token", NULL};
+    for (int i = 0; no[i]; i++)
+        if (strcasecmp(name, no[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The viewer's headers the behavior forwards, as "Name: value" (caller frees). */
+static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
+{
+    const char *list = r->pol->forward_headers;
+    int n = 0, all = strcmp(list, "*") == 0;
+    for (int i = 0; i < r->req->nheaders && n < MAX_FORWARDED; i++) {
+        const char *name = r->req->headers[i].name;
+        size_t nl = strlen(name);
+        int listed = all;
+        for (const char *p = list; !listed && *p;) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            listed = l == nl && strncasecmp(p, name, nl) == 0;
+            p += l + (e != NULL);
+        }
+        if (!listed || never_forward(name))
+            continue;
+        mc_buf b = MC_BUF_INIT;
+        mc_buf_printf(&b, "%s: %s", name, r->req->headers[i].value);
+        if ((out[n] = mc_buf_steal(&b)) != NULL)
+            n++;
+    }
+    return n;
+}
+
 /* Start fetching r's key; with a stale copy (stale != NULL) the request is
  * conditional on its validators. */
 static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
@@ -706,7 +803,16 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
     f->magic = MC_FILL_MAGIC;
     f->w = r->w;
     f->key = r->key;
+    f->skey = r->key;
     f->pol = r->pol;
+    mc_buf block = MC_BUF_INIT;
+    mc_vary_req_block(r->req, &block);
+    f->req_block = mc_buf_steal(&block);
+    f->skeystr = strdup(r->keystr);
+    if (!f->req_block || !f->skeystr) {
+        fill_free(f);
+        return NULL;
+    }
     f->length = -1;
     f->expired = stale != NULL;
     f->request_time = time(NULL);
@@ -726,14 +832,28 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
             return NULL;
         }
         validators(stale, inm, sizeof inm, ims, sizeof ims);
+        free(f->skeystr);   /* revalidate the very variant that is stale */
+        f->skeystr = strdup(stale->key);
+        f->skey = mc_hash_key(stale->key, strlen(stale->key));
+        if (!f->skeystr) {
+            fill_free(f);
+            return NULL;
+        }
     }
-    const char *extra[5] = {loop, via, NULL, NULL, NULL};
+    const char *extra[4 + MAX_FORWARDED + 1] = {loop, via};
     int n = 2;
     if (inm[0])
         extra[n++] = inm;
     if (ims[0])
         extra[n++] = ims;
+    char *fwd[MAX_FORWARDED];
+    int nfwd = forwarded_headers(r, fwd);
+    for (int i = 0; i < nfwd; i++)
+        extra[n++] = fwd[i];
+    extra[n] = NULL;
     f->xfer = mc_upstream_get(r->w->upstream, r->s3path, r->query, extra, &fill_cbs, f);
+    for (int i = 0; i < nfwd; i++)
+        free(fwd[i]);
     if (!f->xfer) {
         fill_free(f);
         return NULL;

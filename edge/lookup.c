@@ -9,6 +9,7 @@
 #include "common/sigv4.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
+#include "edge/vary.h"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -105,7 +106,7 @@ static void pump_hit(mc_resp *r)
     while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
         mc_buf_reset(&r->scratch);
-        int n = mc_store_read_chunk(r->w->reader, r->key, r->meta.seq, idx, &r->scratch);
+        int n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
         if (n < 0) {
             /* damaged (checksum) or replaced under us: never send a wrong or
              * short body; a damaged object is deleted so the next request
@@ -113,7 +114,7 @@ static void pump_hit(mc_resp *r)
             mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable\" chunk=%u error=%s", r->keystr, idx,
                         mc_err_name(n));
             if (n == MC_E_CHECKSUM)
-                mc_store_delete(r->w->node->store, r->key);
+                mc_store_delete(r->w->node->store, r->skey);
             mc_resp_fail(r, 502);
             return;
         }
@@ -196,6 +197,35 @@ static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
     return !fr.no_cache;
 }
 
+/* Read r's metadata; when the URL varies (a marker at its key), read the
+ * variant that matches r's request instead. */
+static int read_variant(mc_resp *r)
+{
+    r->skey = r->key;
+    free(r->skeystr);
+    r->skeystr = NULL;
+    int rc = mc_store_read_meta(r->w->reader, r->key, &r->meta);
+    if (rc < 0 || r->meta.status != MC_META_VARY_MARKER || strcmp(r->meta.key, r->keystr) != 0)
+        return rc;
+    char names[512];
+    mc_buf block = MC_BUF_INIT, suffix = MC_BUF_INIT;
+    int v = mc_vary_names(r->meta.headers, names, sizeof names);
+    mc_object_meta_free(&r->meta);
+    rc = MC_E_NOTFOUND;
+    if (v == 1 && mc_vary_req_block(r->req, &block) == 0 && mc_vary_suffix(names, block.data, &suffix) == 0) {
+        mc_buf full = MC_BUF_INIT;
+        mc_buf_printf(&full, "%s%s", r->keystr, suffix.data);
+        r->skeystr = mc_buf_steal(&full);
+        if (r->skeystr) {
+            r->skey = mc_hash_key(r->skeystr, strlen(r->skeystr));
+            rc = mc_store_read_meta(r->w->reader, r->skey, &r->meta);
+        }
+    }
+    mc_buf_free(&block);
+    mc_buf_free(&suffix);
+    return rc;
+}
+
 static void dispatch(mc_resp *r)
 {
     if (r->has_meta) {
@@ -204,9 +234,9 @@ static void dispatch(mc_resp *r)
     }
     mc_cc cc;
     request_cc(r->req, &cc);
-    int rc = mc_store_read_meta(r->w->reader, r->key, &r->meta);
+    int rc = read_variant(r);
     int expired = 0;
-    if (rc == 0 && strcmp(r->meta.key, r->keystr) != 0) {
+    if (rc == 0 && strcmp(r->meta.key, r->skeystr ? r->skeystr : r->keystr) != 0) {
         /* a 128-bit hash collision: treat as a miss, never serve it */
         mc_log_error("lookup", "msg=\"key hash collision\" key=\"%s\" stored=\"%s\"", r->keystr, r->meta.key);
         mc_object_meta_free(&r->meta);
@@ -316,6 +346,6 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         respond_error(c, 500, NULL, "out of memory");
         return;
     }
-    r->key = mc_hash_key(r->keystr, strlen(r->keystr));
+    r->key = r->skey = mc_hash_key(r->keystr, strlen(r->keystr));
     dispatch(r);
 }

@@ -34,6 +34,7 @@ void mc_resp_free(mc_resp *r)
         mc_object_meta_free(&r->meta);
     mc_buf_free(&r->scratch);
     free(r->keystr);
+    free(r->skeystr);
     free(r->s3path);
     free(r->query);
     r->magic = 0;

@@ -33,6 +33,8 @@ typedef struct mc_resp {
     mc_http_req *req;           /* owned by conn; valid while the response runs */
     mc_hash128 key;
     char *keystr;               /* normalised path [+ "?" query] (owned) */
+    mc_hash128 skey;            /* where the object is stored: key, or its variant's (vary.h) */
+    char *skeystr;              /* the variant's key string (owned), NULL when not varying */
     char *s3path;               /* upstream path: S3 encoding, or as received for an unsigned origin (owned) */
     char *query;                /* raw query (owned) or NULL */
     const mc_cache_policy *pol; /* the behavior of its path (config-owned) */

@@ -29,6 +29,10 @@ typedef struct store_op {
     void *data;             /* CHUNK: the bytes (owned); PUBLISH: encoded meta (owned) */
     size_t len;
     char *path;             /* PUBLISH: normalised key string (owned) */
+    unsigned char marker_key[16]; /* PUBLISH of a variant: where its Vary marker goes */
+    void *marker;           /* PUBLISH of a variant: encoded marker (owned), or NULL */
+    size_t marker_len;
+    char *marker_path;
     uint64_t length;        /* PUBLISH: body length, checked against the chunks */
     uint32_t nchunks;
     mc_store_done_fn done;
@@ -232,7 +236,7 @@ static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
         MDB_val pk = {strlen(old.key), old.key};
         if (!rc && (rc = mdb_del(txn, s->paths, &pk, NULL)) == MDB_NOTFOUND)
             rc = 0;
-        if (!rc)
+        if (!rc && old.status != MC_META_VARY_MARKER)
             rc = adjust_totals(s, txn, -(int64_t)old.length, -1);
         mc_object_meta_free(&old);
     }
@@ -295,6 +299,28 @@ static int chunks_complete(mc_store *s, MDB_txn *txn, store_op *op)
     return sum == op->length;
 }
 
+/* The Vary marker at the URL's primary key: replaces whatever was there (an
+ * older marker, or an object stored before the response started to vary). */
+static int put_marker(mc_store *s, MDB_txn *txn, store_op *op)
+{
+    MDB_val k = {16, op->marker_key}, d;
+    int rc = mdb_get(txn, s->objects, &k, &d);
+    mc_object_meta cur;
+    if (rc == 0 && mc_object_meta_decode(d.mv_data, d.mv_size, &cur) == 0) {
+        int is_marker = cur.status == MC_META_VARY_MARKER;
+        mc_object_meta_free(&cur);
+        if (!is_marker && (rc = remove_object(s, txn, op->marker_key)) != 0)
+            return rc;
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    MDB_val md = {op->marker_len, op->marker};
+    if ((rc = mdb_put(txn, s->objects, &k, &md, 0)) != 0)
+        return rc;
+    MDB_val pk = {strlen(op->marker_path), op->marker_path}, pd = {16, op->marker_key};
+    return pk.mv_size > 0 && pk.mv_size <= 511 ? mdb_put(txn, s->paths, &pk, &pd, 0) : 0;
+}
+
 static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
 {
     *ok = 0;
@@ -318,6 +344,8 @@ static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
         rc = 0;
     if (!rc)
         rc = adjust_totals(s, txn, (int64_t)op->length, 1);
+    if (!rc && op->marker)
+        rc = put_marker(s, txn, op);
     if (!rc)
         *ok = 1;
     return rc;
@@ -374,6 +402,8 @@ static void op_free(store_op *op)
 {
     free(op->data);
     free(op->path);
+    free(op->marker);
+    free(op->marker_path);
     free(op);
 }
 
@@ -526,8 +556,13 @@ int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, 
     return enqueue(s, op);
 }
 
+typedef struct marker_spec {
+    const mc_hash128 *primary;
+    mc_object_meta *marker;     /* key filled in from the primary's path */
+} marker_spec;
+
 static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const mc_object_meta *meta,
-                      mc_store_done_fn done, void *arg)
+                      mc_store_done_fn done, void *arg, marker_spec *spec)
 {
     store_op *op = calloc(1, sizeof *op);
     mc_buf b = MC_BUF_INIT;
@@ -545,19 +580,57 @@ static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const 
     op->nchunks = meta->nchunks;
     op->done = done;
     op->arg = arg;
+    if (spec) {
+        /* the variant's key string is "PRIMARY\nVARY-VALUES": the marker's is PRIMARY */
+        const char *nl = strchr(meta->key, '\n');
+        size_t pl = nl ? (size_t)(nl - meta->key) : strlen(meta->key);
+        mc_buf mb = MC_BUF_INIT;
+        op->marker_path = strndup(meta->key, pl);
+        spec->marker->key = op->marker_path;
+        if (!op->marker_path || mc_object_meta_encode(spec->marker, &mb) < 0) {
+            mc_buf_free(&mb);
+            op_free(op);
+            return MC_E_NOMEM;
+        }
+        mc_hash128_bytes(*spec->primary, op->marker_key);
+        op->marker_len = mb.len;
+        op->marker = mc_buf_steal(&mb);
+    }
     return enqueue(s, op);
 }
 
 int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                      mc_store_done_fn done, void *arg)
 {
-    return queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg);
+    return mc_store_publish_variant(s, key, meta, NULL, NULL, done, arg);
+}
+
+int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                             const mc_hash128 *primary, const char *vary_names,
+                             mc_store_done_fn done, void *arg)
+{
+    if (!primary)
+        return queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, NULL);
+    /* the marker: what the URL varies on, no body */
+    mc_object_meta m = {0};
+    m.status = MC_META_VARY_MARKER;
+    m.chunk_size = MC_STORE_CHUNK_SIZE;
+    m.response_time = meta->response_time;
+    m.lifetime_s = meta->lifetime_s;
+    m.key = (char *)vary_names;   /* placeholder, replaced below */
+    mc_buf hdr = MC_BUF_INIT;
+    mc_buf_printf(&hdr, "Vary: %s\r\n", vary_names);
+    m.headers = hdr.data;
+    marker_spec spec = {primary, &m};
+    int rc = hdr.data ? queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, &spec) : MC_E_NOMEM;
+    mc_buf_free(&hdr);
+    return rc;
 }
 
 int mc_store_update_meta(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                          mc_store_done_fn done, void *arg)
 {
-    return queue_meta(s, MC_STORE_OP_UPDATE, key, meta, done, arg);
+    return queue_meta(s, MC_STORE_OP_UPDATE, key, meta, done, arg, NULL);
 }
 
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks)

@@ -33,6 +33,10 @@
 #include "common/hash.h"
 
 #define MC_STORE_CHUNK_SIZE (256u * 1024u)
+/* A URL whose responses vary (RFC 9111 4.1) has, at its primary key, a
+ * marker: status MC_META_VARY_MARKER, no body, headers "Vary: names". Each
+ * variant is an object at the hash of "PRIMARY\nVALUES". */
+#define MC_META_VARY_MARKER 0
 #define MC_STORE_MAGIC 0x53544f52u
 
 typedef struct mc_store mc_store;
@@ -119,6 +123,12 @@ int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx,
 int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                      mc_store_done_fn done, void *arg);
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks);
+/* Publish a variant of a varying URL: the object at key (meta->key is
+ * "PRIMARY\nVALUES") and, in the same transaction, the marker at primary
+ * listing vary_names. */
+int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
+                             const mc_hash128 *primary, const char *vary_names,
+                             mc_store_done_fn done, void *arg);
 /* Queue a metadata update after a revalidation (RFC 9111 4.3.4): applied
  * only if the stored object is still version meta->seq with the same length
  * (otherwise done(arg, 0)); done is called exactly once. */

@@ -166,6 +166,50 @@ class TestBehaviors(CachingCase):
         self.assertIn(f'{ini}:5: behavior./m/: "ttl" is not one of', p.stderr)
 
 
+class TestVary(CachingCase):
+    def test_variants_by_accept_encoding_share_normalised_spellings(self):
+        def handler(req):
+            ae = req.headers.get("accept-encoding", "none")
+            return 200, {"Cache-Control": "max-age=60", "Vary": "Accept-Encoding"}, f"body-for-{ae}".encode()
+        self.origin.route("/v.gltf", handler)
+        g = lambda ae: self.get_settled("/v.gltf", {"Accept-Encoding": ae})
+        s, hd, b, c = g("gzip, br")
+        self.assertEqual((hd["x-cache"], b), (["Miss from meshcdn"], b"body-for-gzip, br"))
+        s, hd, b, c = g("br,gzip")                 # same members, other order and spacing
+        self.assertEqual((hd["x-cache"], b), (["Hit from meshcdn"], b"body-for-gzip, br"))
+        s, hd, b, c = g("identity")
+        self.assertEqual((hd["x-cache"], b), (["Miss from meshcdn"], b"body-for-identity"))
+        s, hd, b, c = g("identity")
+        self.assertEqual((hd["x-cache"], b), (["Hit from meshcdn"], b"body-for-identity"))
+        s, hd, b, c = g("GZIP,  br")               # case-insensitive field
+        self.assertEqual((hd["x-cache"], b), (["Hit from meshcdn"], b"body-for-gzip, br"))
+        self.assertEqual(self.origin.count("/v.gltf"), 2)
+
+    def test_vary_star_is_never_served_from_cache(self):
+        self.origin.route("/star", fixed(200, {"Cache-Control": "max-age=60", "Vary": "*"}))
+        self.get_settled("/star")
+        self.assertEqual(self.get("/star")[1]["x-cache"], ["Miss from meshcdn"])
+        self.assertEqual(self.origin.count("/star"), 2)
+
+    def test_concurrent_viewers_of_different_variants_get_their_own(self):
+        import threading
+
+        def handler(req):
+            time.sleep(0.2)   # keep the first fill open while the others arrive
+            return 200, {"Cache-Control": "max-age=60", "Vary": "Origin"}, req.headers.get("origin", "-").encode()
+        self.origin.route("/cors.glb", handler)
+        out = {}
+
+        def fetch(o):
+            out[o] = self.get("/cors.glb", {"Origin": o})[2]
+        ts = [threading.Thread(target=fetch, args=(o,)) for o in ("https://a.example", "https://b.example")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(out, {o: o.encode() for o in out})
+
+
 class TestRevalidation(CachingCase):
     def test_304_refreshes_the_stored_copy_without_the_body(self):
         state = {"etag": '"v1"'}

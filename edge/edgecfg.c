@@ -26,6 +26,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"store", "dir", "store", MC_CFG_STR, "./meshcdn-store", "LMDB store directory", NULL, 0, 0},
     {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
     {"store", "max_object_size", NULL, MC_CFG_SIZE, NULL, "larger objects are not stored (default: size/4)", NULL, 0, 0},
+    {"store", "stall_timeout", NULL, MC_CFG_DURATION, "10s", "a viewer too slow for this long stops holding a fill back: it is cut off", NULL, 0, 0},
     {"store", "fill_buffer", NULL, MC_CFG_SIZE, "4M", "per-client backlog before the upstream is paused", NULL, 0, 0},
     {"cache", "heuristic_percent", NULL, MC_CFG_INT, "10", "heuristic freshness: percent of the Last-Modified age", NULL, 0, 100},
     {"cache", "heuristic_max", NULL, MC_CFG_DURATION, "1d", "cap on heuristic freshness", NULL, 0, 0},
@@ -263,6 +264,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
                                 ? mc_config_size(c, "store", "max_object_size")
                                 : out->store_size / 4;
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
+    out->stall_timeout_ms = mc_config_duration_ms(c, "store", "stall_timeout");
     /* below twice the connection's low watermark a drained viewer would
      * resume the upstream only to pause it again at once */
     if ((rc = load_policy(out, c, err)) < 0)

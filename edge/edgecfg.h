@@ -60,6 +60,7 @@ typedef struct mc_edge_config {
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
+    int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
     mc_cache_policy policy;      /* the default behavior ([cache]) */
     mc_cache_policy behaviors[32];   /* [behavior] PREFIX = key=value ..., longest prefix first */
     int nbehaviors;

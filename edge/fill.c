@@ -54,6 +54,13 @@ struct mc_fill {
     mc_object_meta stale;        /* the stale copy being revalidated (owned) */
     int has_stale;
     int reval_304;               /* the conditional request got 304 */
+    mc_mail published;           /* the store's answer, posted back to this worker */
+    int publish_ok;              /* written by the writer before the post */
+    int upstream_chunked;        /* the body's end is marked (Content-Length or chunked) */
+    int paused;                  /* the upstream waits for a slow viewer */
+    struct event *stall;         /* how long a slow viewer may hold the others back */
+    struct event *kick;          /* runs pass_waiters outside libcurl's callbacks */
+    int private_;                /* a pass fill of its own: not in the table or registry */
 };
 
 struct mc_fill_table {
@@ -66,6 +73,7 @@ struct mc_fill_table {
  * registry while queued; once posted (posted = 1) by the message, which
  * drops it if the viewer left meanwhile (cancelled = 1, set on w's thread). */
 typedef struct mc_remote_wait {
+    mc_mail mail;               /* how the wake-up travels: cannot fail */
     mc_resp *r;
     mc_worker *w;
     int posted, cancelled;
@@ -75,6 +83,7 @@ typedef struct mc_remote_wait {
 typedef struct reg_entry {
     mc_hash128 key;
     mc_worker *owner;
+    int pass;                   /* the response is not stored: others fetch on their own */
     mc_remote_wait *waiters;
     struct reg_entry *next;
 } reg_entry;
@@ -128,8 +137,7 @@ static void reg_release(mc_hash128 key)
     free(e);
     while (list) {
         mc_remote_wait *next = list->next;
-        if (mc_worker_post(list->w, on_remote_ready, list) < 0)
-            free(list);   /* out of memory: the viewer's connection times out */
+        mc_worker_post_mail(list->w, &list->mail, on_remote_ready, list);
         list = next;
     }
 }
@@ -191,6 +199,10 @@ static void fill_free(mc_fill *f)
         mc_object_meta_free(&f->stale);
     if (f->xxh)
         XXH3_freeState(f->xxh);
+    if (f->stall)
+        event_free(f->stall);
+    if (f->kick)
+        event_free(f->kick);
     free(f->hdrs);
     free(f->keystr);
     free(f->skeystr);
@@ -374,21 +386,13 @@ static void flush_chunk(mc_fill *f)
 
 static void on_published_main(void *arg);
 
-typedef struct publish_note {
-    mc_fill *f;
-    int ok;
-} publish_note;
-
-/* Runs on the writer thread: hand the result to the fill's worker. */
+/* Runs on the writer thread: hand the result to the fill's worker (the mail
+ * lives in the fill, so this cannot fail; the mailbox lock orders publish_ok). */
 static void on_published(void *arg, int ok)
 {
     mc_fill *f = arg;
-    publish_note *n = malloc(sizeof *n);
-    if (!n)
-        return;   /* the fill stays parked; only possible when out of memory */
-    n->f = f;
-    n->ok = ok;
-    mc_worker_post(f->w, on_published_main, n);
+    f->publish_ok = ok;
+    mc_worker_post_mail(f->w, &f->published, on_published_main, f);
 }
 
 /* After a revalidation that could not refresh the copy, viewers fetch it
@@ -403,10 +407,8 @@ static void bypass_stale(mc_fill *f)
 
 static void on_published_main(void *arg)
 {
-    publish_note *n = arg;
-    mc_fill *f = n->f;
-    int ok = n->ok;
-    free(n);
+    mc_fill *f = arg;
+    int ok = f->publish_ok;
     assert(f->magic == MC_FILL_MAGIC && f->state == FILL_PUBLISHING);
     mc_counter_add(ok ? &mc_stats_global.fills_published : &mc_stats_global.fills_failed, 1);
     if (!ok)
@@ -522,6 +524,75 @@ static int publish(mc_fill *f)
     return 1;
 }
 
+/* ---------- viewers that should not wait ---------- */
+
+/* Runs from the loop (f->kick): local waiters of a fill that will not be
+ * stored look up again and fetch on their own. */
+static void pass_waiters(evutil_socket_t fd, short what, void *arg)
+{
+    mc_fill *f = arg;
+    (void)fd, (void)what;
+    while (f->waiters) {
+        mc_resp *r = f->waiters;
+        f->waiters = r->next;
+        r->next = NULL;
+        r->fill = NULL;
+        r->waiting = 0;
+        mc_lookup_retry(r);
+    }
+}
+
+/* The response will not be stored, so waiting for it gains nothing: the
+ * other workers' waiters and later requests fetch on their own (a
+ * hit-for-pass), this worker's waiters too, once out of this callback. */
+static void let_others_pass(mc_fill *f)
+{
+    mc_remote_wait *list = NULL;
+    pthread_mutex_lock(&registry.mu);
+    reg_entry *e = *reg_find(f->key);
+    if (e && e->owner == f->w) {
+        e->pass = 1;
+        list = e->waiters;
+        e->waiters = NULL;
+        for (mc_remote_wait *rw = list; rw; rw = rw->next)
+            rw->posted = 1;
+    }
+    pthread_mutex_unlock(&registry.mu);
+    while (list) {
+        mc_remote_wait *next = list->next;
+        mc_worker_post_mail(list->w, &list->mail, on_remote_ready, list);
+        list = next;
+    }
+    if (f->waiters && f->kick)
+        event_active(f->kick, EV_TIMEOUT, 0);
+}
+
+/* A viewer has held the upstream paused for stall_timeout: the viewers that
+ * are that slow are cut off so that the others (and the store) go on. */
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    mc_fill *f = arg;
+    (void)fd, (void)what;
+    if (!f->paused || !f->xfer)
+        return;
+    size_t limit = f->w->node->cfg->max_fill_buffer;
+    for (mc_resp **pp = &f->subs; *pp;) {
+        mc_resp *r = *pp;
+        if (mc_http_backlog(r->conn) <= limit) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        r->next = NULL;
+        r->fill = NULL;
+        mc_log_warn("fill", "key=\"%s\" msg=\"viewer too slow, cut off\" client=%s", f->keystr,
+                    mc_http_peer(r->conn));
+        mc_resp_fail(r, 504);
+    }
+    f->paused = 0;
+    mc_upstream_resume(f->xfer);
+}
+
 /* ---------- upstream callbacks ---------- */
 
 /* Hop-by-hop fields (RFC 9110 7.6.1) and what the edge sets itself. */
@@ -596,6 +667,9 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         if (strcasecmp(h[i].name, "Connection") == 0)
             connection = h[i].value;
     const mc_cache_policy *pol = f->pol;
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Transfer-Encoding") == 0 && strcasestr(h[i].value, "chunked"))
+            f->upstream_chunked = 1;
     mc_buf b = MC_BUF_INIT;
     for (int i = 0; i < n; i++)
         if (!drop_header(h[i].name, connection) &&
@@ -626,6 +700,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         f->storing = 0;
         f->fresh.why_not = "too big";
     }
+    if (f->storing && clen < 0 && !f->upstream_chunked) {
+        /* ended by closing the connection: a cut body would look complete */
+        f->storing = 0;
+        f->fresh.why_not = "close-delimited";
+    }
+    if (!f->storing && !f->private_)
+        let_others_pass(f);
     if (f->storing) {
         f->seq = mc_store_next_seq(f->w->node->store);
         f->xxh = XXH3_createState();
@@ -652,8 +733,20 @@ static int on_up_body(void *arg, const void *data, size_t len)
     mc_fill *f = arg;
     size_t limit = f->w->node->cfg->max_fill_buffer;
     for (mc_resp *r = f->subs; r; r = r->next)
-        if (mc_http_backlog(r->conn) > limit)
+        if (mc_http_backlog(r->conn) > limit) {
+            if (!f->paused && f->stall) {
+                struct timeval tv = {f->w->node->cfg->stall_timeout_ms / 1000,
+                                     (f->w->node->cfg->stall_timeout_ms % 1000) * 1000};
+                evtimer_add(f->stall, &tv);
+            }
+            f->paused = 1;
             return MC_UPSTREAM_PAUSE;
+        }
+    if (f->paused && f->stall)
+        evtimer_del(f->stall);
+    f->paused = 0;
+    if (f->storing && f->received + len > f->w->node->cfg->max_object_bytes)
+        stop_storing(f, "too big");   /* no Content-Length told us before */
     if (f->length >= 0 && f->received + len > (uint64_t)f->length)
         return -1;   /* more than declared: refuse, never store it */
     mc_resp *r = f->subs;
@@ -793,7 +886,7 @@ static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
 
 /* Start fetching r's key; with a stale copy (stale != NULL) the request is
  * conditional on its validators. */
-static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
+static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_)
 {
     mc_fill *f = calloc(1, sizeof *f);
     if (!f || !(f->keystr = strdup(r->keystr))) {
@@ -804,6 +897,9 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
     f->w = r->w;
     f->key = r->key;
     f->skey = r->key;
+    f->private_ = private_;
+    f->stall = evtimer_new(r->w->base, on_stall, f);
+    f->kick = evtimer_new(r->w->base, pass_waiters, f);
     f->pol = r->pol;
     mc_buf block = MC_BUF_INIT;
     mc_vary_req_block(r->req, &block);
@@ -854,10 +950,14 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
     f->xfer = mc_upstream_get(r->w->upstream, r->s3path, r->query, extra, &fill_cbs, f);
     for (int i = 0; i < nfwd; i++)
         free(fwd[i]);
-    if (!f->xfer) {
+    if (!f->xfer || !f->stall || !f->kick) {
+        if (f->xfer)
+            mc_upstream_cancel(f->xfer);
         fill_free(f);
         return NULL;
     }
+    if (private_)
+        return f;
     mc_fill **b = bucket_of(r->w->fills, f->key);
     f->next_in_bucket = *b;
     *b = f;
@@ -865,14 +965,17 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale)
 }
 
 /* Claim key node-wide for worker w. Returns 1 when claimed; 0 when another
- * worker has it and r (if not NULL) was queued to wait for it; < 0 on
- * allocation failure. */
+ * worker has it and r (if not NULL) was queued to wait for it; 2 when the
+ * running fill will not be stored (fetch privately); < 0 on allocation
+ * failure. */
 static int reg_claim(mc_hash128 key, mc_worker *w, mc_resp *r)
 {
     int rc;
     pthread_mutex_lock(&registry.mu);
     reg_entry **pp = reg_find(key);
-    if (*pp) {
+    if (*pp && (*pp)->pass) {
+        rc = 2;                 /* not stored: fetch on your own */
+    } else if (*pp) {
         rc = 0;
         if (r) {
             mc_remote_wait *rw = calloc(1, sizeof *rw);
@@ -900,9 +1003,25 @@ static int reg_claim(mc_hash128 key, mc_worker *w, mc_resp *r)
     return rc;
 }
 
+static void join_private(mc_resp *r, mc_fill *f)
+{
+    r->fill = f;
+    r->next = f->subs;
+    f->subs = r;
+}
+
 void mc_fill_join(mc_resp *r, int expired)
 {
     mc_fill *f = table_find(r->w->fills, r->key);
+    if (f && f->headers_seen && !f->storing && !f->reval_304 && f->state == FILL_FETCHING) {
+        r->result = MC_RESULT_PASS;   /* hit-for-pass: the running fill is not stored */
+        if (!(f = fill_start(r, NULL, 1))) {
+            mc_resp_fail(r, 502);
+            return;
+        }
+        join_private(r, f);
+        return;
+    }
     if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale)) {
         r->fill = f;            /* too late to stream along, or a revalidation: wait for the result */
         r->waiting = 1;
@@ -920,9 +1039,18 @@ void mc_fill_join(mc_resp *r, int expired)
             mc_resp_fail(r, 503);
             return;
         }
+        if (rc == 2) {
+            r->result = MC_RESULT_PASS;
+            if (!(f = fill_start(r, NULL, 1))) {
+                mc_resp_fail(r, 502);
+                return;
+            }
+            join_private(r, f);
+            return;
+        }
         r->result = expired ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
         int reval = expired && r->has_meta && !r->bypass_stale;
-        if (!(f = fill_start(r, reval ? &r->meta : NULL))) {
+        if (!(f = fill_start(r, reval ? &r->meta : NULL, 0))) {
             reg_release(r->key);
             mc_resp_fail(r, 502);
             return;
@@ -939,7 +1067,7 @@ void mc_fill_background(mc_resp *r)
 {
     if (table_find(r->w->fills, r->key) || reg_claim(r->key, r->w, NULL) != 1)
         return;                 /* a fill already runs */
-    if (!fill_start(r, r->has_meta ? &r->meta : NULL))
+    if (!fill_start(r, r->has_meta ? &r->meta : NULL, 0))
         reg_release(r->key);
 }
 

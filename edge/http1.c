@@ -238,6 +238,18 @@ static int parse_head(mc_http_conn *c)
 
 static void on_read(struct bufferevent *bev, void *arg);
 
+/* Forget the last exchange: an error answered before the next head is parsed
+ * must not inherit its framing (HEAD, chunked, Content-Length). */
+static void reset_exchange(mc_http_conn *c)
+{
+    c->started = c->no_body = c->chunked = c->close_after = c->has_owner = 0;
+    c->remaining = -1;
+    memset(&c->req, 0, sizeof c->req);
+    c->req.minor = 1;
+    free(c->head);
+    c->head = NULL;
+}
+
 static void finish_or_next(mc_http_conn *c)
 {
     if (c->close_after) {
@@ -251,8 +263,7 @@ static void finish_or_next(mc_http_conn *c)
         return;
     }
     c->state = CONN_READING;
-    free(c->head);
-    c->head = NULL;
+    reset_exchange(c);
     bufferevent_enable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);                   /* a pipelined request is waiting */
@@ -302,9 +313,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     evbuffer_remove(in, c->head, n);
     evbuffer_drain(in, 2);
     c->head[n] = '\0';
-    c->started = c->no_body = c->chunked = c->close_after = c->has_owner = 0;
-    c->remaining = -1;
-    int status = parse_head(c);
+    /* a NUL would end the string parse early and hide the headers after it
+     * (a smuggling vector): refuse the request */
+    int status = memchr(c->head, '\0', n) ? 400 : parse_head(c);
     if (status) {
         error_response(c, status);
         return;
@@ -377,6 +388,7 @@ int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts 
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATERMARK, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
+    reset_exchange(c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (opts->registry) {

@@ -17,12 +17,6 @@
 #include "edge/lookup.h"
 #include "edge/upstream.h"
 
-struct mc_mail {
-    struct mc_mail *next;
-    void (*fn)(void *);
-    void *arg;
-};
-
 int mc_listen_socket(const char *host, int port, int reuseport, int *actual_port, mc_err *err)
 {
     struct addrinfo hints = {0}, *ai = NULL;
@@ -67,21 +61,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&w->mail_mu);
     while (m) {
         mc_mail *next = m->next;
-        m->fn(m->arg);
-        free(m);
+        int owned = m->owned;
+        m->fn(m->arg);         /* may free a caller-owned m: read it first */
+        if (owned)
+            free(m);
         m = next;
     }
 }
 
-int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg)
+static void enqueue_mail(mc_worker *w, mc_mail *m)
 {
     assert(w && w->magic == MC_WORKER_MAGIC);
-    mc_mail *m = malloc(sizeof *m);
-    if (!m)
-        return MC_E_NOMEM;
     m->next = NULL;
-    m->fn = fn;
-    m->arg = arg;
     pthread_mutex_lock(&w->mail_mu);
     if (w->mail_tail)
         w->mail_tail->next = m;
@@ -90,7 +81,22 @@ int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg)
     w->mail_tail = m;
     pthread_mutex_unlock(&w->mail_mu);
     event_active(w->wake, EV_READ, 0);   /* thread-safe with evthread_use_pthreads */
+}
+
+int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg)
+{
+    mc_mail *m = malloc(sizeof *m);
+    if (!m)
+        return MC_E_NOMEM;
+    *m = (mc_mail){NULL, fn, arg, 1};
+    enqueue_mail(w, m);
     return 0;
+}
+
+void mc_worker_post_mail(mc_worker *w, mc_mail *m, void (*fn)(void *arg), void *arg)
+{
+    *m = (mc_mail){NULL, fn, arg, 0};
+    enqueue_mail(w, m);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sl, void *arg)

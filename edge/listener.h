@@ -25,7 +25,14 @@
 
 typedef struct mc_upstream mc_upstream;
 typedef struct mc_fill_table mc_fill_table;
-typedef struct mc_mail mc_mail;
+/* One queued call. mc_worker_post allocates it; mc_worker_post_mail uses
+ * the caller's (embedded in the object it concerns), so it cannot fail. */
+typedef struct mc_mail {
+    struct mc_mail *next;
+    void (*fn)(void *arg);
+    void *arg;
+    int owned;                 /* allocated by mc_worker_post: freed after the call */
+} mc_mail;
 typedef struct mc_node mc_node;
 
 typedef struct mc_worker {
@@ -62,6 +69,8 @@ void mc_node_stop(mc_node *node);
 
 /* Run fn(arg) on worker w's loop thread, soon. Safe from any thread. */
 int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg);
+/* Same with caller-owned storage: m must stay valid until m->fn has run. */
+void mc_worker_post_mail(mc_worker *w, mc_mail *m, void (*fn)(void *arg), void *arg);
 
 /* Bind a listening TCP socket (SO_REUSEADDR, optionally SO_REUSEPORT) and
  * report the actual port. Returns the fd or a negative MC_E_* with err set. */

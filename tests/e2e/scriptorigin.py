@@ -6,7 +6,9 @@
     o.requests                              # [Request(method, path, headers)], in arrival order
     o.stop()                                # open connections are cut; new ones refused
 
-A handler gets a Request and returns (status, headers dict or list of pairs, body bytes).
+A handler gets a Request and returns (status, headers dict or list of pairs, body),
+body being bytes (sent with Content-Length), a list of bytes (sent chunked), or
+("close", bytes) (no length: the body ends when the connection closes).
 Unrouted paths get 404. Paths are matched without the "/b" bucket prefix.
 """
 
@@ -51,10 +53,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for k, v in items:
             self.send_header(k, v)
             names.add(k.lower())
-        if "content-length" not in names and status not in (204, 304):
+        chunked = isinstance(body, list)
+        close = isinstance(body, tuple)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            body = body[1]
+        elif "content-length" not in names and status not in (204, 304):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if with_body and status not in (204, 304):
+        if not with_body or status in (204, 304):
+            return
+        if chunked:
+            for part in body:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
             self.wfile.write(body)
 
     def do_GET(self):

@@ -210,6 +210,69 @@ class TestVary(CachingCase):
         self.assertEqual(out, {o: o.encode() for o in out})
 
 
+class TestRobustness(CachingCase):
+    def test_chunked_body_over_the_object_limit_is_not_stored(self):
+        edge = self.start_edge("--store.max_object_size", "1M", "--store", f"{self.tmp}/s-big")
+        self.origin.route("/big.bin", fixed(200, {"Cache-Control": "max-age=60"}, [b"x" * 65536] * 40))
+        self.origin.route("/small.bin", fixed(200, {"Cache-Control": "max-age=60"}, [b"y" * 1000] * 3))
+        for p, size in (("/big.bin", 40 * 65536), ("/small.bin", 3000)):
+            s, hd, b, c = self.get(p, edge=edge)
+            self.assertEqual((s, len(b), c), (200, size, True))
+            time.sleep(0.15)
+        self.assertEqual(self.get("/big.bin", edge=edge)[1]["x-cache"], ["Miss from meshcdn"])
+        self.assertEqual(self.get("/small.bin", edge=edge)[1]["x-cache"], ["Hit from meshcdn"])
+
+    def test_close_delimited_body_is_never_stored(self):
+        self.origin.route("/cd.bin", fixed(200, {"Cache-Control": "max-age=60"}, ("close", b"z" * 300000)))
+        s, hd, b, c = self.get_settled("/cd.bin")
+        self.assertEqual(len(b), 300000)
+        self.assertEqual(self.get("/cd.bin")[1]["x-cache"], ["Miss from meshcdn"])
+        self.assertEqual(self.origin.count("/cd.bin"), 2)
+
+    def slow_reader(self, edge, path):
+        import socket
+        s = socket.create_connection(edge.addr["http"], timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        return s
+
+    def test_a_slow_viewer_is_cut_off_instead_of_stalling_the_others(self):
+        edge = self.start_edge("--store.stall_timeout", "1s", "--workers", "1", "--store", f"{self.tmp}/s-slow")
+
+        def handler(req):
+            time.sleep(0.5)   # both viewers attach before the first byte
+            return 200, {"Cache-Control": "max-age=60"}, b"m" * (24 << 20)
+        self.origin.route("/slow.glb", handler)
+        slow = self.slow_reader(edge, "/slow.glb")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        s, hd, b, c = self.get("/slow.glb", edge=edge)
+        self.assertEqual((s, c, len(b)), (200, True, 24 << 20))
+        self.assertLess(time.monotonic() - t0, 8)
+        got = 0
+        try:
+            while True:
+                chunk = slow.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        self.assertLess(got, 24 << 20)
+        self.assertEqual(self.origin.count("/slow.glb"), 1)
+
+    def test_uncacheable_response_does_not_make_others_wait(self):
+        edge = self.start_edge("--workers", "1", "--store", f"{self.tmp}/s-pass")
+        self.origin.route("/ns.glb", fixed(200, {"Cache-Control": "no-store"}, b"n" * (24 << 20)))
+        self.slow_reader(edge, "/ns.glb")      # holds its (uncacheable) fill paused
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        s, hd, b, c = self.get("/ns.glb", edge=edge)
+        self.assertEqual((s, c, len(b)), (200, True, 24 << 20))
+        self.assertLess(time.monotonic() - t0, 5)   # well before the 10 s stall limit
+        self.assertEqual(self.origin.count("/ns.glb"), 2)
+
+
 class TestRevalidation(CachingCase):
     def test_304_refreshes_the_stored_copy_without_the_body(self):
         state = {"etag": '"v1"'}

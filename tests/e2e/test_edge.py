@@ -447,6 +447,32 @@ class TestProtocol(EdgeCase):
         s, hd, b, c = self.get(e, "/healthz-is-not-here")   # the edge still serves
         self.assertIn(s, (403, 404))
 
+    def test_errors_after_a_keep_alive_exchange_have_their_own_framing(self):
+        # a HEAD, then a head that never ends: the 431 must not inherit the
+        # HEAD's "no body" (nor crash a debug build on its assertion)
+        e = self.edge()
+        path = Catalog.glbs()[0]
+        with socket.create_connection(e.addr["http"], timeout=10) as s:
+            s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            time.sleep(0.3)
+            s.sendall(b"GET /x HTTP/1.1\r\nX: " + b"a" * 20000)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, rest = data.rpartition(b"HTTP/1.1 431 ")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "))
+        length = int(rest.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        self.assertEqual(len(rest.split(b"\r\n\r\n", 1)[1]), length)
+
+    def test_nul_in_a_header_is_refused(self):
+        e = self.edge()
+        with socket.create_connection(e.addr["http"], timeout=10) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\nX: a\x00\r\nContent-Length: 5\r\n\r\nGET /")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 400 "))
+
     def test_keep_alive_and_pipelining(self):
         e = self.edge()
         path = Catalog.glbs()[0]

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
       libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(libcmocka-dev python3)
+  # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin
+  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3)
 fi
 
 missing=()

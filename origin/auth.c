@@ -126,6 +126,27 @@ static int verify(const mc_auth *a, const mc_sigv4_request *sr, time_t now, mc_a
     return rc < 0 ? fail(out, rc, v.detail) : 0;
 }
 
+static int check(const mc_auth *a, struct evhttp_request *req, const char *raw_path,
+                 const char *raw_query, time_t now, const void *body, size_t body_len,
+                 const char *payload_hash, mc_auth_result *out)
+{
+    mc_sigv4_request sr = {
+        .method = method_name(evhttp_request_get_command(req)),
+        .path = raw_path,
+        .query = raw_query,
+        .body = body,
+        .body_len = body_len,
+        .payload_hash = payload_hash,
+    };
+    mc_sigv4_header *hdrs = collect_headers(req, &sr.nheaders);
+    if (!hdrs)
+        return MC_E_NOMEM;
+    sr.headers = hdrs;
+    int rc = verify(a, &sr, now, out);
+    free(hdrs);
+    return rc;
+}
+
 int mc_auth_check(const mc_auth *a, struct evhttp_request *req, const char *raw_path,
                   const char *raw_query, time_t now, mc_auth_result *out)
 {
@@ -136,19 +157,16 @@ int mc_auth_check(const mc_auth *a, struct evhttp_request *req, const char *raw_
     size_t body_len = in ? evbuffer_get_length(in) : 0;
     if (body_len > a->max_body_bytes)
         return fail(out, MC_E_AUTH_MALFORMED, "The request body is too large to verify.");
+    return check(a, req, raw_path, raw_query, now, body_len ? evbuffer_pullup(in, -1) : NULL,
+                 body_len, NULL, out);
+}
 
-    mc_sigv4_request sr = {
-        .method = method_name(evhttp_request_get_command(req)),
-        .path = raw_path,
-        .query = raw_query,
-        .body = body_len ? evbuffer_pullup(in, -1) : NULL,
-        .body_len = body_len,
-    };
-    mc_sigv4_header *hdrs = collect_headers(req, &sr.nheaders);
-    if (!hdrs)
-        return MC_E_NOMEM;
-    sr.headers = hdrs;
-    int rc = verify(a, &sr, now, out);
-    free(hdrs);
-    return rc;
+int mc_auth_check_payload(const mc_auth *a, struct evhttp_request *req, const char *raw_path,
+                          const char *raw_query, time_t now, const char *body_sha256,
+                          mc_auth_result *out)
+{
+    assert(a && a->magic == MC_AUTH_MAGIC);
+    memset(out, 0, sizeof *out);
+    strcpy(out->access_key, "-");
+    return check(a, req, raw_path, raw_query, now, NULL, 0, body_sha256, out);
 }

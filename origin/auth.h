@@ -61,6 +61,16 @@ void mc_auth_init(mc_auth *a, const mc_keys *keys, bool anonymous_read);
 int mc_auth_check(const mc_auth *a, struct evhttp_request *req, const char *raw_path,
                   const char *raw_query, time_t now, mc_auth_result *out);
 
+/* The same for a request whose body the caller checks itself (PUT bodies of
+ * any size): the body is not read here. body_sha256 (lower-case hex of the
+ * body the caller holds) is the signed payload when the request has no
+ * x-amz-content-sha256 header; when it has one, the signature covers that
+ * header and the caller must compare it with the body (mc_upload does).
+ * Unsigned requests never pass (anonymous_read covers GET/HEAD only). */
+int mc_auth_check_payload(const mc_auth *a, struct evhttp_request *req, const char *raw_path,
+                          const char *raw_query, time_t now, const char *body_sha256,
+                          mc_auth_result *out);
+
 /* The metric label for an MC_E_AUTH_* code ("other" for anything else). */
 const char *mc_auth_reason(int rc);
 

@@ -21,10 +21,15 @@
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "origin/auth.h"
 #include "origin/control.h"
+#include "origin/list.h"
+#include "origin/multipart.h"
 #include "origin/objects.h"
+#include "origin/query.h"
 #include "origin/s3xml.h"
+#include "origin/upload.h"
 
 #ifndef MESHCDN_VERSION
 #define MESHCDN_VERSION "0.0.0"
@@ -34,8 +39,9 @@
 #define SYNOPSIS "[--config FILE] [--listen ADDR:PORT] [--control ADDR:PORT] [--root DIR]\n" \
                  "               [--keys FILE] [--anonymous-read]"
 #define ORIGIN_MAGIC 0x4f524947u
-/* Bodies are read whole before the handler runs; GET/HEAD need none, and
- * PUT (a later issue) will stream instead. */
+/* Bodies are read whole before the handler runs (upload.h says why); the
+ * control listener and non-PUT S3 requests (CompleteMultipartUpload XML)
+ * need little, PUT bodies are bounded by origin.max_put_size. */
 #define MAX_BODY_BYTES (1u << 20)
 #define MAX_HEADER_BYTES (64u << 10)
 
@@ -56,6 +62,11 @@ static const mc_cfg_opt schema[] = {
      "largest accepted x-amz-date distance from now", NULL, 0, 0},
     {"origin", "cache_control", NULL, MC_CFG_STR, "public, max-age=86400",
      "Cache-Control when no [cache-control] prefix matches", NULL, 0, 0},
+    {"origin", "max_put_size", NULL, MC_CFG_SIZE, "64M",
+     "largest PUT body (an object or one multipart part), held in memory while it "
+     "arrives; more gets 413", NULL, 0, 0},
+    {"origin", "max_object_size", NULL, MC_CFG_SIZE, "5G",
+     "largest object, single PUT or assembled from parts (400 EntityTooLarge)", NULL, 0, 0},
     {"origin", "etag_cache_entries", NULL, MC_CFG_INT, "4096",
      "ETags kept in memory (one MD5 per file version)", NULL, 16, 16777216},
     {"origin", "timeout", NULL, MC_CFG_DURATION, "60s",
@@ -110,17 +121,122 @@ static void reply_error(struct evhttp_request *req, mc_s3_error e, const char *m
     r->bytes = mc_s3xml_send(req, e, message, resource, reqid);
 }
 
-/* Authenticated request: GET/HEAD go to the object space, others get 405. */
-static void dispatch(origin *o, struct evhttp_request *req, const char *raw_path,
-                     const char *reqid, mc_obj_reply *r)
+/* Is the decoded path "/", "/BUCKET" or "/BUCKET/" (a service or bucket
+ * request rather than an object one)? */
+static bool bucket_level(const char *raw_path)
 {
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-    if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) {
-        mc_objects_serve(o->objects, req, raw_path, reqid, r);
+    mc_buf p = MC_BUF_INIT;
+    bool yes = false;
+    if (mc_path_decode(raw_path, strlen(raw_path), &p) == 0 && p.len > 0) {
+        const char *slash = strchr(p.data + 1, '/');
+        yes = !slash || slash[1] == '\0';
+    }
+    mc_buf_free(&p);
+    return yes;
+}
+
+typedef struct s3_call {
+    origin *o;
+    struct evhttp_request *req;
+    const char *raw_path;
+    const char *raw_query;
+    const mc_query *query;
+    const char *reqid;
+    mc_auth_result *ar;
+    mc_obj_reply *r;
+} s3_call;
+
+static void not_implemented(const s3_call *c, const char *what)
+{
+    reply_error(c->req, MC_S3_NOT_IMPLEMENTED, what, c->raw_path, c->reqid, c->r);
+}
+
+/* PUT: the body is hashed first so the signature can cover it (when the
+ * client sent no x-amz-content-sha256) and checked before any byte is stored. */
+static void handle_put(const s3_call *c)
+{
+    origin *o = c->o;
+    mc_body_digest d;
+    mc_s3_error e;
+    const char *msg;
+    if (mc_upload_digest(evhttp_request_get_input_buffer(c->req), &d) < 0) {
+        reply_error(c->req, MC_S3_INTERNAL_ERROR, NULL, c->raw_path, c->reqid, c->r);
         return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-    reply_error(req, MC_S3_METHOD_NOT_ALLOWED, NULL, raw_path, reqid, r);
+    int rc = mc_auth_check_payload(&o->auth, c->req, c->raw_path, c->raw_query, time(NULL),
+                                   d.sha256_hex, c->ar);
+    if (rc < 0) {
+        mc_control_count_auth_failure(o->metrics, c->ar->reason ? c->ar->reason : "other");
+        reply_error(c->req, c->ar->error, c->ar->message, c->raw_path, c->reqid, c->r);
+    } else if (!mc_upload_check_body(c->req, &d, &e, &msg)) {
+        reply_error(c->req, e, msg, c->raw_path, c->reqid, c->r);
+    } else if (mc_query_get(c->query, "uploadId")) {
+        mc_multipart_part(o->objects, c->req, c->raw_path, c->query, &d, c->reqid, c->r);
+    } else if (c->query->n > 0 || bucket_level(c->raw_path)) {
+        not_implemented(c, "Only PutObject and UploadPart are implemented by this origin "
+                           "(buckets are directories the operator creates).");
+    } else {
+        uint64_t max = mc_config_size(o->cfg, "origin", "max_object_size");
+        mc_upload_put(o->objects, c->req, c->raw_path, &d, max, c->reqid, c->r);
+    }
+}
+
+static void handle_read(const s3_call *c)
+{
+    if (bucket_level(c->raw_path))
+        mc_list_serve(c->o->objects, c->req, c->raw_path, c->query, c->o->auth.region,
+                      c->reqid, c->r);
+    else if (mc_query_get(c->query, "uploadId"))
+        not_implemented(c, "ListParts is not implemented by this origin.");
+    else
+        mc_objects_serve(c->o->objects, c->req, c->raw_path, c->reqid, c->r);
+}
+
+static void handle_post(const s3_call *c)
+{
+    uint64_t max = mc_config_size(c->o->cfg, "origin", "max_object_size");
+    if (bucket_level(c->raw_path)) {
+        not_implemented(c, "DeleteObjects and other bucket POSTs are not implemented by "
+                           "this origin.");
+    } else if (mc_query_get(c->query, "uploads")) {
+        mc_multipart_create(c->o->objects, c->req, c->raw_path, c->reqid, c->r);
+    } else if (mc_query_get(c->query, "uploadId")) {
+        mc_multipart_complete(c->o->objects, c->req, c->raw_path, c->query, max, c->reqid,
+                              c->r);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow",
+                          "GET, HEAD, PUT, DELETE");
+        reply_error(c->req, MC_S3_METHOD_NOT_ALLOWED, NULL, c->raw_path, c->reqid, c->r);
+    }
+}
+
+/* Everything but PUT is verified with its (small) body in memory. */
+static void dispatch(const s3_call *c)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(c->req);
+    if (m == EVHTTP_REQ_PUT) {
+        handle_put(c);
+        return;
+    }
+    int rc = mc_auth_check(&c->o->auth, c->req, c->raw_path, c->raw_query, time(NULL), c->ar);
+    if (rc < 0) {
+        mc_control_count_auth_failure(c->o->metrics, c->ar->reason ? c->ar->reason : "other");
+        reply_error(c->req, c->ar->error, c->ar->message, c->raw_path, c->reqid, c->r);
+    } else if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) {
+        handle_read(c);
+    } else if (m == EVHTTP_REQ_DELETE && mc_query_get(c->query, "uploadId")) {
+        mc_multipart_abort(c->o->objects, c->req, c->raw_path, c->query, c->reqid, c->r);
+    } else if (m == EVHTTP_REQ_DELETE && bucket_level(c->raw_path)) {
+        not_implemented(c, "DeleteBucket is not implemented by this origin.");
+    } else if (m == EVHTTP_REQ_DELETE) {
+        mc_upload_delete(c->o->objects, c->req, c->raw_path, c->reqid, c->r);
+    } else if (m == EVHTTP_REQ_POST) {
+        handle_post(c);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow",
+                          "GET, HEAD, PUT, DELETE, POST");
+        reply_error(c->req, MC_S3_METHOD_NOT_ALLOWED, NULL, c->raw_path, c->reqid, c->r);
+    }
 }
 
 static void on_s3_request(struct evhttp_request *req, void *ud)
@@ -141,19 +257,20 @@ static void on_s3_request(struct evhttp_request *req, void *ud)
     memset(&ar, 0, sizeof ar);
     strcpy(ar.access_key, "-");
 
-    if (!raw_path) {
+    mc_query query = MC_QUERY_INIT;
+    int qrc = raw_path ? mc_query_parse(&query, q ? q + 1 : "") : 0;
+    if (!raw_path || qrc == MC_E_NOMEM) {
         reply_error(req, MC_S3_INTERNAL_ERROR, NULL, "", reqid, &r);
     } else if (raw_path[0] != '/') {
         reply_error(req, MC_S3_INVALID_URI, NULL, raw_path, reqid, &r);
+    } else if (qrc < 0) {
+        reply_error(req, MC_S3_INVALID_ARGUMENT, "The query string cannot be decoded.",
+                    raw_path, reqid, &r);
     } else {
-        int rc = mc_auth_check(&o->auth, req, raw_path, q ? q + 1 : "", time(NULL), &ar);
-        if (rc < 0) {
-            mc_control_count_auth_failure(o->metrics, ar.reason ? ar.reason : "other");
-            reply_error(req, ar.error, ar.message, raw_path, reqid, &r);
-        } else {
-            dispatch(o, req, raw_path, reqid, &r);
-        }
+        s3_call c = {o, req, raw_path, q ? q + 1 : "", &query, reqid, &ar, &r};
+        dispatch(&c);
     }
+    mc_query_free(&query);
     mc_control_count_request(o->metrics, method, r.status, r.bytes);
     mc_log_info("access", "method=%s path=%.512s status=%d bytes=%" PRIu64 " key=%s req_id=%s",
                 method, raw_path ? raw_path : "-", r.status, r.bytes, ar.access_key, reqid);
@@ -296,6 +413,8 @@ static int setup_loop(origin *o, mc_err *err)
         evsignal_add(o->sig_int, NULL) < 0 || evsignal_add(o->sig_term, NULL) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up listeners");
     evhttp_set_gencb(o->s3_http, on_s3_request, o);
+    evhttp_set_max_body_size(o->s3_http,
+                             (ev_ssize_t)mc_config_size(o->cfg, "origin", "max_put_size"));
     if (mc_control_new(&o->control, o->ctl_http, o->metrics) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
     int rc = bind_listener(o, o->s3_http, "s3", "origin", err);

@@ -302,12 +302,18 @@ bool mc_objects_bucket_valid(const char *name, size_t len)
     return !is_ipv4_like(name, len);
 }
 
-/* Every segment of key is a name a directory can hold: not "", ".", "..". */
+/* Every segment of key is a name a directory can hold: not "", ".", "..",
+ * and not one of our own temporary names (MC_OBJECTS_RESERVED...). */
 static bool key_mappable(const char *key)
 {
+    size_t rl = strlen(MC_OBJECTS_RESERVED);
     for (const char *p = key;;) {
         size_t n = strcspn(p, "/");
         if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        if (n >= rl && memcmp(p, MC_OBJECTS_RESERVED, rl) == 0)
+            return false;
+        if (n > NAME_MAX)
             return false;
         if (!p[n])
             return true;
@@ -360,6 +366,23 @@ static int open_beneath(mc_objects *o, const char *rel, int flags)
         o->use_realpath = true;
     }
     return open_realpath(o, rel, flags | O_CLOEXEC);
+}
+
+bool mc_objects_key_storable(const char *key)
+{
+    return key_mappable(key);
+}
+
+int mc_objects_open_rel(mc_objects *o, const char *rel, int flags)
+{
+    CHECK(o);
+    return open_beneath(o, rel, flags);
+}
+
+int mc_objects_root_fd(const mc_objects *o)
+{
+    CHECK(o);
+    return o->root_fd;
 }
 
 static mc_obj_status classify_open_error(mc_objects *o, int e, const char *bucket)

@@ -4,14 +4,16 @@
  * Mapping a wire path onto a file (mc_objects_resolve):
  *  1. percent-decode once (common/path.h); a bad escape or a decoded NUL is
  *     MC_OBJ_BAD_URI (400 InvalidURI);
- *  2. "/" and "/BUCKET" or "/BUCKET/" are listings: MC_OBJ_LISTING (501);
+ *  2. "/" and "/BUCKET" or "/BUCKET/" are listings: MC_OBJ_LISTING (the
+ *     entry point sends those to list.h before they get here);
  *  3. the bucket must follow S3's naming rules (3-63 of a-z 0-9 . -, starting
  *     and ending with a letter or digit, no "..", ".-" or "-.", not an IPv4
  *     address), else MC_OBJ_BAD_BUCKET (400 InvalidBucketName) — so "", ".",
  *     ".." and "%2e%2e" can never be a bucket;
  *  4. a key with an empty segment ("a//b", a trailing '/'), a "." or a ".."
  *     segment is MC_OBJ_NO_SUCH_KEY (404): such keys are legal in S3 but no
- *     file can hold them, so for a client they simply do not exist here;
+ *     file can hold them, so for a client they simply do not exist here; so
+ *     is a segment starting with MC_OBJECTS_RESERVED (upload temporaries);
  *  5. the file is opened relative to an O_PATH descriptor of the root with
  *     openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): relative symlinks are
  *     followed while they stay inside the root; one that leads out fails
@@ -83,7 +85,7 @@ int mc_objects_add_surrogate_rule(mc_objects *o, const char *prefix, const char 
 
 typedef enum mc_obj_status {
     MC_OBJ_OK = 0,          /* out->fd is an open regular file */
-    MC_OBJ_LISTING,         /* "/", "/BUCKET", "/BUCKET/": 501 NotImplemented */
+    MC_OBJ_LISTING,         /* "/", "/BUCKET", "/BUCKET/": list.h's job (501 here) */
     MC_OBJ_BAD_URI,         /* undecodable: 400 InvalidURI */
     MC_OBJ_BAD_BUCKET,      /* 400 InvalidBucketName */
     MC_OBJ_NO_SUCH_BUCKET,  /* 404 NoSuchBucket */
@@ -103,6 +105,24 @@ typedef struct mc_object {
  * must be MC_OBJECT_INIT or released; release it whatever the result. */
 mc_obj_status mc_objects_resolve(mc_objects *o, const char *raw_path, mc_object *out);
 void mc_object_release(mc_object *ob);
+
+/* Names starting with this are the origin's own (upload temporaries, the
+ * multipart area): never a key segment, never served, listed or written. */
+#define MC_OBJECTS_RESERVED ".meshcdn-"
+
+/* Can key (decoded, after "BUCKET/") be a file here: no empty, ".", ".."
+ * or reserved segment, no segment longer than NAME_MAX. */
+bool mc_objects_key_storable(const char *key);
+
+/* open(2) rel (relative to the root, no dot segments) with the same
+ * containment as GET (openat2 RESOLVE_BENEATH, or the realpath fallback).
+ * Returns a descriptor or -1 with errno. O_PATH descriptors serve as dirfd
+ * for the *at calls the writers use. */
+int mc_objects_open_rel(mc_objects *o, const char *rel, int flags);
+
+/* The root's O_PATH descriptor (owned by o), for names the origin itself
+ * controls (the multipart area). */
+int mc_objects_root_fd(const mc_objects *o);
 
 /* S3 bucket naming rules (see above). */
 bool mc_objects_bucket_valid(const char *name, size_t len);

@@ -36,6 +36,28 @@ static const mc_s3_error_info errors[MC_S3_ERROR_COUNT] = {
         "We encountered an internal error. Please try again."},
     [MC_S3_NOT_IMPLEMENTED] = {501, "NotImplemented",
         "A header you provided implies functionality that is not implemented."},
+    [MC_S3_INVALID_ARGUMENT] = {400, "InvalidArgument", "Invalid Argument"},
+    [MC_S3_ENTITY_TOO_LARGE] = {400, "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed object size."},
+    [MC_S3_BAD_DIGEST] = {400, "BadDigest",
+        "The Content-MD5 you specified did not match what we received."},
+    [MC_S3_INVALID_DIGEST] = {400, "InvalidDigest",
+        "The Content-MD5 you specified is not valid."},
+    [MC_S3_SHA256_MISMATCH] = {400, "XAmzContentSHA256Mismatch",
+        "The provided 'x-amz-content-sha256' header does not match what was computed."},
+    [MC_S3_MALFORMED_XML] = {400, "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our "
+        "published schema."},
+    [MC_S3_INVALID_PART] = {400, "InvalidPart",
+        "One or more of the specified parts could not be found. The part might not have "
+        "been uploaded, or the specified entity tag might not have matched the part's "
+        "entity tag."},
+    [MC_S3_INVALID_PART_ORDER] = {400, "InvalidPartOrder",
+        "The list of parts was not in ascending order. The parts list must be specified "
+        "in order by part number."},
+    [MC_S3_NO_SUCH_UPLOAD] = {404, "NoSuchUpload",
+        "The specified multipart upload does not exist. The upload ID might be invalid, or "
+        "the multipart upload might have been aborted or completed."},
 };
 
 const mc_s3_error_info *mc_s3xml_info(mc_s3_error e)

@@ -47,6 +47,15 @@ typedef enum mc_s3_error {
     MC_S3_INVALID_RANGE,            /* 416 InvalidRange (caller adds Content-Range) */
     MC_S3_INTERNAL_ERROR,           /* 500 InternalError */
     MC_S3_NOT_IMPLEMENTED,          /* 501 NotImplemented */
+    MC_S3_INVALID_ARGUMENT,         /* 400 InvalidArgument */
+    MC_S3_ENTITY_TOO_LARGE,         /* 400 EntityTooLarge */
+    MC_S3_BAD_DIGEST,               /* 400 BadDigest (Content-MD5 disagrees) */
+    MC_S3_INVALID_DIGEST,           /* 400 InvalidDigest (Content-MD5 unparsable) */
+    MC_S3_SHA256_MISMATCH,          /* 400 XAmzContentSHA256Mismatch */
+    MC_S3_MALFORMED_XML,            /* 400 MalformedXML */
+    MC_S3_INVALID_PART,             /* 400 InvalidPart */
+    MC_S3_INVALID_PART_ORDER,       /* 400 InvalidPartOrder */
+    MC_S3_NO_SUCH_UPLOAD,           /* 404 NoSuchUpload */
     MC_S3_ERROR_COUNT
 } mc_s3_error;
 

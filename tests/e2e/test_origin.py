@@ -2,7 +2,9 @@
 
 Pins the S3 object API over a directory (issue 3, part 2): signed GET/HEAD with
 S3's headers, ranges, conditionals, S3 error XML for auth failures and missing
-keys, containment, the control listener's metrics, and start-up errors.
+keys, containment, the control listener's metrics, and start-up errors; and
+(issue 7) the write side: PUT with body checks, DELETE, bucket listings and
+multipart uploads, signed with the harness's own signer.
 """
 
 import datetime
@@ -282,8 +284,6 @@ class OriginTest(unittest.TestCase):
         self.assertEqual(xml_error(body)[2], "/assets/models/nope.glb")
         self.assert_s3_error(self.req("GET", "/assets/models/"), 404, "NoSuchKey")
         self.assert_s3_error(self.req("GET", "/assets/models"), 404, "NoSuchKey")
-        self.assert_s3_error(self.req("GET", "/assets/"), 501, "NotImplemented")
-        self.assert_s3_error(self.req("GET", "/"), 501, "NotImplemented")
         self.assert_s3_error(self.req("GET", "/Bad_Bucket/x"), 400, "InvalidBucketName")
         self.assert_s3_error(self.req("GET", "/no-such-bucket/x"), 404, "NoSuchBucket")
 
@@ -306,7 +306,7 @@ class OriginTest(unittest.TestCase):
     def test_post_is_405_method_not_allowed(self):
         resp = self.req("POST", "/assets/empty.bin")
         self.assert_s3_error(resp, 405, "MethodNotAllowed")
-        self.assertEqual(resp[1]["allow"], ["GET, HEAD"])
+        self.assertEqual(resp[1]["allow"], ["GET, HEAD, PUT, DELETE"])
 
     def test_error_xml_escapes_the_resource(self):
         path = '/assets/<script>&x".txt'
@@ -450,6 +450,302 @@ class OriginStartupTest(unittest.TestCase):
                 d.wait_log(r"mod=access method=GET path=/bucket/big\.glb status=200")
                 # the client stalls mid-body; SIGTERM must still exit 0 with no leak
                 self.assertEqual(d.stop(), 0)
+
+S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def md5_b64(data):
+    import base64
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def tree(path):
+    """Every file name under path (relative), to prove nothing else was written."""
+    out = set()
+    for d, _, files in os.walk(path):
+        for f in files:
+            out.add(os.path.relpath(os.path.join(d, f), path))
+    return out
+
+
+class OriginWriteTest(unittest.TestCase):
+    """PUT / DELETE / listings / multipart (issue 7). The origin runs with keys
+    AND --anonymous-read, so every write test also shows that anonymity never
+    covers a write; max_put_size is 1 MiB so the 413 is cheap to reach."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.tempdir(prefix="meshcdn-write-")
+        cls.root = os.path.join(cls.tmp, "root")
+        os.makedirs(os.path.join(cls.root, "bkt"))
+        os.makedirs(os.path.join(cls.root, "other-bucket"))
+        os.makedirs(os.path.join(cls.tmp, "outside"))
+        with open(os.path.join(cls.tmp, "outside", "secret.txt"), "wb") as f:
+            f.write(b"TOP-SECRET\n")
+        os.symlink("../../outside", os.path.join(cls.root, "bkt", "escape"))
+        os.symlink("../../outside/secret.txt", os.path.join(cls.root, "bkt", "leak.txt"))
+        with open(os.path.join(cls.root, "bkt", ".meshcdn-tmp-0123456789abcdef"), "wb") as f:
+            f.write(b"half-written")
+        keys = h.write_keys(os.path.join(cls.tmp, "keys"), [(AK, SECRET)])
+        cls.d = h.Daemon(ORIGIN, ["--root", cls.root, "--keys", keys, "--anonymous-read",
+                                  "--origin.max_put_size=1M", "--listen", "127.0.0.1:0",
+                                  "--control", "127.0.0.1:0"])
+        cls.host, cls.port = cls.d.addr["s3"]
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            shutil.rmtree(cls.tmp, True)
+
+    def req(self, method, path, body=None, headers=None, signed=True, payload_hash=None):
+        hdrs = dict(headers or {})
+        if signed:
+            hdrs = h.sign(method, f"http://{self.host}:{self.port}{path}", hdrs, AK, SECRET,
+                          payload_hash=payload_hash, body=body)
+        return h.http(method, self.host, self.port, path, hdrs, body=body)
+
+    def assert_error(self, resp, status, code):
+        st, hd, body, _ = resp
+        self.assertEqual(st, status, body)
+        self.assertEqual(xml_error(body)[0], code, body)
+
+    def put(self, key, data, **kw):
+        st, hd, body, _ = self.req("PUT", f"/bkt/{key}", body=data, **kw)
+        self.assertEqual(st, 200, body)
+        return hd
+
+    def file(self, key):
+        with open(os.path.join(self.root, "bkt", key), "rb") as f:
+            return f.read()
+
+    def list_v2(self, query):
+        st, _, body, _ = self.req("GET", "/bkt?" + query)
+        self.assertEqual(st, 200, body)
+        root = ET.fromstring(body)
+        keys = [c.findtext(S3NS + "Key") for c in root.findall(S3NS + "Contents")]
+        prefixes = [c.findtext(S3NS + "Prefix") for c in root.findall(S3NS + "CommonPrefixes")]
+        return root, keys, prefixes
+
+    # -- PUT / DELETE --
+
+    def test_put_then_get_round_trip_with_md5_etag(self):
+        data = os.urandom(300 * 1024)
+        hd = self.put("rt/deep/model.glb", data)
+        self.assertEqual(hd["etag"], [f'"{hashlib.md5(data).hexdigest()}"'])
+        st, gh, body, _ = self.req("GET", "/bkt/rt/deep/model.glb")
+        self.assertEqual((st, body), (200, data))
+        self.assertEqual(gh["etag"], hd["etag"])
+        self.assertEqual(self.file("rt/deep/model.glb"), data)
+        self.put("rt/deep/model.glb", b"v2", payload_hash="UNSIGNED-PAYLOAD")
+        self.assertEqual(self.req("GET", "/bkt/rt/deep/model.glb")[2], b"v2")
+        self.assertFalse([f for f in tree(self.root) if ".meshcdn-tmp" in f and "0123" not in f])
+
+    def test_bad_body_hash_is_400_and_nothing_is_written(self):
+        # signed correctly, but for another body's hash
+        self.assert_error(self.req("PUT", "/bkt/badhash.bin", body=b"body",
+                                   payload_hash=hashlib.sha256(b"other").hexdigest()),
+                          400, "XAmzContentSHA256Mismatch")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "badhash.bin")))
+
+    def test_content_md5_is_checked(self):
+        self.assert_error(self.req("PUT", "/bkt/md5.bin", body=b"abc",
+                                   headers={"Content-MD5": md5_b64(b"abd")}), 400, "BadDigest")
+        self.assert_error(self.req("PUT", "/bkt/md5.bin", body=b"abc",
+                                   headers={"Content-MD5": "not-base64"}), 400, "InvalidDigest")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "md5.bin")))
+        self.put("md5.bin", b"abc", headers={"Content-MD5": md5_b64(b"abc")})
+
+    def test_unsigned_writes_are_refused_even_with_anonymous_read(self):
+        self.assert_error(self.req("PUT", "/bkt/anon.bin", body=b"x", signed=False),
+                          403, "AccessDenied")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "anon.bin")))
+        self.put("anon-del.bin", b"keep")
+        self.assert_error(self.req("DELETE", "/bkt/anon-del.bin", signed=False), 403,
+                          "AccessDenied")
+        self.assert_error(self.req("POST", "/bkt/anon.bin?uploads", signed=False), 403,
+                          "AccessDenied")
+        self.assertEqual(self.file("anon-del.bin"), b"keep")
+
+    def test_streaming_payload_is_501_not_implemented(self):
+        self.assert_error(self.req("PUT", "/bkt/chunked.bin", body=b"0;chunk-signature=x\r\n\r\n",
+                                   payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+                          501, "NotImplemented")
+
+    def test_body_over_max_put_size_is_413_and_not_written(self):
+        # As clients do: headers with Expect: 100-continue, the body only after a 100.
+        # The origin answers 413 at once, so no body is ever sent (or read).
+        body = b"x" * (2 << 20)
+        hdrs = h.sign("PUT", f"http://{self.host}:{self.port}/bkt/huge.bin",
+                      {"Expect": "100-continue", "Content-Length": str(len(body))}, AK, SECRET,
+                      payload_hash=hashlib.sha256(body).hexdigest())
+        head = "PUT /bkt/huge.bin HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        with socket.create_connection((self.host, self.port), timeout=10) as sock:
+            sock.sendall(head.encode() + b"\r\n")
+            reply = sock.recv(4096)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "huge.bin")))
+
+    def test_traversal_keys_on_put_are_refused_and_nothing_lands_outside(self):
+        before = tree(self.tmp)
+        for path in ("/bkt/../outside/x.txt", "/bkt/%2e%2e/%2e%2e/outside/x.txt",
+                     "/bkt/a/../../outside/x.txt", "/bkt/escape/x.txt", "/bkt/escape/new/x.txt",
+                     "/bkt//x.txt", "/bkt/.meshcdn-tmp-1/x", "/bkt/a/%2E%2E%2F%2E%2E%2Fx.txt",
+                     "/../x.txt", "/bkt/leak.txt/x"):
+            with self.subTest(path=path):
+                st, _, body, _ = self.req("PUT", path, body=b"EVIL")
+                self.assertIn(st, (400, 404), body)
+                self.assertIn(b"<Error>", body)
+        self.assertEqual(tree(self.tmp), before)
+        with open(os.path.join(self.tmp, "outside", "secret.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"TOP-SECRET\n")
+
+    def test_put_to_missing_bucket_is_404_no_such_bucket(self):
+        self.assert_error(self.req("PUT", "/no-such-bucket/x", body=b"x"), 404, "NoSuchBucket")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "no-such-bucket")))
+
+    def test_delete_is_204_and_idempotent(self):
+        self.put("del/me.txt", b"bye")
+        for _ in range(2):
+            st, _, body, _ = self.req("DELETE", "/bkt/del/me.txt")
+            self.assertEqual(st, 204, body)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "del", "me.txt")))
+        self.assertEqual(self.req("DELETE", "/bkt/never/was/here")[0], 204)
+        self.assert_error(self.req("GET", "/bkt/del/me.txt"), 404, "NoSuchKey")
+        self.assert_error(self.req("DELETE", "/no-such-bucket/x"), 404, "NoSuchBucket")
+        self.assertEqual(self.req("DELETE", "/bkt/leak.txt")[0], 204)   # the link, not its target
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "outside", "secret.txt")))
+        os.symlink("../../outside/secret.txt", os.path.join(self.root, "bkt", "leak.txt"))
+
+    # -- bucket level --
+
+    def test_list_buckets_head_bucket_and_location(self):
+        st, _, body, _ = self.req("GET", "/")
+        self.assertEqual(st, 200, body)
+        names = [b.findtext(S3NS + "Name") for b in ET.fromstring(body).iter(S3NS + "Bucket")]
+        self.assertEqual(names, ["bkt", "other-bucket"])
+        self.assertEqual(self.req("HEAD", "/bkt")[0], 200)
+        self.assertEqual(self.req("HEAD", "/nope-bucket")[0], 404)
+        st, _, body, _ = self.req("GET", "/bkt?location")
+        self.assertEqual(st, 200, body)
+        self.assertIn(b"LocationConstraint", body)
+        self.assert_error(self.req("GET", "/bkt?acl"), 501, "NotImplemented")
+
+    def test_list_v2_prefix_delimiter_and_pagination(self):
+        for k in ("ls/a.txt", "ls/b/1.txt", "ls/b/2.txt", "ls/c d.txt", "ls/d/x/y.txt",
+                  "ls/e.txt", "lsx.txt"):
+            self.put(k, k.encode())
+        root, keys, prefixes = self.list_v2("list-type=2&prefix=ls%2F&delimiter=%2F")
+        self.assertEqual(keys, ["ls/a.txt", "ls/c d.txt", "ls/e.txt"])
+        self.assertEqual(prefixes, ["ls/b/", "ls/d/"])
+        self.assertEqual(root.findtext(S3NS + "KeyCount"), "5")
+        self.assertEqual(root.findtext(S3NS + "IsTruncated"), "false")
+        c = root.find(S3NS + "Contents")
+        self.assertEqual(c.findtext(S3NS + "Size"), "8")
+        self.assertEqual(c.findtext(S3NS + "ETag"), f'"{hashlib.md5(b"ls/a.txt").hexdigest()}"')
+        self.assertEqual(c.findtext(S3NS + "StorageClass"), "STANDARD")
+        _, keys, _ = self.list_v2("list-type=2&prefix=ls%2F")
+        self.assertEqual(keys, ["ls/a.txt", "ls/b/1.txt", "ls/b/2.txt", "ls/c d.txt",
+                                "ls/d/x/y.txt", "ls/e.txt"])
+        seen, token = [], None
+        for _ in range(10):
+            q = "list-type=2&prefix=ls%2F&delimiter=%2F&max-keys=2"
+            if token:
+                q += "&continuation-token=" + token
+            root, keys, prefixes = self.list_v2(q)
+            seen += sorted(keys + prefixes)
+            token = root.findtext(S3NS + "NextContinuationToken")
+            if root.findtext(S3NS + "IsTruncated") == "false":
+                break
+        self.assertEqual(seen, ["ls/a.txt", "ls/b/", "ls/c d.txt", "ls/d/", "ls/e.txt"])
+        _, keys, _ = self.list_v2("list-type=2&prefix=ls%2F&start-after=ls%2Fc%20d.txt")
+        self.assertEqual(keys, ["ls/d/x/y.txt", "ls/e.txt"])
+        root, keys, prefixes = self.list_v2("list-type=2&prefix=nothing-here%2F")
+        self.assertEqual((keys, prefixes, root.findtext(S3NS + "KeyCount")), ([], [], "0"))
+
+    def test_list_never_shows_temporaries_symlinks_or_the_upload_area(self):
+        st, _, body, _ = self.req("POST", "/bkt/hidden.bin?uploads")
+        self.assertEqual(st, 200, body)
+        _, keys, prefixes = self.list_v2("list-type=2")
+        self.assertFalse([k for k in keys if "meshcdn" in k or k.startswith("leak")
+                          or k.startswith("escape")], keys)
+        self.assertEqual(prefixes, [])
+        st, _, body, _ = self.req("GET", "/")
+        self.assertNotIn(b".meshcdn-", body)
+        self.assert_error(self.req("GET", "/bkt/.meshcdn-tmp-0123456789abcdef"), 404, "NoSuchKey")
+
+    def test_list_v1_marker_and_url_encoding(self):
+        for k in ("v1/a+b.txt", "v1/b.txt", "v1/c.txt"):
+            self.put(k, b"x")
+        st, _, body, _ = self.req("GET", "/bkt?prefix=v1%2F&max-keys=1")
+        root = ET.fromstring(body)
+        self.assertEqual(root.findtext(S3NS + "IsTruncated"), "true")
+        self.assertEqual([c.findtext(S3NS + "Key") for c in root.iter(S3NS + "Contents")],
+                         ["v1/a+b.txt"])
+        st, _, body, _ = self.req("GET", "/bkt?prefix=v1%2F&marker=v1%2Fa%2Bb.txt")
+        self.assertEqual([c.findtext(S3NS + "Key") for c in ET.fromstring(body).iter(S3NS + "Contents")],
+                         ["v1/b.txt", "v1/c.txt"])
+        _, keys, _ = self.list_v2("list-type=2&prefix=v1%2F&encoding-type=url&max-keys=1")
+        self.assertEqual(keys, ["v1/a%2Bb.txt"])
+
+    # -- multipart --
+
+    def mpu(self, key):
+        st, _, body, _ = self.req("POST", f"/bkt/{key}?uploads")
+        self.assertEqual(st, 200, body)
+        return ET.fromstring(body).findtext(S3NS + "UploadId")
+
+    def part(self, key, uid, n, data):
+        st, hd, body, _ = self.req("PUT", f"/bkt/{key}?partNumber={n}&uploadId={uid}", body=data)
+        self.assertEqual(st, 200, body)
+        return hd["etag"][0]
+
+    @staticmethod
+    def complete_xml(parts):
+        return ("<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in parts)
+            + "</CompleteMultipartUpload>").encode()
+
+    def test_multipart_upload_assembles_parts_with_s3_etag(self):
+        p1, p2 = os.urandom(700 * 1024), os.urandom(100 * 1024)
+        uid = self.mpu("mp/big.glb")
+        e2 = self.part("mp/big.glb", uid, 2, p2)
+        e1 = self.part("mp/big.glb", uid, 1, p1)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "mp", "big.glb")))
+        body = self.complete_xml([(1, e1), (2, e2.replace('"', "&quot;"))])
+        st, _, rb, _ = self.req("POST", f"/bkt/mp/big.glb?uploadId={uid}", body=body)
+        self.assertEqual(st, 200, rb)
+        want = hashlib.md5(hashlib.md5(p1).digest() + hashlib.md5(p2).digest()).hexdigest()
+        self.assertEqual(ET.fromstring(rb).findtext(S3NS + "ETag"), f'"{want}-2"')
+        self.assertEqual(self.req("GET", "/bkt/mp/big.glb")[2], p1 + p2)
+        self.assertFalse(os.listdir(os.path.join(self.root, ".meshcdn-uploads")) and
+                         uid in os.listdir(os.path.join(self.root, ".meshcdn-uploads")))
+
+    def test_multipart_errors(self):
+        uid = self.mpu("mp/err.bin")
+        e1 = self.part("mp/err.bin", uid, 1, b"one")
+        e2 = self.part("mp/err.bin", uid, 2, b"two")
+        path = f"/bkt/mp/err.bin?uploadId={uid}"
+        self.assert_error(self.req("POST", path, body=self.complete_xml([(2, e2), (1, e1)])),
+                          400, "InvalidPartOrder")
+        self.assert_error(self.req("POST", path, body=self.complete_xml([(1, e2), (2, e2)])),
+                          400, "InvalidPart")
+        self.assert_error(self.req("POST", path, body=self.complete_xml([(1, e1), (3, e2)])),
+                          400, "InvalidPart")
+        self.assert_error(self.req("POST", path, body=b"<nope/>"), 400, "MalformedXML")
+        self.assert_error(self.req("POST", f"/bkt/mp/other.bin?uploadId={uid}",
+                                   body=self.complete_xml([(1, e1)])), 404, "NoSuchUpload")
+        self.assert_error(self.req("PUT", "/bkt/mp/err.bin?partNumber=1&uploadId=../../bkt",
+                                   body=b"x"), 404, "NoSuchUpload")
+        self.assert_error(self.req("PUT", f"/bkt/mp/err.bin?partNumber=0&uploadId={uid}",
+                                   body=b"x"), 400, "InvalidArgument")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "bkt", "mp", "err.bin")))
+        self.assertEqual(self.req("DELETE", path)[0], 204)
+        self.assert_error(self.req("PUT", f"/bkt/mp/err.bin?partNumber=1&uploadId={uid}",
+                                   body=b"x"), 404, "NoSuchUpload")
+        self.assert_error(self.req("DELETE", path), 404, "NoSuchUpload")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -361,7 +361,7 @@ static int assemble(int ufd, const part *parts, size_t n, int tfd, uint64_t max,
         if (EVP_Digest(md5s, 16 * n, all, &len, EVP_md5(), NULL) != 1 || len != 16)
             rc = (*e = MC_S3_INTERNAL_ERROR, -1);
         mc_hex(all, 16, hex);
-        snprintf(etag, 48, "\"%s-%zu\"", hex, n);
+        snprintf(etag, 48, "\"%s-%u\"", hex, (unsigned)n);   /* S3: at most 10,000 parts */
     }
     free(buf);
     free(md5s);

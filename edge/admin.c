@@ -71,7 +71,8 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_store_write_failures_total", "store writes dropped (map full, I/O)", mc_counter_get(&st->write_failures));
     counter(b, "meshcdn_edge_store_queue_refusals_total", "chunks refused: writer queue at its bound", mc_counter_get(&st->queue_refusals));
     counter(b, "meshcdn_edge_store_checksum_failures_total", "chunks that failed their checksum (never sent)", mc_counter_get(&st->checksum_failures));
-    counter(b, "meshcdn_edge_evictions_total", "objects evicted", mc_counter_get(&s->evictions));
+    counter(b, "meshcdn_edge_evictions_total", "objects evicted to keep the store under its bound", mc_counter_get(&st->evictions));
+    counter(b, "meshcdn_edge_evicted_bytes_total", "body bytes evicted", mc_counter_get(&st->evicted_bytes));
     counter(b, "meshcdn_edge_fills_started_total", "origin fills started", mc_counter_get(&s->fills_started));
     counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));

@@ -134,6 +134,7 @@ static void serve_hit(mc_resp *r, mc_result result)
 {
     int64_t age = meta_age(&r->meta);
     r->result = result;
+    mc_store_touch(r->w->node->store, r->skey);   /* SIEVE's visited bit */
     mc_resp_plan(r, r->meta.status, r->meta.headers, (int64_t)r->meta.length);
     mc_resp_cache cache = {age, r->meta.lifetime_s - age, 0, 0};
     mc_resp_start(r, r->meta.headers, &cache);

@@ -30,7 +30,7 @@ static int run(const mc_edge_config *cfg)
 {
     mc_err err = {0};
     mc_store *store = NULL;
-    mc_store_config scfg = {cfg->store_dir, cfg->store_size, 0};
+    mc_store_config scfg = {.dir = cfg->store_dir, .size_bytes = cfg->store_size};
     if (mc_store_open(&store, &scfg, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
         return 1;

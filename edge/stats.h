@@ -36,7 +36,6 @@ typedef struct mc_stats {
     _Atomic uint64_t fills_inflight;
     _Atomic uint64_t connections_open, connections_total;
     _Atomic uint64_t client_aborts;
-    _Atomic uint64_t evictions;
     _Atomic uint64_t loops_detected;
 } mc_stats;
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/metrics.h"
+#include "edge/evict.h"
 #include "edge/store.h"
 
 #define META_VERSION 1u
@@ -45,6 +46,8 @@ struct mc_store {
     MDB_dbi objects, chunks, paths, pending, state;
     int lock_fd;
     uint64_t size_bytes, max_queue_bytes;
+    uint64_t high_bytes, low_bytes;   /* eviction watermarks on body bytes */
+    mc_evict *ev;                     /* SIEVE index: writer thread, plus touch */
     _Atomic uint64_t next_seq;
     mc_store_stats stats;
     /* writer queue: guarded by mu */
@@ -420,6 +423,112 @@ static void refresh_stats(mc_store *s)
     atomic_store_explicit(&s->stats.objects, objects, memory_order_relaxed);
 }
 
+/* ---------- eviction (writer thread) ---------- */
+
+/* Remove SIEVE victims until the stored bytes are at most target (or
+ * max_objects are gone), in one transaction. Returns how many went. */
+static int evict_some(mc_store *s, uint64_t target, int max_objects)
+{
+    uint64_t bytes = atomic_load_explicit(&s->stats.bytes, memory_order_relaxed), freed = 0;
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return 0;
+    int n = 0, rc = 0;
+    unsigned char key[16];
+    uint64_t vbytes;
+    while (n < max_objects && bytes > target + freed && mc_evict_victim(s->ev, key, &vbytes) == 0) {
+        if ((rc = remove_object(s, txn, key)) != 0)
+            break;
+        freed += vbytes;
+        n++;
+    }
+    if (rc == 0 && (rc = mdb_txn_commit(txn)) == 0) {
+        mc_counter_add(&s->stats.evictions, (uint64_t)n);
+        mc_counter_add(&s->stats.evicted_bytes, freed);
+        refresh_stats(s);
+        return n;
+    }
+    if (rc != 0 && txn)
+        mdb_txn_abort(txn);
+    mc_log_warn("store", "msg=\"eviction failed\" error=\"%s\"", mdb_strerror(rc));
+    return 0;
+}
+
+/* After a commit: keep the SIEVE index in step and the store under its bound. */
+static void account(mc_store *s, const store_op *op, int ok)
+{
+    if (!ok)
+        return;
+    if (op->kind == MC_STORE_OP_PUBLISH) {
+        if (mc_evict_insert(s->ev, op->key, op->length) == MC_E_FULL) {
+            evict_some(s, 0, 64);   /* the index is full: make room by count */
+            mc_evict_insert(s->ev, op->key, op->length);
+        }
+    } else if (op->kind == MC_STORE_OP_DELETE) {
+        mc_evict_remove(s->ev, op->key);
+    }
+}
+
+static void keep_under_bound(mc_store *s)
+{
+    while (atomic_load_explicit(&s->stats.bytes, memory_order_relaxed) > s->high_bytes)
+        if (evict_some(s, s->low_bytes, 1024) == 0)
+            break;
+}
+
+/* Rebuild the index from the objects, oldest insertion (fill seq) first. */
+typedef struct seq_entry {
+    uint64_t seq, bytes;
+    unsigned char key[16];
+} seq_entry;
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const seq_entry *)a)->seq, y = ((const seq_entry *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+static void rebuild_index(mc_store *s)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return;
+    seq_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, d;
+    if (mdb_cursor_open(txn, s->objects, &cur) == 0) {
+        for (int rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            mc_object_meta m;
+            if (k.mv_size != 16 || mc_object_meta_decode(d.mv_data, d.mv_size, &m) < 0)
+                continue;
+            if (m.status != MC_META_VARY_MARKER) {
+                if (n == cap) {
+                    seq_entry *nv = realloc(v, (cap = cap ? cap * 2 : 1024) * sizeof *v);
+                    if (!nv) {
+                        mc_object_meta_free(&m);
+                        break;
+                    }
+                    v = nv;
+                }
+                v[n].seq = m.seq;
+                v[n].bytes = m.length;
+                memcpy(v[n++].key, k.mv_data, 16);
+            }
+            mc_object_meta_free(&m);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    if (n)
+        qsort(v, n, sizeof *v, by_seq);
+    for (size_t i = 0; i < n; i++)
+        if (mc_evict_insert(s->ev, v[i].key, v[i].bytes) < 0)
+            break;
+    free(v);
+    mc_log_info("store", "msg=\"eviction index rebuilt\" objects=%zu", n);
+}
+
 /* Run a batch in one transaction. If it fails (MDB_MAP_FULL most likely),
  * run each op in its own transaction so one object that does not fit costs
  * only itself; a dropped chunk marks its fill failed so it never publishes. */
@@ -439,22 +548,32 @@ static void run_batch(mc_store *s, store_op *batch)
     }
     if (rc == 0) {
         n = 0;
-        for (store_op *op = batch; op; op = op->next, n++)
+        for (store_op *op = batch; op; op = op->next, n++) {
+            account(s, op, oks[n]);
             if (op->done)
                 op->done(op->arg, oks[n]);
+        }
         mc_counter_add(&s->stats.commits, 1);
         return;
     }
     mc_log_warn("store", "msg=\"batch failed, retrying one by one\" error=\"%s\"", mdb_strerror(rc));
     for (store_op *op = batch; op; op = op->next) {
         int ok = 0;
-        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-        if (rc == 0) {
-            if ((rc = exec_op(s, txn, op, &ok)) == 0)
-                rc = mdb_txn_commit(txn);
-            else
-                mdb_txn_abort(txn);
+        for (int attempt = 0; attempt < 2; attempt++) {
+            rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+            if (rc == 0) {
+                if ((rc = exec_op(s, txn, op, &ok)) == 0)
+                    rc = mdb_txn_commit(txn);
+                else
+                    mdb_txn_abort(txn);
+            }
+            /* full map: make room by evicting, then try once more */
+            if (rc != MDB_MAP_FULL || attempt == 1 ||
+                evict_some(s, s->low_bytes > op->len ? s->low_bytes - op->len : 0, 256) == 0)
+                break;
         }
+        if (rc == 0)
+            account(s, op, ok);
         if (rc != 0) {
             ok = 0;
             mc_counter_add(&s->stats.write_failures, 1);
@@ -471,6 +590,8 @@ static void run_batch(mc_store *s, store_op *batch)
 static void *writer_main(void *arg)
 {
     mc_store *s = arg;
+    rebuild_index(s);    /* here, not in open: hits are served meanwhile */
+    keep_under_bound(s); /* the size may have been lowered since the last run */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping)
@@ -494,6 +615,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
+        keep_under_bound(s);
         uint64_t chunk_bytes = 0;
         while (batch) {
             store_op *next = batch->next;
@@ -726,15 +848,25 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     s->magic = MC_STORE_MAGIC;
     s->size_bytes = cfg->size_bytes;
     s->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : (256u << 20);
+    int high = cfg->high_percent ? cfg->high_percent : 85, low = cfg->low_percent ? cfg->low_percent : 75;
+    s->high_bytes = cfg->size_bytes / 100 * (uint64_t)high;
+    s->low_bytes = cfg->size_bytes / 100 * (uint64_t)low;
+    /* index slots: one per 32 KiB of store, at 70% load (see evict.h) */
+    if (mc_evict_new(&s->ev, (size_t)(cfg->size_bytes / (32 * 1024) * 10 / 7)) < 0) {
+        free(s);
+        return MC_E_NOMEM;
+    }
     char lock[4096];
     snprintf(lock, sizeof lock, "%s/meshcdn.lock", cfg->dir);
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (s->lock_fd < 0) {
+        mc_evict_free(s->ev);
         free(s);
         return mc_err_set(err, MC_E_IO, "store %s: cannot open lock file: %s", cfg->dir, strerror(errno));
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         close(s->lock_fd);
+        mc_evict_free(s->ev);
         free(s);
         return mc_err_set(err, MC_E_BUSY, "store %s: in use by another meshcdn-edge (lock held on %s)",
                           cfg->dir, lock);
@@ -749,12 +881,14 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
         if (s->env)
             mdb_env_close(s->env);
         close(s->lock_fd);
+        mc_evict_free(s->ev);
         free(s);
         return MC_E_IO;
     }
     if ((rc = open_dbs(s, err, cfg->dir)) < 0) {
         mdb_env_close(s->env);
         close(s->lock_fd);
+        mc_evict_free(s->ev);
         free(s);
         return rc;
     }
@@ -765,6 +899,7 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         mdb_env_close(s->env);
         close(s->lock_fd);
+        mc_evict_free(s->ev);
         free(s);
         return mc_err_set(err, MC_E_IO, "store %s: cannot start writer thread", cfg->dir);
     }
@@ -792,6 +927,7 @@ void mc_store_close(mc_store *s)
     pthread_join(s->writer, NULL);
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
+    mc_evict_free(s->ev);
     close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -801,6 +937,13 @@ void mc_store_close(mc_store *s)
 }
 
 mc_store_stats *mc_store_get_stats(mc_store *s) { return &s->stats; }
+
+void mc_store_touch(mc_store *s, mc_hash128 key)
+{
+    unsigned char kb[16];
+    mc_hash128_bytes(key, kb);
+    mc_evict_touch(s->ev, kb);
+}
 uint64_t mc_store_size_bytes(const mc_store *s) { return s->size_bytes; }
 uint64_t mc_store_next_seq(mc_store *s) { return atomic_fetch_add(&s->next_seq, 1); }
 

@@ -15,6 +15,10 @@
  * each worker through its own mc_store_reader. Every write goes through
  * mc_store_submit, executed by the single writer thread, which batches
  * queued operations into one transaction (group commit).
+ * Size: above store.size * high_percent of body bytes the writer evicts
+ * (SIEVE, evict.h) down to low_percent, in batched transactions; a write
+ * that still meets MDB_MAP_FULL evicts a batch and is retried once, and
+ * only then dropped (the object is served, not stored).
  * Durability: MDB_NOMETASYNC — a process crash (kill -9) loses nothing that
  * was committed; an OS crash or power loss may undo the last transactions but
  * LMDB's copy-on-write B-tree never leaves the store corrupt.
@@ -46,6 +50,8 @@ typedef struct mc_store_config {
     const char *dir;            /* created if missing */
     uint64_t size_bytes;        /* LMDB map size: the bound on disk use */
     uint64_t max_queue_bytes;   /* writer queue bound; beyond it writes are refused */
+    int high_percent;           /* evict when stored bytes pass this share of size (default 85) */
+    int low_percent;            /* ... down to this share (default 75) */
 } mc_store_config;
 
 /* Metadata of one stored object (what `objects` holds, decoded). */
@@ -75,6 +81,8 @@ typedef struct mc_store_stats {
     _Atomic uint64_t queue_bytes;     /* chunk bytes waiting for the writer */
     _Atomic uint64_t queue_refusals;  /* submits refused: queue over its bound */
     _Atomic uint64_t checksum_failures;
+    _Atomic uint64_t evictions;       /* objects removed to keep the store under its bound */
+    _Atomic uint64_t evicted_bytes;
 } mc_store_stats;
 
 /* Open (or create) the store: takes an exclusive lock on DIR/meshcdn.lock
@@ -90,6 +98,9 @@ mc_store_stats *mc_store_get_stats(mc_store *s);
 uint64_t mc_store_size_bytes(const mc_store *s);
 /* A new, never reused fill sequence number (atomic). */
 uint64_t mc_store_next_seq(mc_store *s);
+
+/* A hit on key: tell the evictor (one relaxed atomic store, any thread). */
+void mc_store_touch(mc_store *s, mc_hash128 key);
 
 /* ---- reads (any worker, own reader) ---- */
 int mc_store_reader_new(mc_store *s, mc_store_reader **out);

@@ -273,6 +273,43 @@ class TestRobustness(CachingCase):
         self.assertEqual(self.origin.count("/ns.glb"), 2)
 
 
+class TestEviction(CachingCase):
+    def test_store_stays_under_its_bound_and_keeps_hot_objects(self):
+        edge = self.start_edge("--store-size", "16M", "--store", f"{self.tmp}/s-evict", "--workers", "1")
+        for i in range(40):
+            self.origin.route(f"/o{i}.bin", fixed(200, {"Cache-Control": "max-age=600"}, bytes([i]) * (1 << 20)))
+        hot = "/o0.bin"
+        for i in range(40):
+            s, hd, b, c = self.get(f"/o{i}.bin", edge=edge)
+            self.assertEqual((s, len(b), c), (200, 1 << 20, True))
+            time.sleep(0.05)
+            self.get(hot, edge=edge)                # a hit marks it visited each round
+        m = h.metrics(*edge.addr["admin"])
+        self.assertLessEqual(m["meshcdn_edge_store_bytes"], 16 * (1 << 20) * 0.85)
+        self.assertGreater(m["meshcdn_edge_evictions_total"], 20)
+        self.assertEqual(m["meshcdn_edge_store_write_failures_total"], 0)
+        self.assertEqual(self.get(hot, edge=edge)[1]["x-cache"], ["Hit from meshcdn"])
+        self.assertEqual(self.origin.count(hot), 1)     # SIEVE kept the hot object
+
+    def test_restart_rebuilds_the_index_and_evicts_to_a_smaller_size(self):
+        store = f"{self.tmp}/s-shrink"
+        edge = self.start_edge("--store-size", "32M", "--store", store, "--workers", "1")
+        for i in range(12):
+            self.origin.route(f"/r{i}.bin", fixed(200, {"Cache-Control": "max-age=600"}, bytes([i]) * (1 << 20)))
+            self.get(f"/r{i}.bin", edge=edge)
+        time.sleep(0.3)
+        self.assertEqual(h.metrics(*edge.addr["admin"])["meshcdn_edge_store_objects"], 12)
+        edge.stop()
+        edge = self.start_edge("--store-size", "16M", "--store", store, "--workers", "1")
+        for _ in range(50):
+            m = h.metrics(*edge.addr["admin"])
+            if m["meshcdn_edge_store_bytes"] <= 16 * (1 << 20) * 0.85:
+                break
+            time.sleep(0.05)
+        self.assertLessEqual(m["meshcdn_edge_store_bytes"], 16 * (1 << 20) * 0.85)
+        self.assertEqual(self.get("/r11.bin", edge=edge)[1]["x-cache"], ["Hit from meshcdn"])  # newest kept
+
+
 class TestRevalidation(CachingCase):
     def test_304_refreshes_the_stored_copy_without_the_body(self):
         state = {"etag": '"v1"'}

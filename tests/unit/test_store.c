@@ -115,7 +115,7 @@ static void read_back(mc_store *s, const char *key, const unsigned char *body, s
 static mc_store *open_store(const char *dir, uint64_t size)
 {
     mc_store *s = NULL;
-    mc_store_config cfg = {dir, size, 0};
+    mc_store_config cfg = {.dir = dir, .size_bytes = size};
     mc_err err = {0};
     int rc = mc_store_open(&s, &cfg, &err);
     if (rc < 0)
@@ -212,7 +212,7 @@ static void second_node_on_same_store_is_refused(void **state)
     (void)state;
     char *dir = make_dir();
     mc_store *s = open_store(dir, 64u << 20), *s2 = NULL;
-    mc_store_config cfg = {dir, 64u << 20, 0};
+    mc_store_config cfg = {.dir = dir, .size_bytes = 64u << 20};
     mc_err err = {0};
     assert_int_equal(mc_store_open(&s2, &cfg, &err), MC_E_BUSY);
     assert_non_null(strstr(err.msg, "in use"));

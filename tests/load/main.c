@@ -1,7 +1,9 @@
-/* main.c — meshcdn-load: catalog generator now; run and simulate later.
+/* main.c — meshcdn-load: dispatch to catalog, run and simulate.
  * Exit status: 0 done, 1 the work failed (I/O), 2 bad usage. */
 #include "common/err.h"
 #include "tests/load/catalog.h"
+#include "tests/load/runcli.h"
+#include "tests/load/simulate.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,8 +18,8 @@ static const char usage_top[] =
     "\n"
     "commands:\n"
     "  catalog    write a deterministic synthetic 3D catalog (an origin bucket)\n"
-    "  run        drive Zipf load against edges (not built yet)\n"
-    "  simulate   replay a trace against a cache model (not built yet)\n"
+    "  run        drive Zipf load against edges; JSON and HTML reports\n"
+    "  simulate   replay a trace against cache policies and Belady's optimum\n"
     "\n"
     "  meshcdn-load COMMAND --help   options of one command\n"
     "  meshcdn-load --version\n";
@@ -163,10 +165,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "catalog") == 0)
         return cmd_catalog(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "simulate") == 0) {
-        fprintf(stderr, "meshcdn-load: '%s' is not built yet (issue 8)\n", cmd);
-        return EXIT_USAGE;
-    }
+    if (strcmp(cmd, "simulate") == 0)
+        return mc_simulate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return mc_runcli_main(argc - 1, argv + 1);
     fprintf(stderr, "meshcdn-load: unknown command \"%s\"\n%s", cmd, usage_top);
     return EXIT_USAGE;
 }

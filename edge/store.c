@@ -47,6 +47,8 @@ struct mc_store {
     int lock_fd;
     uint64_t size_bytes, max_queue_bytes;
     uint64_t high_bytes, low_bytes;   /* eviction watermarks on body bytes */
+    uint64_t batch_max_bytes;         /* chunk bytes per transaction: a small map needs small ones */
+    int64_t unpublished_bytes;        /* chunks of fills not yet published (writer only, approximate) */
     mc_evict *ev;                     /* SIEVE index: writer thread, plus touch */
     _Atomic uint64_t next_seq;
     mc_store_stats stats;
@@ -457,6 +459,15 @@ static int evict_some(mc_store *s, uint64_t target, int max_objects)
 /* After a commit: keep the SIEVE index in step and the store under its bound. */
 static void account(mc_store *s, const store_op *op, int ok)
 {
+    /* chunks of running fills take room too, before they are objects */
+    if (op->kind == MC_STORE_OP_CHUNK && ok)
+        s->unpublished_bytes += (int64_t)op->len;
+    else if (op->kind == MC_STORE_OP_PUBLISH)
+        s->unpublished_bytes -= (int64_t)op->length;
+    else if (op->kind == MC_STORE_OP_ABORT)
+        s->unpublished_bytes -= (int64_t)op->nchunks * MC_STORE_CHUNK_SIZE;
+    if (s->unpublished_bytes < 0)
+        s->unpublished_bytes = 0;
     if (!ok)
         return;
     if (op->kind == MC_STORE_OP_PUBLISH) {
@@ -469,11 +480,20 @@ static void account(mc_store *s, const store_op *op, int ok)
     }
 }
 
+/* Above the high watermark, counting what waits in the queue to be
+ * written, evict down to the low one before the next batch goes in. */
 static void keep_under_bound(mc_store *s)
 {
-    while (atomic_load_explicit(&s->stats.bytes, memory_order_relaxed) > s->high_bytes)
-        if (evict_some(s, s->low_bytes, 1024) == 0)
+    for (;;) {
+        uint64_t queued = atomic_load_explicit(&s->stats.queue_bytes, memory_order_relaxed) +
+                          (uint64_t)s->unpublished_bytes;
+        uint64_t bytes = atomic_load_explicit(&s->stats.bytes, memory_order_relaxed);
+        if (bytes + queued <= s->high_bytes)
             break;
+        uint64_t target = s->low_bytes > queued ? s->low_bytes - queued : 0;
+        if (evict_some(s, target, 1024) == 0)
+            break;
+    }
 }
 
 /* Rebuild the index from the objects, oldest insertion (fill seq) first. */
@@ -602,7 +622,7 @@ static void *writer_main(void *arg)
         store_op *batch = s->head, *last = s->head;
         size_t bytes = last->len;
         int n = 1;
-        while (last->next && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
+        while (last->next && n < BATCH_MAX_OPS && bytes < s->batch_max_bytes) {
             last = last->next;
             bytes += last->len;
             n++;
@@ -614,8 +634,8 @@ static void *writer_main(void *arg)
         s->busy = 1;
         pthread_mutex_unlock(&s->mu);
 
+        keep_under_bound(s);   /* the batch's chunks still count as queued */
         run_batch(s, batch);
-        keep_under_bound(s);
         uint64_t chunk_bytes = 0;
         while (batch) {
             store_op *next = batch->next;
@@ -848,9 +868,11 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     s->magic = MC_STORE_MAGIC;
     s->size_bytes = cfg->size_bytes;
     s->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : (256u << 20);
-    int high = cfg->high_percent ? cfg->high_percent : 85, low = cfg->low_percent ? cfg->low_percent : 75;
+    int high = cfg->high_percent ? cfg->high_percent : 80, low = cfg->low_percent ? cfg->low_percent : 70;
     s->high_bytes = cfg->size_bytes / 100 * (uint64_t)high;
     s->low_bytes = cfg->size_bytes / 100 * (uint64_t)low;
+    /* a transaction's new pages must fit beside the data until it commits */
+    s->batch_max_bytes = cfg->size_bytes / 32 < BATCH_MAX_BYTES ? cfg->size_bytes / 32 : BATCH_MAX_BYTES;
     /* index slots: one per 32 KiB of store, at 70% load (see evict.h) */
     if (mc_evict_new(&s->ev, (size_t)(cfg->size_bytes / (32 * 1024) * 10 / 7)) < 0) {
         free(s);

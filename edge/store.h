@@ -15,8 +15,9 @@
  * each worker through its own mc_store_reader. Every write goes through
  * mc_store_submit, executed by the single writer thread, which batches
  * queued operations into one transaction (group commit).
- * Size: above store.size * high_percent of body bytes the writer evicts
- * (SIEVE, evict.h) down to low_percent, in batched transactions; a write
+ * Size: above store.size * high_percent of body bytes (counting the chunks
+ * queued or written for fills not yet published) the writer evicts (SIEVE,
+ * evict.h) down to low_percent, in batched transactions; a write
  * that still meets MDB_MAP_FULL evicts a batch and is retried once, and
  * only then dropped (the object is served, not stored).
  * Durability: MDB_NOMETASYNC — a process crash (kill -9) loses nothing that
@@ -50,8 +51,8 @@ typedef struct mc_store_config {
     const char *dir;            /* created if missing */
     uint64_t size_bytes;        /* LMDB map size: the bound on disk use */
     uint64_t max_queue_bytes;   /* writer queue bound; beyond it writes are refused */
-    int high_percent;           /* evict when stored bytes pass this share of size (default 85) */
-    int low_percent;            /* ... down to this share (default 75) */
+    int high_percent;           /* evict when stored bytes pass this share of size (default 80) */
+    int low_percent;            /* ... down to this share (default 70) */
 } mc_store_config;
 
 /* Metadata of one stored object (what `objects` holds, decoded). */

@@ -2,6 +2,7 @@
  * Exit status: 0 done, 1 the work failed (I/O), 2 bad usage. */
 #include "common/err.h"
 #include "tests/load/catalog.h"
+#include "tests/load/opts.h"
 #include "tests/load/runcli.h"
 #include "tests/load/simulate.h"
 
@@ -40,23 +41,6 @@ static const char usage_catalog[] =
     "writes DIR/<prefix><id>/<name>.glb (or .gltf, .bin, _basecolor.png) and\n"
     "DIR/index.json listing every file with its size and type.\n";
 
-/* Parses a decimal integer in [0, max]; 0 or MC_E_INVAL. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return MC_E_INVAL;
-    uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > (max - (uint64_t)(*s - '0')) / 10)
-            return MC_E_INVAL;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    if (*s != '\0')
-        return MC_E_INVAL;
-    *out = v;
-    return 0;
-}
-
 static int usage_error(const char *fmt, const char *flag, const char *value)
 {
     fprintf(stderr, "meshcdn-load: ");
@@ -94,12 +78,12 @@ static int cmd_catalog(int argc, char **argv)
             o.out_dir = optarg;
             break;
         case OPT_COUNT:
-            if (parse_u64(optarg, MC_CATALOG_COUNT_MAX, &o.count) < 0 || o.count == 0)
+            if (mc_opt_u64(optarg, MC_CATALOG_COUNT_MAX, &o.count) < 0 || o.count == 0)
                 return usage_error("%s: \"%s\" is not a count in 1..10000000", "--count", optarg);
             have_count = 1;
             break;
         case OPT_SEED:
-            if (parse_u64(optarg, MC_CATALOG_SEED_MAX, &o.seed) < 0)
+            if (mc_opt_u64(optarg, MC_CATALOG_SEED_MAX, &o.seed) < 0)
                 return usage_error("%s: \"%s\" is not an integer in 0..9007199254740991", "--seed", optarg);
             break;
         case OPT_SIZES:
@@ -107,7 +91,7 @@ static int cmd_catalog(int argc, char **argv)
                 return usage_error("%s%s", why, "");
             break;
         case OPT_GLTF:
-            if (parse_u64(optarg, MC_CATALOG_COUNT_MAX, &o.gltf_count) < 0)
+            if (mc_opt_u64(optarg, MC_CATALOG_COUNT_MAX, &o.gltf_count) < 0)
                 return usage_error("%s: \"%s\" is not a count in 0..10000000", "--gltf-count", optarg);
             break;
         case OPT_PREFIX: {

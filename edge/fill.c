@@ -317,6 +317,17 @@ static void unlink_resp(mc_resp **list, mc_resp *r)
         }
 }
 
+/* Take the first viewer off a fill's list; it no longer belongs to the fill. */
+static mc_resp *pop_viewer(mc_resp **list)
+{
+    mc_resp *r = *list;
+    *list = r->next;
+    r->next = NULL;
+    r->fill = NULL;
+    r->waiting = 0;
+    return r;
+}
+
 static void start_viewer(mc_fill *f, mc_resp *r)
 {
     mc_resp_plan(r, f->status, f->hdrs, f->length);
@@ -335,10 +346,7 @@ static void start_viewer(mc_fill *f, mc_resp *r)
 static void release_viewers(mc_fill *f, int ok)
 {
     while (f->subs) {
-        mc_resp *r = f->subs;
-        f->subs = r->next;
-        r->next = NULL;
-        r->fill = NULL;
+        mc_resp *r = pop_viewer(&f->subs);
         if (!r->started) {            /* a revalidation: serve from the store now */
             r->refreshed = ok && f->reval_304;
             mc_lookup_retry(r);
@@ -349,11 +357,7 @@ static void release_viewers(mc_fill *f, int ok)
         }
     }
     while (f->waiters) {
-        mc_resp *r = f->waiters;
-        f->waiters = r->next;
-        r->next = NULL;
-        r->fill = NULL;
-        r->waiting = 0;
+        mc_resp *r = pop_viewer(&f->waiters);
         r->refreshed = ok && f->reval_304;
         mc_lookup_retry(r);
     }
@@ -533,11 +537,7 @@ static void pass_waiters(evutil_socket_t fd, short what, void *arg)
     mc_fill *f = arg;
     (void)fd, (void)what;
     while (f->waiters) {
-        mc_resp *r = f->waiters;
-        f->waiters = r->next;
-        r->next = NULL;
-        r->fill = NULL;
-        r->waiting = 0;
+        mc_resp *r = pop_viewer(&f->waiters);
         mc_lookup_retry(r);
     }
 }
@@ -795,10 +795,7 @@ static void on_up_done(void *arg, int rc, const char *why)
         serve_stale_on_error(&f->subs, 1);
         serve_stale_on_error(&f->waiters, 1);
         while (f->subs) {
-            mc_resp *r = f->subs;
-            f->subs = r->next;
-            r->next = NULL;
-            r->fill = NULL;
+            mc_resp *r = pop_viewer(&f->subs);
             mc_resp_fail(r, rc == MC_E_BUSY ? 504 : 502);
         }
         release_viewers(f, 0);
@@ -818,10 +815,7 @@ static void on_up_done(void *arg, int rc, const char *why)
      * publish so that they are served from the store (after a 304 every
      * viewer waits for the refreshed metadata) */
     while (f->subs && !f->reval_304) {
-        mc_resp *r = f->subs;
-        f->subs = r->next;
-        r->next = NULL;
-        r->fill = NULL;
+        mc_resp *r = pop_viewer(&f->subs);
         mc_resp_finish(r);
     }
 }

@@ -191,14 +191,7 @@ void mc_multipart_part(mc_objects *o, struct evhttp_request *req, const char *ra
             mc_log_warn("multipart", "msg=\"cannot store part\" error=\"%s\"", strerror(-rc));
             mc_upload_fail(req, MC_S3_INTERNAL_ERROR, NULL, raw_path, request_id, out);
         } else {
-            char hex[33], etag[MC_ETAG_LEN];
-            mc_hex(d->md5, 16, hex);
-            snprintf(etag, sizeof etag, "\"%s\"", hex);
-            struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-            evhttp_add_header(oh, "ETag", etag);
-            evhttp_add_header(oh, "x-amz-request-id", request_id);
-            out->status = 200;
-            evhttp_send_reply(req, 200, "OK", NULL);
+            mc_upload_reply_etag(req, d->md5, request_id, out);
         }
     }
     if (ufd >= 0)

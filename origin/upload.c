@@ -22,6 +22,20 @@
 #define MSG_CONFLICT "The key conflicts with an existing object or directory (a key cannot " \
                      "be both an object and a prefix of another key here)."
 
+void mc_upload_reply_etag(struct evhttp_request *req, const unsigned char md5[16],
+                          const char *request_id, mc_obj_reply *out)
+{
+    char hex[33], etag[MC_ETAG_LEN];
+    mc_hex(md5, 16, hex);
+    snprintf(etag, sizeof etag, "\"%s\"", hex);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "ETag", etag);
+    evhttp_add_header(oh, "x-amz-request-id", request_id);
+    out->status = 200;
+    out->bytes = 0;
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
 void mc_upload_fail(struct evhttp_request *req, mc_s3_error e, const char *msg,
                     const char *raw_path, const char *request_id, mc_obj_reply *out)
 {
@@ -262,15 +276,7 @@ void mc_upload_put(mc_objects *o, struct evhttp_request *req, const char *raw_pa
                        rc == -EISDIR || rc == -ENOTDIR ? MSG_CONFLICT : NULL, raw_path,
                        request_id, out);
     } else {
-        char hex[33], etag[MC_ETAG_LEN];
-        mc_hex(d->md5, 16, hex);
-        snprintf(etag, sizeof etag, "\"%s\"", hex);
-        struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-        evhttp_add_header(oh, "ETag", etag);
-        evhttp_add_header(oh, "x-amz-request-id", request_id);
-        out->status = 200;
-        out->bytes = 0;
-        evhttp_send_reply(req, 200, "OK", NULL);
+        mc_upload_reply_etag(req, d->md5, request_id, out);
     }
     mc_upload_target_release(&t);
 }

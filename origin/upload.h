@@ -93,6 +93,10 @@ void mc_upload_put(mc_objects *o, struct evhttp_request *req, const char *raw_pa
 void mc_upload_delete(mc_objects *o, struct evhttp_request *req, const char *raw_path,
                       const char *request_id, mc_obj_reply *out);
 
+/* 200 with the stored bytes' ETag ("MD5 hex") and the request id. */
+void mc_upload_reply_etag(struct evhttp_request *req, const unsigned char md5[16],
+                          const char *request_id, mc_obj_reply *out);
+
 /* Send an S3 error (for the modules that write). */
 void mc_upload_fail(struct evhttp_request *req, mc_s3_error e, const char *msg,
                     const char *raw_path, const char *request_id, mc_obj_reply *out);

@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "tests/load/png.h"
+#include "tests/load/workload.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,57 +25,9 @@
 #define TEXTURE_SIDE_MIN 8u
 
 
-/* ---- PRNG: splitmix64 seeds xoshiro256** (Blackman & Vigna) ------------- */
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Stream 0 is catalog-wide draws; stream n is asset n, so an asset does not
- * change when the count does. */
-static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
-    for (int k = 0; k < 4; k++)
-        r->s[k] = splitmix64(&x);
-}
-
-static double rng_unit(rng *r)       /* [0, 1) */
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-static uint32_t rng_below(rng *r, uint32_t n)
-{
-    return (uint32_t)(rng_next(r) % n);
-}
+/* PRNG: workload.h's mc_rng (splitmix64 seeds xoshiro256**). Stream 0 is
+ * catalog-wide draws; stream n is asset n, so an asset does not change when
+ * the count does. */
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -278,20 +231,20 @@ static const char *const styles[] = {
 static int asset_is_gltf(const mc_catalog_opts *o, uint64_t number)
 {
     uint64_t k = mc_catalog_gltf_count(o), n = o->count;
-    rng r;
-    rng_seed(&r, o->seed, 0);
-    uint64_t pos = ((number - 1) + rng_next(&r) % n) % n;
+    mc_rng r;
+    mc_rng_seed(&r, o->seed, 0);
+    uint64_t pos = ((number - 1) + mc_rng_next(&r) % n) % n;
     /* n <= 1e7 and k <= n, so the products stay far below 2^64 */
     return (pos + 1) * k / n != pos * k / n;
 }
 
-static uint64_t draw_size(const mc_catalog_sizes *s, rng *r)
+static uint64_t draw_size(const mc_catalog_sizes *s, mc_rng *r)
 {
     if (s->dist == MC_CATALOG_FIXED)
         return s->fixed_bytes;
     double v = (double)s->median_bytes;
     for (int t = 0; t < LOGNORMAL_TRIES; t++) {
-        double u1 = 1.0 - rng_unit(r), u2 = rng_unit(r);     /* u1 in (0, 1] */
+        double u1 = 1.0 - mc_rng_unit(r), u2 = mc_rng_unit(r);     /* u1 in (0, 1] */
         double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
         v = (double)s->median_bytes * exp(s->sigma * z);
         if (v >= (double)s->min_bytes && v <= (double)s->max_bytes)
@@ -304,42 +257,42 @@ static uint64_t draw_size(const mc_catalog_sizes *s, rng *r)
     return (uint64_t)v;
 }
 
-static void draw_shape(mc_gltf_shape *g, rng *r)
+static void draw_shape(mc_gltf_shape *g, mc_rng *r)
 {
-    g->height_m = 0.3 + 1.7 * rng_unit(r);
-    g->radius_m = g->height_m * (0.15 + 0.35 * rng_unit(r));
-    g->taper = 0.5 * rng_unit(r);
+    g->height_m = 0.3 + 1.7 * mc_rng_unit(r);
+    g->radius_m = g->height_m * (0.15 + 0.35 * mc_rng_unit(r));
+    g->taper = 0.5 * mc_rng_unit(r);
     for (int k = 0; k < 2; k++) {
-        g->wave_amp[k] = 0.3 * rng_unit(r);
-        g->wave_freq[k] = 0.5 + (1.5 + 2.0 * k) * rng_unit(r);
-        g->wave_phase[k] = 2.0 * M_PI * rng_unit(r);
+        g->wave_amp[k] = 0.3 * mc_rng_unit(r);
+        g->wave_freq[k] = 0.5 + (1.5 + 2.0 * k) * mc_rng_unit(r);
+        g->wave_phase[k] = 2.0 * M_PI * mc_rng_unit(r);
     }
-    g->lobe_amp = 0.25 * rng_unit(r);
-    g->lobe_count = 2 + rng_below(r, 7);
+    g->lobe_amp = 0.25 * mc_rng_unit(r);
+    g->lobe_count = 2 + (uint32_t)mc_rng_below(r, 7);
     /* multiples of 1/256 and 1/4 print exactly and briefly in the JSON */
     for (int k = 0; k < 3; k++)
-        g->base_color[k] = (double)(64 + rng_below(r, 192)) / 256.0;
+        g->base_color[k] = (double)(64 + mc_rng_below(r, 192)) / 256.0;
     g->base_color[3] = 1.0;
-    g->metallic = (double)rng_below(r, 5) / 4.0;
-    g->roughness = (double)(1 + rng_below(r, 4)) / 4.0;
+    g->metallic = (double)mc_rng_below(r, 5) / 4.0;
+    g->roughness = (double)(1 + mc_rng_below(r, 4)) / 4.0;
 }
 
 void mc_catalog_asset_at(const mc_catalog_opts *o, uint64_t number, mc_catalog_asset *a)
 {
-    rng r;
-    rng_seed(&r, o->seed, number);
+    mc_rng r;
+    mc_rng_seed(&r, o->seed, number);
     memset(a, 0, sizeof *a);
     a->number = number;
-    const char *cat = categories[rng_below(&r, NELEM(categories))];
-    const char *style = styles[rng_below(&r, NELEM(styles))];
+    const char *cat = categories[(uint32_t)mc_rng_below(&r, NELEM(categories))];
+    const char *style = styles[(uint32_t)mc_rng_below(&r, NELEM(styles))];
     snprintf(a->id, sizeof a->id, "%s-%04" PRIu64, cat, number);
     snprintf(a->name, sizeof a->name, "%s-%s", style, cat);
     draw_shape(&a->shape, &r);
     for (int k = 0; k < 3; k++) {
-        a->color_a[k] = (uint8_t)rng_below(&r, 256);
-        a->color_b[k] = (uint8_t)rng_below(&r, 256);
+        a->color_a[k] = (uint8_t)mc_rng_below(&r, 256);
+        a->color_b[k] = (uint8_t)mc_rng_below(&r, 256);
     }
-    a->texture_period = 8u << rng_below(&r, 4);
+    a->texture_period = 8u << (uint32_t)mc_rng_below(&r, 4);
     a->is_gltf = asset_is_gltf(o, number);
     a->target_bytes = draw_size(&o->sizes, &r) & ~3ull;   /* draws last: retries vary */
 }

@@ -44,7 +44,6 @@ struct mc_fill {
     XXH3_state_t *xxh;
     mc_fresh fresh;
     int64_t request_time, response_time;
-    int expired;
     const mc_cache_policy *pol;  /* the behavior of its path (config-owned) */
     mc_hash128 skey;             /* where it is stored: key, or the variant's (vary.h) */
     char *skeystr;               /* the stored key string (owned) */
@@ -904,7 +903,6 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
         return NULL;
     }
     f->length = -1;
-    f->expired = stale != NULL;
     f->request_time = time(NULL);
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);

@@ -192,7 +192,11 @@ static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
         return 0;
     if (req_cc->no_cache && r->pol->honor_viewer_no_cache)
         return 0;
-    mc_fresh fr;   /* a stored no-cache response is validated before each use */
+    /* a stored no-cache response is validated before each use; the full
+     * parse only when the text is there, so a plain hit parses nothing */
+    if (!strcasestr(r->meta.headers, "no-cache"))
+        return 1;
+    mc_fresh fr;
     mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,
                       r->pol, &fr);
     return !fr.no_cache;

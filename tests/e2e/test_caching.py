@@ -360,6 +360,19 @@ class TestRevalidation(CachingCase):
         self.assertStatus(self.get("/n.glb"), "Hit")
         self.assertEqual(self.origin.count("/n.glb"), 3)
 
+    def test_stored_no_cache_response_is_validated_before_each_use(self):
+        def handler(req):
+            if req.headers.get("if-none-match") == '"nc"':
+                return 304, {"ETag": '"nc"', "Cache-Control": "no-cache, max-age=600"}, b""
+            return 200, {"ETag": '"nc"', "Cache-Control": "no-cache, max-age=600"}, b"nc-body"
+        self.origin.route("/nc.glb", handler)
+        self.assertStatus(self.get_settled("/nc.glb"), "Miss", "stored")
+        for _ in range(2):
+            s, hd, b, c = self.get_settled("/nc.glb")
+            self.assertStatus((s, hd, b, c), "RefreshHit")
+            self.assertEqual(b, b"nc-body")
+        self.assertEqual(self.origin.count("/nc.glb"), 3)
+
     def test_only_if_cached(self):
         self.origin.route("/o.glb", fixed(200, {"Cache-Control": "max-age=60"}))
         s, hd, b, c = self.get("/o.glb", {"Cache-Control": "only-if-cached"})

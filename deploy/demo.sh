@@ -35,7 +35,7 @@ chmod 600 "$run/keys" "$run/credentials"
 
 pids=()
 stop() {
-  trap - INT TERM EXIT
+  trap '' INT TERM; trap - EXIT   # a second Ctrl-C must not cut the cleanup short
   echo
   echo "stopping..."
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

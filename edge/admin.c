@@ -115,7 +115,7 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 {
     mc_admin *a = arg;
     (void)l, (void)sa, (void)sl;
-    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns};
+    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns, 4u << 20};
     mc_http_conn_new(a->base, fd, &o);
 }
 

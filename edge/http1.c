@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 
 typedef enum {
     CONN_READING,     /* waiting for a request head */
+    CONN_BODY,        /* reading the request body (opts.max_body > 0) */
     CONN_HANDLING,    /* handler owns the response */
     CONN_FLUSHING,    /* response ended; sending what is buffered */
     CONN_CLOSING,     /* close once the output is flushed */
@@ -42,6 +44,10 @@ struct mc_http_conn {
     int chunked;
     int64_t remaining;          /* declared Content-Length left to send; -1 unknown */
     int close_after;            /* close after this response */
+    mc_buf body;                /* request body being read (CONN_BODY) */
+    int64_t body_left;          /* Content-Length bytes still to read, or chunk bytes left */
+    int body_chunked;
+    int chunk_state;            /* chunked decoding: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
     char peer[64];
     mc_http_conn *prev, *next;  /* in *opts.registry */
 };
@@ -62,6 +68,7 @@ static void conn_free(mc_http_conn *c)
         c->next->prev = c->prev;
     bufferevent_free(c->bev);
     free(c->head);
+    mc_buf_free(&c->body);
     c->magic = 0;
     free(c);
 }
@@ -220,6 +227,7 @@ static int parse_head(mc_http_conn *c)
     const char *cl = mc_http_req_header(r, "Content-Length");
     if (te && cl)
         return 400;                           /* RFC 9112 6.1: a smuggling vector */
+    c->body_left = 0;
     if (cl) {
         for (const char *d = cl; *d; d++)
             if (!isdigit((unsigned char)*d))
@@ -227,16 +235,33 @@ static int parse_head(mc_http_conn *c)
         for (int i = 0; i < r->nheaders; i++)
             if (strcasecmp(r->headers[i].name, "Content-Length") == 0 && strcmp(r->headers[i].value, cl))
                 return 400;
-        if (strtoull(cl, NULL, 10) > 0)
-            r->keepalive = 0;                 /* we never read request bodies: close after */
+        if (strlen(cl) > 18)
+            return 413;
+        c->body_left = (int64_t)strtoll(cl, NULL, 10);
+        r->has_body = c->body_left > 0;
     }
-    if (te)
-        r->keepalive = 0;
+    if (te) {
+        int nte = 0;
+        for (int i = 0; i < r->nheaders; i++)
+            nte += strcasecmp(r->headers[i].name, "Transfer-Encoding") == 0;
+        if (nte > 1 || strcasecmp(te, "chunked") != 0)
+            return strstr(te, "chunked") || nte > 1 ? 400 : 501;  /* only plain chunked is understood */
+        if (r->minor < 1)
+            return 400;
+        r->has_body = 1;
+        c->body_chunked = 1;
+    }
+    if (r->has_body && !c->opts.max_body)
+        r->keepalive = 0;                     /* the body is not read: close after */
+    else if (cl && c->body_left > (int64_t)c->opts.max_body)
+        return 413;
     r->is_head = strcmp(r->method, "HEAD") == 0;
     return 0;
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void dispatch(mc_http_conn *c);
+static void read_body(mc_http_conn *c);
 
 /* Forget the last exchange: an error answered before the next head is parsed
  * must not inherit its framing (HEAD, chunked, Content-Length). */
@@ -244,6 +269,9 @@ static void reset_exchange(mc_http_conn *c)
 {
     c->started = c->no_body = c->chunked = c->close_after = c->has_owner = 0;
     c->remaining = -1;
+    c->body_left = 0;
+    c->body_chunked = c->chunk_state = 0;
+    mc_buf_free(&c->body);                    /* a big body's memory is not kept per connection */
     memset(&c->req, 0, sizeof c->req);
     c->req.minor = 1;
     free(c->head);
@@ -283,6 +311,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     mc_http_conn *c = arg;
     assert(c->magic == MC_CONN_MAGIC);
+    if (c->state == CONN_BODY) {
+        read_body(c);
+        return;
+    }
     if (c->state != CONN_READING)
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -321,9 +353,96 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     c->close_after = !c->req.keepalive;
+    if (c->req.has_body && c->opts.max_body) {
+        c->state = CONN_BODY;
+        const char *expect = mc_http_req_header(&c->req, "Expect");
+        if (expect && strcasecmp(expect, "100-continue") == 0 && c->req.minor >= 1)
+            evbuffer_add_printf(bufferevent_get_output(bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        read_body(c);
+        return;
+    }
+    dispatch(c);
+}
+
+static void dispatch(mc_http_conn *c)
+{
     c->state = CONN_HANDLING;
-    bufferevent_disable(bev, EV_READ);        /* one request at a time */
+    bufferevent_disable(c->bev, EV_READ);     /* one request at a time */
     c->opts.handler(c, &c->req, c->opts.ud);
+}
+
+/* Append up to want bytes of input to the body; returns how many. */
+static size_t take_body(mc_http_conn *c, struct evbuffer *in, size_t want)
+{
+    size_t n = evbuffer_get_length(in);
+    if (n > want)
+        n = want;
+    if (n && mc_buf_reserve(&c->body, n) == 0) {
+        evbuffer_remove(in, c->body.data + c->body.len, n);
+        c->body.len += n;
+        return n;
+    }
+    return 0;
+}
+
+/* Read the request body (Content-Length or chunked, RFC 9112 6 and 7.1) as
+ * far as the input allows; dispatch when complete. Chunk extensions are
+ * ignored, trailers are read and dropped. */
+static void read_body(mc_http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (!c->body_chunked) {
+        c->body_left -= (int64_t)take_body(c, in, (size_t)c->body_left);
+        if (c->body_left > 0)
+            return;
+    } else {
+        for (;;) {
+            if (c->chunk_state == 1) {
+                c->body_left -= (int64_t)take_body(c, in, (size_t)c->body_left);
+                if (c->body_left > 0)
+                    return;
+                c->chunk_state = 2;
+            }
+            size_t len = 0;
+            char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
+            if (!line) {
+                if (evbuffer_get_length(in) > 4096) {
+                    error_response(c, 400);   /* an endless size or trailer line */
+                    return;
+                }
+                return;
+            }
+            int bad = 0;
+            if (c->chunk_state == 0) {
+                char *end = NULL;
+                errno = 0;
+                unsigned long long sz = strtoull(line, &end, 16);
+                bad = end == line || errno || (*end && *end != ';' && *end != ' ' && *end != '\t') ||
+                      !isxdigit((unsigned char)line[0]);
+                if (!bad && sz > c->opts.max_body - c->body.len) {
+                    free(line);
+                    error_response(c, 413);
+                    return;
+                }
+                c->body_left = (int64_t)sz;
+                c->chunk_state = sz ? 1 : 3;
+            } else if (c->chunk_state == 2) {
+                bad = len != 0;               /* the CRLF after the chunk data */
+                c->chunk_state = 0;
+            } else if (len == 0) {
+                free(line);
+                break;                        /* end of trailers: the body is complete */
+            }
+            free(line);
+            if (bad) {
+                error_response(c, 400);
+                return;
+            }
+        }
+    }
+    c->req.body = c->body.data ? (const unsigned char *)c->body.data : (const unsigned char *)"";
+    c->req.body_len = c->body.len;
+    dispatch(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

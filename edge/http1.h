@@ -3,8 +3,11 @@
  * A connection reads one request head at a time (pipelined requests wait in
  * the input buffer), hands it to the listener's handler, and lets the handler
  * answer at its own pace: all at once, or streamed as an upstream delivers.
- * Keep-alive per RFC 9112 9.3; a request with a body is answered and the
- * connection closed.
+ * Keep-alive per RFC 9112 9.3. Request bodies (Content-Length or chunked)
+ * are read whole before the handler runs when the server allows them
+ * (opts.max_body > 0): a larger body gets 413, a malformed chunked body 400,
+ * and Expect: 100-continue is answered. With max_body = 0 a body is not read:
+ * the request is handled and the connection closed after the response.
  *
  * Threads: a connection lives on one worker's event loop; every function
  * here must be called on that loop.
@@ -42,6 +45,9 @@ typedef struct mc_http_req {
     int keepalive;        /* the connection may be reused after this response */
     mc_http_header headers[MC_HTTP_MAX_HEADERS];
     int nheaders;
+    int has_body;         /* Content-Length > 0 or Transfer-Encoding: chunked */
+    const unsigned char *body;  /* the body read (opts.max_body > 0), else NULL */
+    size_t body_len;
 } mc_http_req;
 
 /* First header value with this name (case-insensitive), or NULL. */
@@ -63,6 +69,7 @@ typedef struct mc_http_server_opts {
     int64_t timeout_ms;            /* idle keep-alive, header read, stalled write */
     const char *server_name;       /* "Server" header value, or NULL */
     mc_http_conn **registry;       /* list head of this server's open connections */
+    size_t max_body;               /* request bodies read up to this size; 0: not read */
 } mc_http_server_opts;
 
 /* Close every connection in a registry (shutdown, after its loop stopped);

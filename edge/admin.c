@@ -6,6 +6,7 @@
 #include "common/metrics.h"
 #include "edge/admin.h"
 #include "edge/http1.h"
+#include "edge/purge.h"
 #include "edge/stats.h"
 
 struct mc_admin {
@@ -73,6 +74,7 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_store_checksum_failures_total", "chunks that failed their checksum (never sent)", mc_counter_get(&st->checksum_failures));
     counter(b, "meshcdn_edge_evictions_total", "objects evicted to keep the store under its bound", mc_counter_get(&st->evictions));
     counter(b, "meshcdn_edge_evicted_bytes_total", "body bytes evicted", mc_counter_get(&st->evicted_bytes));
+    counter(b, "meshcdn_edge_purged_objects_total", "objects removed or marked stale by purges", mc_counter_get(&st->purged));
     counter(b, "meshcdn_edge_fills_started_total", "origin fills started", mc_counter_get(&s->fills_started));
     counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));
@@ -89,6 +91,10 @@ static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
 {
     mc_admin *a = ud;
     int get = strcmp(req->method, "GET") == 0 || req->is_head;
+    if (strcmp(req->path, "/purge") == 0) {
+        mc_purge_handle(c, req, a->node, a->base);
+        return;
+    }
     if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
         strcmp(req->path, "/metrics") == 0) {
         if (!get) {

@@ -2,8 +2,8 @@
  *   GET /healthz  200 "ok" while the process runs (liveness)
  *   GET /readyz   200 when the store is open and writable, 503 otherwise
  *   GET /metrics  Prometheus text format (names under meshcdn_edge_)
- * Other paths 404, other methods 405. Purge (SigV4-authenticated) comes with
- * the purge module.
+ *   POST /purge   SigV4-authenticated purge (edge/purge.h)
+ * Other paths 404, other methods 405.
  *
  * Threads: runs on the main thread's event loop; reads only atomics.
  */

@@ -10,7 +10,8 @@
 const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:8080", "viewer HTTP listener", NULL, 0, 0},
     {"edge", "tls_listen", "tls-listen", MC_CFG_ADDR, NULL, "viewer HTTPS listener (not built yet)", NULL, 0, 0},
-    {"edge", "admin", "admin", MC_CFG_ADDR, "127.0.0.1:9080", "admin listener: /healthz /readyz /metrics", NULL, 0, 0},
+    {"edge", "admin", "admin", MC_CFG_ADDR, "127.0.0.1:9080", "admin listener: /healthz /readyz /metrics /purge", NULL, 0, 0},
+    {"admin", "keys", "admin-keys", MC_CFG_STR, NULL, "operator key file (ID SECRET per line, mode 0600) for POST /purge", NULL, 0, 0},
     {"edge", "workers", "workers", MC_CFG_INT, "0", "event-loop threads (0 = one per core)", NULL, 0, 256},
     {"edge", "node_id", "node-id", MC_CFG_STR, NULL, "node id in Cache-Status, Via, CDN-Loop (default: host name)", NULL, 0, 0},
     {"edge", "region", "region", MC_CFG_STR, "local", "region label", NULL, 0, 0},
@@ -255,6 +256,12 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
         if ((rc = mc_keys_load_credentials(&out->credentials, cred, &kerr)) < 0)
             return mc_config_fail(c, err, rc, "origin", "credentials", "%s", kerr.msg);
     }
+    const char *akeys = mc_config_str(c, "admin", "keys");
+    if (akeys) {
+        mc_err kerr;
+        if ((rc = mc_keys_load(&out->admin_keys, akeys, &kerr)) < 0)
+            return mc_config_fail(c, err, rc, "admin", "keys", "%s", kerr.msg);
+    }
     if (copy_str(out->store_dir, sizeof out->store_dir, mc_config_str(c, "store", "dir")) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "store", "dir", "too long");
     out->store_size = mc_config_size(c, "store", "size");
@@ -292,4 +299,6 @@ void mc_edge_config_free(mc_edge_config *c)
 {
     mc_keys_free(&c->credentials);
     memset(&c->credentials, 0, sizeof c->credentials);
+    mc_keys_free(&c->admin_keys);
+    memset(&c->admin_keys, 0, sizeof c->admin_keys);
 }

@@ -53,6 +53,7 @@ typedef struct mc_edge_config {
     int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */
     char sign_region[64];
     mc_keys credentials;         /* exactly one pair when origin_sign */
+    mc_keys admin_keys;          /* operators allowed to purge (empty: purge refused) */
     int64_t connect_timeout_ms;
     int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */

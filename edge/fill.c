@@ -60,6 +60,7 @@ struct mc_fill {
     struct event *stall;         /* how long a slow viewer may hold the others back */
     struct event *kick;          /* runs pass_waiters outside libcurl's callbacks */
     int private_;                /* a pass fill of its own: not in the table or registry */
+    uint64_t generation;         /* the store's purge generation when it began */
 };
 
 struct mc_fill_table {
@@ -459,6 +460,8 @@ static int refresh_stale(mc_fill *f)
     m.response_time = f->response_time;
     m.initial_age_s = fr.initial_age_s;
     m.lifetime_s = fr.lifetime_s;
+    m.generation = f->generation;
+    m.flags &= ~MC_META_F_INVALIDATED;   /* revalidated: a soft purge is answered */
     int rc = fr.storable ? mc_store_update_meta(f->w->node->store, f->skey, &m, on_published, f) : -1;
     free(merged);
     if (rc < 0)
@@ -514,6 +517,7 @@ static int publish(mc_fill *f)
     m.initial_age_s = f->fresh.initial_age_s;
     m.lifetime_s = f->fresh.lifetime_s;
     m.body_checksum = XXH3_64bits_digest(f->xxh);
+    m.generation = f->generation;
     m.key = f->skeystr;
     m.headers = f->hdrs;
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
@@ -904,6 +908,7 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     }
     f->length = -1;
     f->request_time = time(NULL);
+    f->generation = mc_store_generation(r->w->node->store);   /* before the request goes out */
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);
     const mc_edge_config *cfg = r->w->node->cfg;
@@ -1002,9 +1007,27 @@ static void join_private(mc_resp *r, mc_fill *f)
     f->subs = r;
 }
 
+/* Was f's response named by a purge since it began? Then a viewer that
+ * arrives now must not get it (the purge came first). */
+static int purged_under(const mc_fill *f)
+{
+    mc_store *st = f->w->node->store;
+    return mc_store_generation(st) != f->generation &&
+           mc_store_purged_since(st, f->generation, f->skeystr, f->hdrs) != 0;
+}
+
 void mc_fill_join(mc_resp *r, int expired)
 {
     mc_fill *f = table_find(r->w->fills, r->key);
+    if (f && purged_under(f)) {
+        r->result = MC_RESULT_MISS;   /* fetch afresh, unstored; the old fill's publish is dropped */
+        if (!(f = fill_start(r, NULL, 1))) {
+            mc_resp_fail(r, 502);
+            return;
+        }
+        join_private(r, f);
+        return;
+    }
     if (f && f->headers_seen && !f->storing && !f->reval_304 && f->state == FILL_FETCHING) {
         r->result = MC_RESULT_PASS;   /* hit-for-pass: the running fill is not stored */
         if (!(f = fill_start(r, NULL, 1))) {

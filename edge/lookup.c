@@ -165,6 +165,8 @@ int mc_lookup_stale_allowed(mc_resp *r, int for_error)
                       r->pol, &fr);
     if (fr.no_stale || fr.no_cache)
         return 0;
+    if ((r->meta.flags & MC_META_F_INVALIDATED) && !for_error)
+        return 0;   /* soft-purged: revalidated before use, served stale only on error */
     int64_t staleness = meta_age(&r->meta) - r->meta.lifetime_s;
     mc_cc cc;
     request_cc(r->req, &cc);
@@ -184,8 +186,8 @@ void mc_lookup_serve_stale(mc_resp *r, const char *detail)
 static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
 {
     int64_t age = meta_age(&r->meta), left = r->meta.lifetime_s - age;
-    if (left <= 0)
-        return 0;
+    if (left <= 0 || (r->meta.flags & MC_META_F_INVALIDATED))
+        return 0;   /* expired, or soft-purged: revalidate first */
     if (req_cc->max_age >= 0 && age > req_cc->max_age)
         return 0;
     if (req_cc->min_fresh >= 0 && left < req_cc->min_fresh)

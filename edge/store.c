@@ -10,16 +10,19 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "common/invspec.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "edge/evict.h"
 #include "edge/store.h"
 
-#define META_VERSION 1u
+#define META_VERSION 2u   /* 2 appends flags; 1 is still read (flags 0) */
 #define FORMAT_VERSION 1u
 #define BATCH_MAX_OPS 512
 #define BATCH_MAX_BYTES (64u << 20)
 #define FAILED_RING 256
+#define PURGE_RING 64        /* recent purges remembered for fills in flight */
+#define PURGE_TXN_OBJECTS 2000 /* objects removed per transaction of a big purge */
 
 typedef struct store_op {
     struct store_op *next;
@@ -36,14 +39,24 @@ typedef struct store_op {
     char *marker_path;
     uint64_t length;        /* PUBLISH: body length, checked against the chunks */
     uint32_t nchunks;
+    uint64_t gen;           /* PUBLISH/UPDATE: purge generation at fill start */
+    mc_invspec *spec;       /* PURGE (owned) */
+    int has_cursor;         /* PURGE: also store the fleet-log cursor */
+    uint64_t cursor;
+    mc_store_purge_fn purge_done;
     mc_store_done_fn done;
     void *arg;
 } store_op;
 
+typedef struct purge_rec {
+    uint64_t gen;
+    mc_invspec spec;
+} purge_rec;
+
 struct mc_store {
     uint32_t magic;
     MDB_env *env;
-    MDB_dbi objects, chunks, paths, pending, state;
+    MDB_dbi objects, chunks, paths, pending, state, tags;
     int lock_fd;
     uint64_t size_bytes, max_queue_bytes;
     uint64_t high_bytes, low_bytes;   /* eviction watermarks on body bytes */
@@ -63,6 +76,10 @@ struct mc_store {
     /* fills whose chunks were dropped (writer thread only) */
     uint64_t failed[FAILED_RING];
     unsigned failed_pos;
+    /* purges: generation and the recent ones, for fills that began before */
+    pthread_mutex_t purge_mu;
+    _Atomic uint64_t generation;
+    purge_rec recent[PURGE_RING];   /* recent[gen % PURGE_RING] */
 };
 
 struct mc_store_reader {
@@ -106,6 +123,7 @@ int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out)
     rc |= put_u64(out, hlen);
     rc |= mc_buf_append(out, m->key, klen);
     rc |= mc_buf_append(out, m->headers ? m->headers : "", hlen);
+    rc |= put_u64(out, m->flags);
     return rc ? MC_E_NOMEM : 0;
 }
 
@@ -113,11 +131,15 @@ int mc_object_meta_decode(const void *p, size_t n, mc_object_meta *out)
 {
     const unsigned char *b = p;
     memset(out, 0, sizeof *out);
-    if (n < 13 * 8 || get_u64(b) != META_VERSION)
+    uint64_t version = n >= 8 ? get_u64(b) : 0;
+    if (n < 13 * 8 || (version != 1 && version != META_VERSION))
         return MC_E_INVAL;
     uint64_t klen = get_u64(b + 11 * 8), hlen = get_u64(b + 12 * 8);
-    if (klen > n || hlen > n || 13 * 8 + klen + hlen != n)
+    uint64_t tail = version == 1 ? 0 : 8;
+    if (klen > n || hlen > n || 13 * 8 + klen + hlen + tail != n)
         return MC_E_INVAL;
+    if (tail)
+        out->flags = (uint32_t)get_u64(b + n - 8);
     out->status = (uint16_t)get_u64(b + 8);
     out->length = get_u64(b + 16);
     out->chunk_size = (uint32_t)get_u64(b + 24);
@@ -226,9 +248,47 @@ static int adjust_totals(mc_store *s, MDB_txn *txn, int64_t dbytes, int64_t dobj
     return rc;
 }
 
-/* Remove the object at key (meta, chunks, path entry). */
-static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
+/* ---------- the surrogate-key index: tag + NUL + key hash -> "" ---------- */
+
+typedef struct tag_ctx {
+    mc_store *s;
+    MDB_txn *txn;
+    const unsigned char *key;
+    int del;
+    int rc;
+} tag_ctx;
+
+static int tag_one(void *ud, const char *tag, size_t len)
 {
+    tag_ctx *t = ud;
+    unsigned char k[512];
+    if (len + 1 + 16 > 511)
+        return 0;   /* beyond LMDB's key limit: not indexed (the purge ring still matches it) */
+    memcpy(k, tag, len);
+    k[len] = 0;
+    memcpy(k + len + 1, t->key, 16);
+    MDB_val kv = {len + 17, k}, dv = {0, ""};
+    int rc = t->del ? mdb_del(t->txn, t->s->tags, &kv, NULL) : mdb_put(t->txn, t->s->tags, &kv, &dv, 0);
+    if (rc && rc != MDB_NOTFOUND) {
+        t->rc = rc;
+        return 1;
+    }
+    return 0;
+}
+
+static int index_tags(mc_store *s, MDB_txn *txn, const unsigned char key[16], const char *hdrs, int del)
+{
+    tag_ctx t = {s, txn, key, del, 0};
+    mc_surrogate_keys_each(hdrs, tag_one, &t);
+    return t.rc;
+}
+
+/* Remove the object at key (meta, chunks, path and tag entries); *removed
+ * (may be NULL) says whether a body-carrying object went (not a marker). */
+static int remove_object_ex(mc_store *s, MDB_txn *txn, const unsigned char key[16], int *removed)
+{
+    if (removed)
+        *removed = 0;
     MDB_val k = {16, (void *)key}, d;
     int rc = mdb_get(txn, s->objects, &k, &d);
     if (rc == MDB_NOTFOUND)
@@ -239,15 +299,25 @@ static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
     if (mc_object_meta_decode(d.mv_data, d.mv_size, &old) == 0) {
         rc = delete_chunks(s, txn, key, old.seq);
         MDB_val pk = {strlen(old.key), old.key};
-        if (!rc && (rc = mdb_del(txn, s->paths, &pk, NULL)) == MDB_NOTFOUND)
+        if (!rc && pk.mv_size > 0 && pk.mv_size <= 511 && (rc = mdb_del(txn, s->paths, &pk, NULL)) == MDB_NOTFOUND)
             rc = 0;
-        if (!rc && old.status != MC_META_VARY_MARKER)
+        if (!rc)
+            rc = index_tags(s, txn, key, old.headers, 1);
+        if (!rc && old.status != MC_META_VARY_MARKER) {
             rc = adjust_totals(s, txn, -(int64_t)old.length, -1);
+            if (removed)
+                *removed = 1;
+        }
         mc_object_meta_free(&old);
     }
     if (!rc)
         rc = mdb_del(txn, s->objects, &k, NULL);
     return rc;
+}
+
+static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
+{
+    return remove_object_ex(s, txn, key, NULL);
 }
 
 static int failed_has(mc_store *s, uint64_t seq)
@@ -326,13 +396,60 @@ static int put_marker(mc_store *s, MDB_txn *txn, store_op *op)
     return pk.mv_size > 0 && pk.mv_size <= 511 ? mdb_put(txn, s->paths, &pk, &pd, 0) : 0;
 }
 
+int mc_store_purged_since(mc_store *s, uint64_t gen, const char *keystr, const char *hdrs)
+{
+    int hit = 0;
+    pthread_mutex_lock(&s->purge_mu);
+    uint64_t cur = atomic_load_explicit(&s->generation, memory_order_relaxed);
+    if (cur > gen && cur - gen >= PURGE_RING) {
+        hit = 1;   /* too many purges since: assume one of them covered it */
+    } else {
+        for (uint64_t g = gen + 1; g <= cur && hit != 1; g++) {
+            const purge_rec *p = &s->recent[g % PURGE_RING];
+            if (p->gen == g && mc_invspec_matches(&p->spec, keystr, hdrs))
+                hit = p->spec.soft ? 2 : 1;
+        }
+    }
+    pthread_mutex_unlock(&s->purge_mu);
+    return hit;
+}
+
+uint64_t mc_store_generation(mc_store *s)
+{
+    return atomic_load_explicit(&s->generation, memory_order_relaxed);
+}
+
+/* A publish of a fill that began before a purge naming it: a hard purge
+ * drops it, a soft one stores it marked invalidated. Returns 1 to drop. */
+static int purge_beats_publish(mc_store *s, store_op *op, mc_object_meta *m)
+{
+    int hit = mc_store_purged_since(s, op->gen, m->key, m->headers);
+    if (hit == 2 && !(m->flags & MC_META_F_INVALIDATED)) {
+        m->flags |= MC_META_F_INVALIDATED;
+        mc_buf b = MC_BUF_INIT;
+        if (mc_object_meta_encode(m, &b) < 0) {
+            mc_buf_free(&b);
+            return 1;
+        }
+        free(op->data);
+        op->len = b.len;
+        op->data = mc_buf_steal(&b);
+    }
+    return hit == 1;
+}
+
 static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
 {
     *ok = 0;
     unsigned char sk[8];
     seq_key(sk, op->seq);
     MDB_val pk = {8, sk};
-    if (failed_has(s, op->seq) || !chunks_complete(s, txn, op)) {
+    mc_object_meta m;
+    if (mc_object_meta_decode(op->data, op->len, &m) < 0)
+        return 0;
+    int purged = purge_beats_publish(s, op, &m);
+    if (purged || failed_has(s, op->seq) || !chunks_complete(s, txn, op)) {
+        mc_object_meta_free(&m);
         int rc = delete_chunks(s, txn, op->key, op->seq);
         if (!rc && (rc = mdb_del(txn, s->pending, &pk, NULL)) == MDB_NOTFOUND)
             rc = 0;
@@ -349,10 +466,13 @@ static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
         rc = 0;
     if (!rc)
         rc = adjust_totals(s, txn, (int64_t)op->length, 1);
+    if (!rc)
+        rc = index_tags(s, txn, op->key, m.headers, 0);
     if (!rc && op->marker)
         rc = put_marker(s, txn, op);
     if (!rc)
         *ok = 1;
+    mc_object_meta_free(&m);
     return rc;
 }
 
@@ -369,6 +489,10 @@ static int exec_update(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
     if (mc_object_meta_decode(d.mv_data, d.mv_size, &cur) < 0)
         return 0;
     int same = cur.seq == op->seq && cur.length == op->length;
+    /* a revalidation that began before a purge must not refresh what the
+     * purge marked (or clear its mark) */
+    if (same && mc_store_purged_since(s, op->gen, cur.key, cur.headers))
+        same = 0;
     mc_object_meta_free(&cur);
     if (!same)
         return 0;
@@ -399,12 +523,18 @@ static int exec_op(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
         return remove_object(s, txn, op->key);
     case MC_STORE_OP_UPDATE:
         return exec_update(s, txn, op, ok);
+    case MC_STORE_OP_PURGE:
+        break;   /* run on its own by run_purge */
     }
     return EINVAL;
 }
 
 static void op_free(store_op *op)
 {
+    if (op->spec) {
+        mc_invspec_free(op->spec);
+        free(op->spec);
+    }
     free(op->data);
     free(op->path);
     free(op->marker);
@@ -607,6 +737,190 @@ static void run_batch(mc_store *s, store_op *batch)
     }
 }
 
+/* ---------- purge (writer thread) ---------- */
+
+typedef struct keyvec {
+    unsigned char (*k)[16];
+    size_t n, cap;
+} keyvec;
+
+static int keyvec_add(keyvec *v, const void *key)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        void *nk = realloc(v->k, cap * 16);
+        if (!nk)
+            return MC_E_NOMEM;
+        v->k = nk;
+        v->cap = cap;
+    }
+    memcpy(v->k[v->n++], key, 16);
+    return 0;
+}
+
+static int by_key(const void *a, const void *b) { return memcmp(a, b, 16); }
+
+/* Collect the key hashes under every index key starting with prefix
+ * (plen bytes) in dbi, whose values (paths) or key tails (tags) are hashes. */
+static int scan_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen, int hash_in_key,
+                       keyvec *out)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = {plen, (void *)prefix}, d;
+    for (rc = plen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+         rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const void *h = hash_in_key ? (const char *)k.mv_data + k.mv_size - 16 : d.mv_data;
+        if ((hash_in_key ? k.mv_size : d.mv_size) >= 16 && keyvec_add(out, h) < 0) {
+            rc = MC_E_NOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Every stored key the spec names (markers included), sorted, unique. */
+static int purge_targets(mc_store *s, MDB_txn *txn, const mc_invspec *sp, keyvec *v)
+{
+    int rc = 0;
+    if (sp->all) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, s->objects, &cur)) != 0)
+            return rc;
+        MDB_val k, d;
+        for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
+            if (k.mv_size == 16 && (rc = keyvec_add(v, k.mv_data)) < 0)
+                break;
+        mdb_cursor_close(cur);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    for (size_t i = 0; !rc && i < sp->npaths; i++) {
+        const char *p = sp->paths[i];
+        size_t n = strlen(p);
+        unsigned char kb[16];
+        mc_hash128_bytes(mc_hash_key(p, n), kb);   /* the path itself, indexed or not */
+        rc = keyvec_add(v, kb);
+        char *q = malloc(n + 2);
+        if (!q)
+            return MC_E_NOMEM;
+        memcpy(q, p, n);
+        for (const char *sep = "?\n"; !rc && *sep; sep++) {   /* its query and Vary variants */
+            q[n] = *sep;
+            if (n + 1 <= 511)
+                rc = scan_prefix(txn, s->paths, q, n + 1, 0, v);
+        }
+        free(q);
+    }
+    for (size_t i = 0; !rc && i < sp->nprefixes; i++) {
+        size_t n = strlen(sp->prefixes[i]);
+        if (n <= 511)
+            rc = scan_prefix(txn, s->paths, sp->prefixes[i], n, 0, v);
+    }
+    for (size_t i = 0; !rc && i < sp->ntags; i++) {
+        size_t n = strlen(sp->tags[i]) + 1;   /* the tag and its NUL */
+        if (n + 16 <= 511)
+            rc = scan_prefix(txn, s->tags, sp->tags[i], n, 1, v);
+    }
+    if (!rc && v->n > 1) {
+        qsort(v->k, v->n, 16, by_key);
+        size_t w = 1;
+        for (size_t i = 1; i < v->n; i++)
+            if (memcmp(v->k[i], v->k[w - 1], 16) != 0)
+                memcpy(v->k[w++], v->k[i], 16);
+        v->n = w;
+    }
+    return rc;
+}
+
+/* Mark one object invalidated (soft purge). *marked = 1 when it was a
+ * stored, not yet marked object. */
+static int soft_mark(mc_store *s, MDB_txn *txn, const unsigned char key[16], int *marked)
+{
+    *marked = 0;
+    MDB_val k = {16, (void *)key}, d;
+    int rc = mdb_get(txn, s->objects, &k, &d);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    mc_object_meta m;
+    if (mc_object_meta_decode(d.mv_data, d.mv_size, &m) < 0)
+        return 0;
+    if (m.status != MC_META_VARY_MARKER && !(m.flags & MC_META_F_INVALIDATED)) {
+        m.flags |= MC_META_F_INVALIDATED;
+        mc_buf b = MC_BUF_INIT;
+        if (mc_object_meta_encode(&m, &b) < 0) {
+            rc = MC_E_NOMEM;
+        } else {
+            MDB_val nd = {b.len, b.data};
+            rc = mdb_put(txn, s->objects, &k, &nd, 0);
+            *marked = rc == 0;
+        }
+        mc_buf_free(&b);
+    } else if (m.status != MC_META_VARY_MARKER) {
+        *marked = 1;   /* already marked: still one the purge names */
+    }
+    mc_object_meta_free(&m);
+    return rc;
+}
+
+/* Run a purge: find its targets, then remove (or mark) them in transactions
+ * of PURGE_TXN_OBJECTS, so a huge purge never needs one huge transaction;
+ * readers keep reading meanwhile (MVCC). The cursor goes in the last one. */
+static void run_purge(mc_store *s, store_op *op)
+{
+    const mc_invspec *sp = op->spec;
+    keyvec v = {0};
+    uint64_t affected = 0;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!rc)
+        rc = purge_targets(s, txn, sp, &v);
+    size_t i = 0;
+    while (!rc) {
+        size_t end = i + PURGE_TXN_OBJECTS < v.n ? i + PURGE_TXN_OBJECTS : v.n;
+        size_t first = i;
+        uint64_t batch_affected = 0;
+        for (; !rc && i < end; i++) {
+            int n = 0;
+            rc = sp->soft ? soft_mark(s, txn, v.k[i], &n) : remove_object_ex(s, txn, v.k[i], &n);
+            batch_affected += (uint64_t)n;
+        }
+        if (!rc && i == v.n && op->has_cursor)
+            rc = state_put_u64(txn, s->state, "cursor", op->cursor);
+        if (!rc)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        txn = NULL;
+        if (rc)
+            break;
+        affected += batch_affected;
+        mc_counter_add(&s->stats.commits, 1);
+        if (!sp->soft)
+            for (size_t j = first; j < end; j++)
+                mc_evict_remove(s->ev, v.k[j]);
+        refresh_stats(s);
+        if (i == v.n)
+            break;
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    free(v.k);
+    if (rc) {
+        mc_counter_add(&s->stats.write_failures, 1);
+        mc_log_warn("store", "msg=\"purge failed\" affected=%llu error=\"%s\"", (unsigned long long)affected,
+                    rc == MC_E_NOMEM ? "out of memory" : mdb_strerror(rc));
+    } else {
+        mc_counter_add(&s->stats.purged, affected);
+    }
+    if (op->purge_done)
+        op->purge_done(op->arg, rc == 0, affected);
+}
+
 static void *writer_main(void *arg)
 {
     mc_store *s = arg;
@@ -622,7 +936,8 @@ static void *writer_main(void *arg)
         store_op *batch = s->head, *last = s->head;
         size_t bytes = last->len;
         int n = 1;
-        while (last->next && n < BATCH_MAX_OPS && bytes < s->batch_max_bytes) {
+        while (batch->kind != MC_STORE_OP_PURGE && last->next && last->next->kind != MC_STORE_OP_PURGE &&
+               n < BATCH_MAX_OPS && bytes < s->batch_max_bytes) {
             last = last->next;
             bytes += last->len;
             n++;
@@ -635,7 +950,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         keep_under_bound(s);   /* the batch's chunks still count as queued */
-        run_batch(s, batch);
+        if (batch->kind == MC_STORE_OP_PURGE)
+            run_purge(s, batch);
+        else
+            run_batch(s, batch);
         uint64_t chunk_bytes = 0;
         while (batch) {
             store_op *next = batch->next;
@@ -720,6 +1038,7 @@ static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const 
     op->data = mc_buf_steal(&b);
     op->length = meta->length;
     op->nchunks = meta->nchunks;
+    op->gen = meta->generation;
     op->done = done;
     op->arg = arg;
     if (spec) {
@@ -797,6 +1116,50 @@ int mc_store_delete(mc_store *s, mc_hash128 key)
     return enqueue(s, op);
 }
 
+int mc_store_purge(mc_store *s, const mc_invspec *spec, const uint64_t *cursor, mc_store_purge_fn done,
+                   void *arg)
+{
+    store_op *op = calloc(1, sizeof *op);
+    mc_invspec *copy = calloc(1, sizeof *copy);
+    if (!op || !copy || mc_invspec_copy(spec, copy) < 0) {
+        free(op);
+        free(copy);
+        return MC_E_NOMEM;
+    }
+    op->kind = MC_STORE_OP_PURGE;
+    op->spec = copy;
+    op->has_cursor = cursor != NULL;
+    op->cursor = cursor ? *cursor : 0;
+    op->purge_done = done;
+    op->arg = arg;
+    /* the generation and the queue position are taken together, so a fill
+     * that read the generation before this purge publishes after it */
+    mc_invspec ring_copy;
+    if (mc_invspec_copy(spec, &ring_copy) < 0) {
+        op_free(op);
+        return MC_E_NOMEM;
+    }
+    pthread_mutex_lock(&s->purge_mu);
+    uint64_t gen = atomic_load_explicit(&s->generation, memory_order_relaxed) + 1;
+    purge_rec *slot = &s->recent[gen % PURGE_RING];
+    mc_invspec_free(&slot->spec);
+    slot->spec = ring_copy;
+    slot->gen = gen;
+    atomic_store_explicit(&s->generation, gen, memory_order_relaxed);
+    int rc = enqueue(s, op);
+    pthread_mutex_unlock(&s->purge_mu);
+    return rc;
+}
+
+int mc_store_read_cursor(mc_store_reader *r, uint64_t *out)
+{
+    if (mdb_txn_renew(r->txn) != 0)
+        return MC_E_IO;
+    int rc = state_get_u64(r->txn, r->s->state, "cursor", out);
+    mdb_txn_reset(r->txn);
+    return rc ? MC_E_IO : 0;
+}
+
 /* ---------- open / close ---------- */
 
 /* Delete the chunks of fills that never published (a crash mid-fill). */
@@ -832,6 +1195,7 @@ static int open_dbs(mc_store *s, mc_err *err, const char *dir)
     if (!rc) rc = mdb_dbi_open(txn, "paths", MDB_CREATE, &s->paths);
     if (!rc) rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &s->pending);
     if (!rc) rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state);
+    if (!rc) rc = mdb_dbi_open(txn, "tags", MDB_CREATE, &s->tags);
     uint64_t format = 0, seq = 0;
     if (!rc) rc = state_get_u64(txn, s->state, "format", &format);
     if (!rc && format == 0)
@@ -916,6 +1280,7 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
     }
     refresh_stats(s);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->purge_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->idle, NULL);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
@@ -952,6 +1317,9 @@ void mc_store_close(mc_store *s)
     mc_evict_free(s->ev);
     close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->purge_mu);
+    for (int i = 0; i < PURGE_RING; i++)
+        mc_invspec_free(&s->recent[i].spec);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->idle);
     s->magic = 0;

@@ -6,7 +6,8 @@
  *   paths    normalised key string -> key hash (prefix purges scan a range)
  *   pending  fill seq -> key hash, for fills whose chunks are written but not
  *            yet published; a crash leaves them here and open() deletes them
- *   state    "format", "seq", "bytes", "objects"
+ *   tags     surrogate key + NUL + key hash -> "" (from Surrogate-Key headers)
+ *   state    "format", "seq", "bytes", "objects", "cursor"
  * Chunks are keyed by the fill's sequence number, so a new version of an
  * object is written beside the old one and replaces it atomically at publish;
  * readers of the old version never see a mixture.
@@ -43,6 +44,10 @@
  * variant is an object at the hash of "PRIMARY\nVALUES". */
 #define MC_META_VARY_MARKER 0
 #define MC_STORE_MAGIC 0x53544f52u
+/* Soft-purged: stale whatever its age; revalidated before its next use
+ * (never served under stale-while-revalidate), still usable for
+ * stale-if-error. A successful revalidation or refetch clears it. */
+#define MC_META_F_INVALIDATED 1u
 
 typedef struct mc_store mc_store;
 typedef struct mc_store_reader mc_store_reader;
@@ -67,6 +72,7 @@ typedef struct mc_object_meta {
     int64_t initial_age_s;      /* RFC 9111 4.2.3 corrected_initial_age */
     int64_t lifetime_s;         /* freshness lifetime */
     uint64_t body_checksum;     /* XXH3-64 of the whole body */
+    uint32_t flags;             /* MC_META_F_* */
     char *key;                  /* normalised key string (owned) */
     char *headers;              /* "Name: value\r\n"... to replay (owned) */
 } mc_object_meta;
@@ -84,6 +90,7 @@ typedef struct mc_store_stats {
     _Atomic uint64_t checksum_failures;
     _Atomic uint64_t evictions;       /* objects removed to keep the store under its bound */
     _Atomic uint64_t evicted_bytes;
+    _Atomic uint64_t purged;          /* objects removed or marked by purges */
 } mc_store_stats;
 
 /* Open (or create) the store: takes an exclusive lock on DIR/meshcdn.lock
@@ -121,6 +128,7 @@ typedef enum {
     MC_STORE_OP_ABORT,     /* drop the chunks of (key, seq) */
     MC_STORE_OP_DELETE,    /* remove the object at key (a damaged one) */
     MC_STORE_OP_UPDATE,    /* replace the metadata of (key, seq), body untouched (a 304) */
+    MC_STORE_OP_PURGE,     /* remove or mark what an invalidation names */
 } mc_store_op_kind;
 
 /* Called on the writer thread when a PUBLISH is done (ok = 1 committed,
@@ -147,6 +155,31 @@ int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *
 int mc_store_update_meta(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                          mc_store_done_fn done, void *arg);
 int mc_store_delete(mc_store *s, mc_hash128 key);
+
+/* ---- purge ---- */
+struct mc_invspec;
+/* Called on the writer thread when a purge is done: ok, and how many
+ * objects it removed (or marked, when soft). Post to the owner's loop. */
+typedef void (*mc_store_purge_fn)(void *arg, int ok, uint64_t affected);
+/* Queue a purge of what spec names (deep-copied). Hard: objects, chunks and
+ * index entries go; soft: objects are marked MC_META_F_INVALIDATED. With
+ * cursor (not NULL) the fleet-log cursor is stored in the same transaction
+ * as the last of the purge, so it never runs ahead of what was applied.
+ * A purge bumps the generation: a fill that read an older generation
+ * (mc_store_generation, into meta->generation) and publishes afterwards is
+ * checked against the purges since, and dropped (hard) or stored marked
+ * (soft) when one names it; a 304 refresh the same. Big purges run in
+ * transactions of a few thousand objects while readers go on. */
+int mc_store_purge(mc_store *s, const struct mc_invspec *spec, const uint64_t *cursor,
+                   mc_store_purge_fn done, void *arg);
+/* The current purge generation (any thread). */
+uint64_t mc_store_generation(mc_store *s);
+/* Was the object (key string, stored headers) named by a purge after
+ * generation gen? 0 no, 1 hard, 2 soft only. Any thread (a mutex). When
+ * more purges than are remembered happened since, answers 1. */
+int mc_store_purged_since(mc_store *s, uint64_t gen, const char *keystr, const char *hdrs);
+/* The fleet-log cursor last stored with a purge (0 when none). */
+int mc_store_read_cursor(mc_store_reader *r, uint64_t *out);
 
 /* Serialisation of metadata (exposed for the unit tests). */
 int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out);

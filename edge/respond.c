@@ -185,6 +185,19 @@ static int replaced_here(const char *line)
     return 0;
 }
 
+/* Surrogate-Key and Surrogate-Control are for CDNs: a viewer never sees
+ * them; another meshcdn node (a child tier, which sends CDN-Loop naming
+ * meshcdn) does, so it can purge by surrogate key too. */
+static int surrogate_hidden(const mc_resp *r, const char *line)
+{
+    if (strncasecmp(line, "Surrogate-", 10) != 0)
+        return 0;
+    for (int i = 0; i < r->req->nheaders; i++)
+        if (strcasecmp(r->req->headers[i].name, "CDN-Loop") == 0 && strstr(r->req->headers[i].value, "meshcdn-"))
+            return 0;
+    return 1;
+}
+
 void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
 {
     const mc_edge_config *cfg = r->w->node->cfg;
@@ -192,7 +205,7 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     for (const char *p = hdrs; p && *p;) {
         const char *eol = strstr(p, "\r\n");
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
-        if (!replaced_here(p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0))
+        if (!replaced_here(p) && !surrogate_hidden(r, p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0))
             mc_buf_append(&h, p, ll);
         p += ll;
     }

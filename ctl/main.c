@@ -71,8 +71,12 @@ static int fail_answer(const ctx *c, const char *what, const mc_ctl_reply *r)
 {
     char msg[1024];
     mc_ctl_reply_describe(r, msg, sizeof msg);
-    if (c->o->json && r->body.len)
-        print_raw(r);
+    if (c->o->json && r->body.len) {   /* the server's JSON only, not a proxy's page */
+        json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+        if (j)
+            print_raw(r);
+        json_decref(j);
+    }
     fprintf(stderr, PROG ": %s: %s\n", what, msg);
     return MC_CTL_EXIT_FAIL;
 }
@@ -157,16 +161,18 @@ static int wait_completed(const ctx *c, const char *id, double *elapsed_s, mc_ct
                 return 0;
             }
         }
-        double next = t + MC_CTL_POLL_MS / 1000.0;
-        if (next >= deadline) {
-            *elapsed_s = now_s() - start;
+        double after = now_s();
+        if (after >= deadline) {
+            *elapsed_s = after - start;
             if (!*j || last_err[0]) {
                 fprintf(stderr, PROG ": status: %s\n", last_err);
                 return MC_CTL_EXIT_FAIL;
             }
             return 1;
         }
-        sleep_s(next - now_s());
+        /* every 100 ms from the start of the last poll; the last one at the deadline */
+        double next = t + MC_CTL_POLL_MS / 1000.0;
+        sleep_s((next < deadline ? next : deadline) - after);
     }
 }
 

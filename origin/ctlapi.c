@@ -1,11 +1,14 @@
 /* ctlapi.c — see ctlapi.h. */
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
@@ -26,14 +29,19 @@
 #define PARK_TIMEOUT_SLACK_S 30
 
 /* A GET /log held until an entry arrives or its timer fires. Owned by the
- * api's list; req stays evhttp's (we answer it) unless the client went away
- * first (then evhttp detached it and we free it: on_parked_close). */
+ * api's list; req stays evhttp's (we answer it) unless the client goes away
+ * first. libevent 2.1 stops reading a connection while its request is
+ * being handled, so it would notice a hang-up only when the answer fails,
+ * up to 60 s later: `watch` polls the socket for EOF meanwhile
+ * (on_parked_readable), and the close callback covers the connection
+ * dying any other way. */
 typedef struct parked {
     uint32_t magic;
     mc_ctlapi *api;
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     struct event *timer;
+    struct event *watch;          /* EV_READ on the connection's socket; NULL if none */
     uint64_t after;
     char node[MC_EDGE_NODE_MAX + 1];
     struct parked *prev, *next;
@@ -666,6 +674,8 @@ static void parked_drop(parked *p)
     api->nparked--;
     if (p->timer)
         event_free(p->timer);
+    if (p->watch)
+        event_free(p->watch);
     p->magic = 0;
     free(p);
 }
@@ -673,6 +683,10 @@ static void parked_drop(parked *p)
 /* Give the connection back to evhttp's normal handling before answering. */
 static void parked_release_conn(parked *p)
 {
+    if (p->watch) {
+        event_free(p->watch);
+        p->watch = NULL;
+    }
     if (p->conn) {
         evhttp_connection_set_closecb(p->conn, NULL, NULL);
         if (p->api->cfg.conn_timeout_s > 0)
@@ -703,6 +717,28 @@ static void on_parked_close(struct evhttp_connection *conn, void *ud)
     if (evhttp_request_get_connection(p->req) == NULL)
         evhttp_request_free(p->req);
     parked_drop(p);
+}
+
+static void on_parked_readable(evutil_socket_t fd, short what, void *ud)
+{
+    (void)what;
+    parked *p = ud;
+    assert(p && p->magic == PARKED_MAGIC);
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {   /* a pipelined request: leave it to evhttp, stop watching */
+        event_del(p->watch);
+        return;
+    }
+    /* EOF or a reset: nobody will read the answer. Freeing the connection
+     * frees the request evhttp still holds in its queue. */
+    struct evhttp_connection *conn = p->conn;
+    mc_log_debug("ctlapi", "msg=\"poll client went away\" node=%s", p->node);
+    evhttp_connection_set_closecb(conn, NULL, NULL);
+    parked_drop(p);
+    evhttp_connection_free(conn);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *ud)
@@ -759,6 +795,11 @@ static int park(mc_ctlapi *api, struct evhttp_request *req, const char *node, ui
         api->parked->prev = p;
     api->parked = p;
     api->nparked++;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0 && (p->watch = event_new(api->base, fd, EV_READ | EV_PERSIST,
+                                         on_parked_readable, p)) != NULL)
+        event_add(p->watch, NULL);
     evhttp_connection_set_timeout(p->conn, wait_s + PARK_TIMEOUT_SLACK_S);
     evhttp_connection_set_closecb(p->conn, on_parked_close, p);
     return 0;

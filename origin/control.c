@@ -28,6 +28,8 @@ struct mc_control {
     mc_control_metrics *metrics;  /* borrowed */
     route *routes;
     size_t nroutes;
+    struct { mc_control_render_fn fn; void *ud; } renderers[MC_CONTROL_MAX_RENDERERS];
+    size_t nrenderers;
 };
 
 static const char *const method_labels[MC_CTL_METHODS] = {
@@ -115,7 +117,10 @@ static void on_metrics(struct evhttp_request *req, void *ud)
 {
     mc_control *c = ud;
     mc_buf out = MC_BUF_INIT;
-    if (mc_control_render_metrics(c->metrics, &out) < 0)
+    int rc = mc_control_render_metrics(c->metrics, &out);
+    for (size_t i = 0; i < c->nrenderers && rc == 0; i++)
+        rc = c->renderers[i].fn(c->renderers[i].ud, &out);
+    if (rc < 0)
         reply_text(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
                    "out of memory\n", 14);
     else
@@ -188,6 +193,17 @@ int mc_control_route(mc_control *c, const char *path, bool prefix, unsigned meth
     if (!r.path)
         return MC_E_NOMEM;
     c->routes[c->nroutes++] = r;
+    return 0;
+}
+
+int mc_control_add_metrics(mc_control *c, mc_control_render_fn fn, void *ud)
+{
+    CHECK(c);
+    if (c->nrenderers == MC_CONTROL_MAX_RENDERERS)
+        return MC_E_TOOBIG;
+    c->renderers[c->nrenderers].fn = fn;
+    c->renderers[c->nrenderers].ud = ud;
+    c->nrenderers++;
     return 0;
 }
 

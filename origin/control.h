@@ -3,11 +3,12 @@
  * Routes (all on the control listener, never on the S3 one):
  *   GET /healthz  200 "ok\n"                      open, for load balancers
  *   GET /metrics  200 Prometheus text format      open, for scrapers
- * The fleet invalidation API arrives later as more routes: a module that
- * owns a feature registers its handlers with mc_control_route (and does its
- * own SigV4 check with origin/auth.h, service "meshcdn"); this file only
- * dispatches. An unknown path gets 404, a known path with another method
- * 405 with an Allow header.
+ * A module that owns a feature (the fleet invalidation API, origin/ctlapi.h)
+ * registers its handlers with mc_control_route (and does its own SigV4
+ * check with origin/auth.h, service "meshcdn") and may add its own lines to
+ * /metrics with mc_control_add_metrics; this file only dispatches. An
+ * unknown path gets 404, a known path with another method 405 with an
+ * Allow header.
  *
  * Metrics (mc_control_metrics, written by the S3 listener):
  *   meshcdn_origin_requests_total{method,code}   counter
@@ -71,6 +72,12 @@ int mc_control_new(mc_control **out, struct evhttp *http, mc_control_metrics *m)
  * The first matching route wins. */
 int mc_control_route(mc_control *c, const char *path, bool prefix, unsigned methods,
                      mc_control_handler fn, void *ud);
+/* Append fn's Prometheus text to every /metrics answer, after the counters
+ * above (at most MC_CONTROL_MAX_RENDERERS; MC_E_TOOBIG beyond). fn returns 0
+ * or MC_E_NOMEM. */
+#define MC_CONTROL_MAX_RENDERERS 4
+typedef int (*mc_control_render_fn)(void *ud, mc_buf *out);
+int mc_control_add_metrics(mc_control *c, mc_control_render_fn fn, void *ud);
 void mc_control_free(mc_control *c);
 
 #endif

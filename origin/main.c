@@ -24,6 +24,8 @@
 #include "common/path.h"
 #include "origin/auth.h"
 #include "origin/control.h"
+#include "origin/ctlapi.h"
+#include "origin/invlog.h"
 #include "origin/list.h"
 #include "origin/multipart.h"
 #include "origin/objects.h"
@@ -43,13 +45,26 @@
  * control listener and non-PUT S3 requests (CompleteMultipartUpload XML)
  * need little, PUT bodies are bounded by origin.max_put_size. */
 #define MAX_BODY_BYTES (1u << 20)
+/* An invalidation may carry 3000 paths of up to 1 KiB (ctlapi.h). */
+#define MAX_CONTROL_BODY_BYTES (4u << 20)
 #define MAX_HEADER_BYTES (64u << 10)
 
 static const mc_cfg_opt schema[] = {
     {"origin", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:9000",
      "S3 object listener", NULL, 0, 0},
     {"control", "listen", "control", MC_CFG_ADDR, "127.0.0.1:9001",
-     "control listener: /healthz, /metrics", NULL, 0, 0},
+     "control listener: /healthz, /metrics, the fleet invalidation API", NULL, 0, 0},
+    {"control", "operator_keys", NULL, MC_CFG_STR, NULL,
+     "key file of who may create and read invalidations (unset: nobody)", NULL, 0, 0},
+    {"control", "edge_keys", NULL, MC_CFG_STR, NULL,
+     "key file of the edges that follow the log (default: origin.keys)", NULL, 0, 0},
+    {"control", "db", NULL, MC_CFG_STR, NULL,
+     "directory of the invalidation log (LMDB; default ROOT/.meshcdn-control)", NULL, 0, 0},
+    {"control", "unreachable_after", NULL, MC_CFG_DURATION, "30s",
+     "an edge silent this long is unreachable (does not block completion)", NULL, 0, 0},
+    {"control", "invalidate_on_write", NULL, MC_CFG_BOOL, "false",
+     "a PUT, DELETE or completed multipart upload of /BUCKET/KEY invalidates /KEY on the "
+     "fleet", NULL, 0, 0},
     {"origin", "root", "root", MC_CFG_STR, NULL,
      "directory served as /BUCKET/KEY from DIR/BUCKET/KEY (required)", NULL, 0, 0},
     {"origin", "keys", "keys", MC_CFG_STR, NULL,
@@ -89,6 +104,11 @@ typedef struct origin {
     mc_objects *objects;
     mc_control_metrics *metrics;
     mc_control *control;
+    mc_keys operator_keys;
+    mc_keys edge_keys;
+    mc_invlog *invlog;
+    mc_ctlapi *ctlapi;
+    bool invalidate_on_write;
     struct event_base *base;
     struct evhttp *s3_http;
     struct evhttp *ctl_http;
@@ -239,6 +259,25 @@ static void dispatch(const s3_call *c)
     }
 }
 
+/* invalidate_on_write: a write that succeeded invalidates its viewer path. */
+static void invalidate_written(origin *o, enum evhttp_cmd_type m, const char *raw_path,
+                               const mc_query *query, int status)
+{
+    bool put = m == EVHTTP_REQ_PUT && status == 200 && query->n == 0;
+    bool del = m == EVHTTP_REQ_DELETE && status == 204 && query->n == 0;
+    bool completed = m == EVHTTP_REQ_POST && status == 200 && mc_query_get(query, "uploadId");
+    if (!o->invalidate_on_write || !(put || del || completed))
+        return;
+    mc_buf path = MC_BUF_INIT;
+    int rc = mc_ctlapi_viewer_path(raw_path, &path);
+    if (rc == 0)
+        rc = mc_ctlapi_invalidate_path(o->ctlapi, path.data);
+    if (rc < 0)
+        mc_log_error("main", "msg=\"cannot invalidate a written object\" path=%.512s error=%s",
+                     raw_path, mc_err_name(rc));
+    mc_buf_free(&path);
+}
+
 static void on_s3_request(struct evhttp_request *req, void *ud)
 {
     origin *o = ud;
@@ -269,6 +308,7 @@ static void on_s3_request(struct evhttp_request *req, void *ud)
     } else {
         s3_call c = {o, req, raw_path, q ? q + 1 : "", &query, reqid, &ar, &r};
         dispatch(&c);
+        invalidate_written(o, evhttp_request_get_command(req), raw_path, &query, r.status);
     }
     mc_query_free(&query);
     mc_control_count_request(o->metrics, method, r.status, r.bytes);
@@ -391,6 +431,57 @@ static int setup_serving(origin *o, mc_err *err)
     return load_rules(o, err);
 }
 
+/* The control API's keys and log; before any socket, like the rest. */
+static int setup_control(origin *o, mc_err *err)
+{
+    mc_config *c = o->cfg;
+    mc_err e = {0, ""};
+    int rc;
+    const char *opk = mc_config_str(c, "control", "operator_keys");
+    const char *edk = mc_config_str(c, "control", "edge_keys");
+    if (opk && (rc = mc_keys_load(&o->operator_keys, opk, &e)) < 0)
+        return mc_config_fail(c, err, rc, "control", "operator_keys", "%s", e.msg);
+    if (edk && (rc = mc_keys_load(&o->edge_keys, edk, &e)) < 0)
+        return mc_config_fail(c, err, rc, "control", "edge_keys", "%s", e.msg);
+    char dflt[4096];
+    const char *db = mc_config_str(c, "control", "db");
+    if (!db) {
+        snprintf(dflt, sizeof dflt, "%s/%scontrol", mc_config_str(c, "origin", "root"),
+                 MC_OBJECTS_RESERVED);
+        db = dflt;
+    }
+    if ((rc = mc_invlog_open_lmdb(&o->invlog, db, &e)) < 0)
+        return mc_config_fail(c, err, rc, "control", "db", "%s", e.msg);
+    o->invalidate_on_write = mc_config_bool(c, "control", "invalidate_on_write");
+    return 0;
+}
+
+static int setup_ctlapi(origin *o, mc_err *err)
+{
+    mc_config *c = o->cfg;
+    bool edge_default = !mc_config_str(c, "control", "edge_keys") &&
+                        mc_config_str(c, "origin", "keys");
+    mc_ctlapi_config cc = {
+        .operator_keys = mc_config_str(c, "control", "operator_keys") ? &o->operator_keys : NULL,
+        .edge_keys = edge_default ? &o->keys
+                   : mc_config_str(c, "control", "edge_keys") ? &o->edge_keys : NULL,
+        .region = o->auth.region,
+        .max_skew_s = o->auth.max_skew_s,
+        .unreachable_after_s = mc_config_duration_ms(c, "control", "unreachable_after") / 1000,
+        .max_body_bytes = MAX_CONTROL_BODY_BYTES,
+        .conn_timeout_s = mc_config_duration_ms(c, "origin", "timeout") / 1000,
+    };
+    if (mc_ctlapi_new(&o->ctlapi, o->base, o->control, o->invlog, &cc) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "cannot set up the control API");
+    uint64_t last = 0;
+    mc_invlog_last_seq(o->invlog, &last);
+    mc_log_info("main", "msg=\"control API\" backend=%s last_seq=%" PRIu64 " operator_keys=%d "
+                "edge_keys=%d invalidate_on_write=%s", mc_invlog_backend(o->invlog), last,
+                cc.operator_keys ? cc.operator_keys->n : 0, cc.edge_keys ? cc.edge_keys->n : 0,
+                o->invalidate_on_write ? "true" : "false");
+    return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
     (void)what;
@@ -415,9 +506,12 @@ static int setup_loop(origin *o, mc_err *err)
     evhttp_set_gencb(o->s3_http, on_s3_request, o);
     evhttp_set_max_body_size(o->s3_http,
                              (ev_ssize_t)mc_config_size(o->cfg, "origin", "max_put_size"));
+    evhttp_set_max_body_size(o->ctl_http, MAX_CONTROL_BODY_BYTES);
     if (mc_control_new(&o->control, o->ctl_http, o->metrics) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
-    int rc = bind_listener(o, o->s3_http, "s3", "origin", err);
+    int rc = setup_ctlapi(o, err);
+    if (rc == 0)
+        rc = bind_listener(o, o->s3_http, "s3", "origin", err);
     if (rc == 0)
         rc = bind_listener(o, o->ctl_http, "control", "control", err);
     return rc;
@@ -425,6 +519,7 @@ static int setup_loop(origin *o, mc_err *err)
 
 static void origin_free(origin *o)
 {
+    mc_ctlapi_free(o->ctlapi);       /* answers parked polls: before the evhttp */
     mc_control_free(o->control);     /* before its evhttp */
     if (o->s3_http)
         evhttp_free(o->s3_http);
@@ -437,8 +532,11 @@ static void origin_free(origin *o)
     if (o->base)
         event_base_free(o->base);
     free(o->metrics);
+    mc_invlog_close(o->invlog);
     mc_objects_close(o->objects);
     mc_keys_free(&o->keys);
+    mc_keys_free(&o->operator_keys);
+    mc_keys_free(&o->edge_keys);
     mc_config_free(o->cfg);
     o->magic = 0;
 }
@@ -462,7 +560,8 @@ static int run(origin *o, int argc, char **argv)
     mc_log_level lvl = MC_LOG_INFO;
     mc_log_level_parse(mc_config_str(o->cfg, "origin", "log_level"), &lvl);
     mc_log_set_level(lvl);
-    if ((rc = setup_serving(o, &err)) < 0 || (rc = setup_loop(o, &err)) < 0) {
+    if ((rc = setup_serving(o, &err)) < 0 || (rc = setup_control(o, &err)) < 0 ||
+        (rc = setup_loop(o, &err)) < 0) {
         fprintf(stderr, "%s: %s\n", PROG, err.msg);
         return rc == MC_E_INVAL ? 2 : 1;
     }

@@ -1,0 +1,159 @@
+/* invlog.h — the fleet invalidation log and fleet membership, behind one
+ * backend interface.
+ *
+ * The log is append-only: every invalidation gets the next sequence number
+ * (1, 2, 3, ...; never reused, also across restarts and after a failed
+ * append), is written durably before append returns, and is never changed
+ * afterwards. Membership is one record per edge node: its region, the
+ * highest sequence number it has acknowledged (cumulative, never goes
+ * backwards) and when it was last heard from.
+ *
+ * Backends are method tables (mc_invlog_ops): the embedded LMDB log here
+ * (mc_invlog_open_lmdb, one machine), and later etcd (issue 12). Callers use
+ * the mc_invlog_* wrappers and never test which backend they have. A backend
+ * that learns of appends made elsewhere (another origin on the same etcd)
+ * calls mc_invlog_notify so parked long-polls wake up; mc_invlog_append
+ * notifies for local appends itself.
+ *
+ * LMDB layout (DIR/data.mdb, named databases):
+ *   "log"    key: seq as 8 bytes big-endian (so key order is seq order)
+ *            value: JSON {"created":UNIX_S,"paths":[..],"surrogate_keys":[..],
+ *                         "all":B,"soft":B}
+ *   "edges"  key: node id; value: JSON {"region":R,"acked":N,"last_seen":UNIX_S}
+ *   "meta"   "last_seq" -> 8 bytes big-endian (the highest seq ever assigned)
+ *            "version"  -> "1"
+ * Every write is one LMDB transaction committed with fsync (LMDB's default)
+ * before the call returns: ~1-5 ms on an SSD, on the caller's thread. The
+ * control API calls them on the event loop: control-plane rates (a few
+ * invalidations and one heartbeat per edge poll) make that acceptable; a
+ * heartbeat that changes nothing but a last_seen under 1 s old is not
+ * written at all.
+ *
+ * Threads: one thread at a time per mc_invlog (the origin's loop).
+ * Ownership: lists and entries returned are the caller's (free with
+ * mc_inval_free / mc_inval_list_free / mc_edge_list_free); append copies
+ * nothing it keeps.
+ * Errors: 0 or a negative MC_E_*: MC_E_NOTFOUND (no such seq),
+ * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed; the
+ * message is logged), MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
+ */
+#ifndef MC_INVLOG_H
+#define MC_INVLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/err.h"
+
+#define MC_INVAL_MAX_ITEMS 3000      /* paths + surrogate keys in one entry */
+#define MC_INVAL_MAX_STRING 1024     /* bytes in one path or key */
+#define MC_INVLOG_MAX_READ 1000      /* entries in one read_after answer */
+#define MC_EDGE_NODE_MAX 128         /* bytes in a node id */
+#define MC_EDGE_REGION_MAX 64        /* bytes in a region name */
+
+/* One invalidation. Strings are heap copies owned by the struct. */
+typedef struct mc_inval {
+    uint64_t seq;          /* assigned by append */
+    int64_t created_s;     /* unix seconds; append fills it when 0 */
+    char **paths;          /* exact "/a.glb", or a prefix ending in one star */
+    size_t npaths;
+    char **keys;           /* surrogate keys */
+    size_t nkeys;
+    bool all;
+    bool soft;
+} mc_inval;
+
+typedef struct mc_inval_list {
+    mc_inval *v;
+    size_t n;
+} mc_inval_list;
+
+/* One registered edge. */
+typedef struct mc_edge {
+    char node[MC_EDGE_NODE_MAX + 1];
+    char region[MC_EDGE_REGION_MAX + 1];   /* "" when never told */
+    uint64_t acked;
+    int64_t last_seen_s;
+} mc_edge;
+
+typedef struct mc_edge_list {
+    mc_edge *v;
+    size_t n;
+} mc_edge_list;
+
+void mc_inval_free(mc_inval *in);            /* the arrays; not the struct itself */
+void mc_inval_list_free(mc_inval_list *l);
+void mc_edge_list_free(mc_edge_list *l);
+/* Copy a string into in->paths / in->keys (for builders and tests). */
+int mc_inval_add_path(mc_inval *in, const char *path);
+int mc_inval_add_key(mc_inval *in, const char *key);
+
+/* ---- status, the same for every backend ------------------------------------ */
+
+typedef enum {
+    MC_EDGE_PENDING, MC_EDGE_APPLIED, MC_EDGE_UNREACHABLE
+} mc_edge_state;
+
+/* Has e been silent longer than unreachable_after_s at now_s? */
+bool mc_edge_unreachable(const mc_edge *e, int64_t now_s, int64_t unreachable_after_s);
+/* e's state for entry seq: applied when acked >= seq, else unreachable when
+ * silent too long, else pending. */
+mc_edge_state mc_edge_state_for(const mc_edge *e, uint64_t seq, int64_t now_s,
+                                int64_t unreachable_after_s);
+const char *mc_edge_state_name(mc_edge_state s);   /* "pending", ... */
+/* Completed when no edge of the list is pending for seq (an unreachable edge
+ * does not block completion; an empty fleet is complete). */
+bool mc_inval_completed(const mc_edge_list *edges, uint64_t seq, int64_t now_s,
+                        int64_t unreachable_after_s);
+
+/* ---- the backend interface -------------------------------------------------- */
+
+typedef struct mc_invlog_ops {
+    const char *name;   /* "lmdb" */
+    /* Assign in->seq (and in->created_s when 0) and store in durably. */
+    int (*append)(void *self, mc_inval *in);
+    /* Entries with seq > after, ascending, at most max (<= MC_INVLOG_MAX_READ). */
+    int (*read_after)(void *self, uint64_t after, size_t max, mc_inval_list *out);
+    /* The newest entries, newest first, at most limit. */
+    int (*read_recent)(void *self, size_t limit, mc_inval_list *out);
+    /* Entry seq into *out (MC_E_NOTFOUND when absent). */
+    int (*get)(void *self, uint64_t seq, mc_inval *out);
+    /* The highest seq assigned so far (0 for an empty log). */
+    int (*last_seq)(void *self, uint64_t *out);
+    /* Register node or refresh it: last_seen = now_s; region replaces the
+     * stored one unless NULL or "". */
+    int (*heartbeat)(void *self, const char *node, const char *region, int64_t now_s);
+    /* acked = max(acked, seq) and last_seen = now_s (registers an unknown
+     * node with region ""). MC_E_INVAL when seq > last_seq. */
+    int (*ack)(void *self, const char *node, uint64_t seq, int64_t now_s);
+    /* Every registered edge, ordered by node id. */
+    int (*edges)(void *self, mc_edge_list *out);
+    void (*close)(void *self);
+} mc_invlog_ops;
+
+typedef void (*mc_invlog_notify_fn)(void *ud, uint64_t last_seq);
+
+typedef struct mc_invlog mc_invlog;
+
+/* Wrap a backend (takes ownership of self: close() releases it). */
+int mc_invlog_new(mc_invlog **out, const mc_invlog_ops *ops, void *self);
+/* The embedded backend: the LMDB environment in dir (created 0700 when
+ * missing). MC_E_IO / MC_E_PERM with err filled when it cannot be opened. */
+int mc_invlog_open_lmdb(mc_invlog **out, const char *dir, mc_err *err);
+void mc_invlog_close(mc_invlog *log);
+const char *mc_invlog_backend(const mc_invlog *log);
+
+/* Called after every append (here or, for a shared backend, elsewhere). */
+void mc_invlog_set_notify(mc_invlog *log, mc_invlog_notify_fn fn, void *ud);
+void mc_invlog_notify(mc_invlog *log, uint64_t last_seq);
+
+int mc_invlog_append(mc_invlog *log, mc_inval *in);   /* notifies on success */
+int mc_invlog_read_after(mc_invlog *log, uint64_t after, size_t max, mc_inval_list *out);
+int mc_invlog_read_recent(mc_invlog *log, size_t limit, mc_inval_list *out);
+int mc_invlog_get(mc_invlog *log, uint64_t seq, mc_inval *out);
+int mc_invlog_last_seq(mc_invlog *log, uint64_t *out);
+int mc_invlog_heartbeat(mc_invlog *log, const char *node, const char *region, int64_t now_s);
+int mc_invlog_ack(mc_invlog *log, const char *node, uint64_t seq, int64_t now_s);
+int mc_invlog_edges(mc_invlog *log, mc_edge_list *out);
+
+#endif

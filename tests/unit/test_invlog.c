@@ -1,0 +1,454 @@
+/* test_invlog.c — the fleet invalidation log and membership (origin/invlog.h)
+ * on its LMDB backend, the status rules, and the Control API's body parser
+ * and viewer-path mapping (origin/ctlapi.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <lmdb.h>
+#include "common/buf.h"
+#include "common/err.h"
+#include "origin/ctlapi.h"
+#include "origin/invlog.h"
+
+static char g_dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/mc-test-invlog-XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static mc_invlog *open_log(void)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/db", g_dir);
+    mc_invlog *log = NULL;
+    mc_err err = {0, ""};
+    int rc = mc_invlog_open_lmdb(&log, dir, &err);
+    if (rc != 0)
+        fail_msg("open: %s", err.msg);
+    assert_string_equal(mc_invlog_backend(log), "lmdb");
+    return log;
+}
+
+/* Append one entry for path (and key when not NULL); returns its seq. */
+static uint64_t append(mc_invlog *log, const char *path, const char *key, int64_t created)
+{
+    mc_inval in;
+    memset(&in, 0, sizeof in);
+    in.created_s = created;
+    if (path)
+        assert_int_equal(mc_inval_add_path(&in, path), 0);
+    if (key)
+        assert_int_equal(mc_inval_add_key(&in, key), 0);
+    assert_int_equal(mc_invlog_append(log, &in), 0);
+    uint64_t seq = in.seq;
+    mc_inval_free(&in);
+    return seq;
+}
+
+static void test_append_assigns_increasing_seqs(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    uint64_t last = 99;
+    assert_int_equal(mc_invlog_last_seq(log, &last), 0);
+    assert_int_equal(last, 0);
+    assert_int_equal(append(log, "/a.glb", NULL, 1000), 1);
+    assert_int_equal(append(log, "/models/chair/*", "chair", 1001), 2);
+    assert_int_equal(append(log, NULL, "sku-123", 0), 3);
+    assert_int_equal(mc_invlog_last_seq(log, &last), 0);
+    assert_int_equal(last, 3);
+
+    mc_inval got;
+    assert_int_equal(mc_invlog_get(log, 2, &got), 0);
+    assert_int_equal(got.seq, 2);
+    assert_int_equal(got.created_s, 1001);
+    assert_int_equal(got.npaths, 1);
+    assert_string_equal(got.paths[0], "/models/chair/*");
+    assert_int_equal(got.nkeys, 1);
+    assert_string_equal(got.keys[0], "chair");
+    assert_false(got.all);
+    mc_inval_free(&got);
+    assert_int_equal(mc_invlog_get(log, 3, &got), 0);
+    assert_true(got.created_s > 1700000000);   /* 0 means "now" */
+    mc_inval_free(&got);
+    assert_int_equal(mc_invlog_get(log, 4, &got), MC_E_NOTFOUND);
+    assert_int_equal(mc_invlog_get(log, 0, &got), MC_E_NOTFOUND);
+    mc_invlog_close(log);
+}
+
+static void test_empty_entry_refused(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    mc_inval in;
+    memset(&in, 0, sizeof in);
+    assert_int_equal(mc_invlog_append(log, &in), MC_E_INVAL);
+    in.all = true;
+    in.soft = true;
+    assert_int_equal(mc_invlog_append(log, &in), 0);
+    assert_int_equal(in.seq, 1);
+    mc_inval got;
+    assert_int_equal(mc_invlog_get(log, 1, &got), 0);
+    assert_true(got.all);
+    assert_true(got.soft);
+    assert_int_equal(got.npaths + got.nkeys, 0);
+    mc_inval_free(&got);
+    mc_invlog_close(log);
+}
+
+static void test_read_after_in_order_and_bounded(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    char p[32];
+    for (int i = 1; i <= 25; i++) {
+        snprintf(p, sizeof p, "/p%d", i);
+        append(log, p, NULL, 1000 + i);
+    }
+    mc_inval_list l;
+    assert_int_equal(mc_invlog_read_after(log, 0, 10, &l), 0);
+    assert_int_equal(l.n, 10);
+    for (size_t i = 0; i < l.n; i++)
+        assert_int_equal(l.v[i].seq, i + 1);
+    mc_inval_list_free(&l);
+    assert_int_equal(mc_invlog_read_after(log, 20, 1000, &l), 0);
+    assert_int_equal(l.n, 5);
+    assert_int_equal(l.v[0].seq, 21);
+    assert_string_equal(l.v[4].paths[0], "/p25");
+    mc_inval_list_free(&l);
+    assert_int_equal(mc_invlog_read_after(log, 25, 1000, &l), 0);
+    assert_int_equal(l.n, 0);
+    mc_inval_list_free(&l);
+    assert_int_equal(mc_invlog_read_after(log, 1000, 1000, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(mc_invlog_read_recent(log, 3, &l), 0);   /* newest first */
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.v[0].seq, 25);
+    assert_int_equal(l.v[2].seq, 23);
+    mc_inval_list_free(&l);
+    mc_invlog_close(log);
+}
+
+static void test_membership_and_ack(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    append(log, "/a", NULL, 0);
+    append(log, "/b", NULL, 0);
+    append(log, "/c", NULL, 0);
+    assert_int_equal(mc_invlog_heartbeat(log, "edge-b", "eu-west-1", 1000), 0);
+    assert_int_equal(mc_invlog_heartbeat(log, "edge-a", "us-east-1", 1000), 0);
+    assert_int_equal(mc_invlog_ack(log, "edge-a", 2, 1005), 0);
+    assert_int_equal(mc_invlog_ack(log, "edge-a", 1, 1006), 0);   /* never backwards */
+    assert_int_equal(mc_invlog_ack(log, "edge-a", 4, 1007), MC_E_INVAL);   /* beyond last */
+    assert_int_equal(mc_invlog_ack(log, "edge-c", 3, 1008), 0);   /* registers */
+    assert_int_equal(mc_invlog_heartbeat(log, "", "x", 1), MC_E_INVAL);
+    assert_int_equal(mc_invlog_heartbeat(log, "edge-b", NULL, 1010), 0);   /* keeps region */
+
+    mc_edge_list el;
+    assert_int_equal(mc_invlog_edges(log, &el), 0);
+    assert_int_equal(el.n, 3);
+    assert_string_equal(el.v[0].node, "edge-a");   /* by node id */
+    assert_string_equal(el.v[0].region, "us-east-1");
+    assert_int_equal(el.v[0].acked, 2);
+    assert_int_equal(el.v[0].last_seen_s, 1006);
+    assert_string_equal(el.v[1].node, "edge-b");
+    assert_string_equal(el.v[1].region, "eu-west-1");
+    assert_int_equal(el.v[1].acked, 0);
+    assert_int_equal(el.v[1].last_seen_s, 1010);
+    assert_string_equal(el.v[2].node, "edge-c");
+    assert_string_equal(el.v[2].region, "");
+    assert_int_equal(el.v[2].acked, 3);
+    mc_edge_list_free(&el);
+    mc_invlog_close(log);
+}
+
+/* The status rules as a table: (acked, last_seen) of two edges, the seq asked
+ * about, and what each edge's state and the whole must be at now = 1000 with
+ * unreachable_after = 30. */
+static void test_status_computation(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t acked[2];
+        int64_t seen[2];
+        uint64_t seq;
+        mc_edge_state want[2];
+        bool completed;
+    } cases[] = {
+        {{5, 5}, {1000, 1000}, 5, {MC_EDGE_APPLIED, MC_EDGE_APPLIED}, true},
+        {{5, 4}, {1000, 1000}, 5, {MC_EDGE_APPLIED, MC_EDGE_PENDING}, false},
+        {{5, 4}, {1000, 970}, 5, {MC_EDGE_APPLIED, MC_EDGE_PENDING}, false},   /* 30 s: not yet */
+        {{5, 4}, {1000, 969}, 5, {MC_EDGE_APPLIED, MC_EDGE_UNREACHABLE}, true},
+        {{9, 4}, {0, 969}, 5, {MC_EDGE_APPLIED, MC_EDGE_UNREACHABLE}, true},  /* applied wins */
+        {{0, 0}, {999, 1000}, 1, {MC_EDGE_PENDING, MC_EDGE_PENDING}, false},
+        {{0, 0}, {100, 100}, 1, {MC_EDGE_UNREACHABLE, MC_EDGE_UNREACHABLE}, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mc_edge e[2];
+        memset(e, 0, sizeof e);
+        for (int j = 0; j < 2; j++) {
+            snprintf(e[j].node, sizeof e[j].node, "edge-%d", j);
+            e[j].acked = cases[i].acked[j];
+            e[j].last_seen_s = cases[i].seen[j];
+            if (mc_edge_state_for(&e[j], cases[i].seq, 1000, 30) != cases[i].want[j])
+                fail_msg("case %zu edge %d: state %s", i, j,
+                         mc_edge_state_name(mc_edge_state_for(&e[j], cases[i].seq, 1000, 30)));
+        }
+        mc_edge_list l = {e, 2};
+        if (mc_inval_completed(&l, cases[i].seq, 1000, 30) != cases[i].completed)
+            fail_msg("case %zu: completed should be %d", i, cases[i].completed);
+    }
+    mc_edge_list none = {NULL, 0};
+    assert_true(mc_inval_completed(&none, 1, 1000, 30));   /* an empty fleet */
+    assert_string_equal(mc_edge_state_name(MC_EDGE_UNREACHABLE), "unreachable");
+}
+
+/* Remove entry seq behind the backend's back. */
+static void raw_delete(uint64_t seq)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/db", g_dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char kb[8];
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        kb[i] = (unsigned char)(seq & 0xff);
+    MDB_val k = {8, kb};
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "log", 0, &dbi), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_durable_across_reopen_and_seq_never_reused(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    append(log, "/one", NULL, 10);
+    append(log, "/two", "k", 11);
+    assert_int_equal(mc_invlog_heartbeat(log, "edge-a", "us-east-1", 500), 0);
+    assert_int_equal(mc_invlog_ack(log, "edge-a", 2, 501), 0);
+    mc_invlog_close(log);
+
+    log = open_log();
+    uint64_t last = 0;
+    assert_int_equal(mc_invlog_last_seq(log, &last), 0);
+    assert_int_equal(last, 2);
+    mc_inval got;
+    assert_int_equal(mc_invlog_get(log, 2, &got), 0);
+    assert_string_equal(got.paths[0], "/two");
+    assert_string_equal(got.keys[0], "k");
+    assert_int_equal(got.created_s, 11);
+    mc_inval_free(&got);
+    mc_edge_list el;
+    assert_int_equal(mc_invlog_edges(log, &el), 0);
+    assert_int_equal(el.n, 1);
+    assert_int_equal(el.v[0].acked, 2);
+    assert_int_equal(el.v[0].last_seen_s, 501);
+    mc_edge_list_free(&el);
+    assert_int_equal(append(log, "/three", NULL, 0), 3);
+    mc_invlog_close(log);
+
+    /* seq comes from meta's high-water mark, not from the last key: even an
+     * entry removed by hand (or by a future compaction) is never reissued. */
+    raw_delete(3);
+    log = open_log();
+    mc_inval gone;
+    assert_int_equal(mc_invlog_get(log, 3, &gone), MC_E_NOTFOUND);
+    assert_int_equal(append(log, "/four", NULL, 0), 4);
+    mc_invlog_close(log);
+}
+
+static int g_notified;
+static uint64_t g_notified_seq;
+static void on_notify(void *ud, uint64_t last)
+{
+    (void)ud;
+    g_notified++;
+    g_notified_seq = last;
+}
+
+static void test_append_notifies(void **state)
+{
+    (void)state;
+    mc_invlog *log = open_log();
+    g_notified = 0;
+    mc_invlog_set_notify(log, on_notify, NULL);
+    append(log, "/x", NULL, 0);
+    append(log, "/y", NULL, 0);
+    assert_int_equal(g_notified, 2);
+    assert_int_equal(g_notified_seq, 2);
+    mc_inval in;
+    memset(&in, 0, sizeof in);
+    assert_int_equal(mc_invlog_append(log, &in), MC_E_INVAL);   /* refused: no notify */
+    assert_int_equal(g_notified, 2);
+    mc_invlog_close(log);
+}
+
+static void test_open_failure_names_dir(void **state)
+{
+    (void)state;
+    mc_invlog *log = NULL;
+    mc_err err = {0, ""};
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/missing/deeper", g_dir);
+    assert_true(mc_invlog_open_lmdb(&log, dir, &err) < 0);
+    assert_null(log);
+    assert_non_null(strstr(err.msg, "missing/deeper"));
+}
+
+/* ---- the Control API's body parser ------------------------------------------ */
+
+static void test_parse_body_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *code;      /* NULL: accepted */
+        const char *message;   /* exact message when refused */
+    } cases[] = {
+        {"{\"paths\":[\"/a.glb\",\"/models/chair/*\"],\"surrogate_keys\":[\"chair\"],"
+         "\"all\":false,\"soft\":true}", NULL, NULL},
+        {"{\"all\":true}", NULL, NULL},
+        {"{\"surrogate_keys\":[\"sku-123\"]}", NULL, NULL},
+        {"{\"paths\":[\"/x\"],\"surrogate_keys\":null}", NULL, NULL},
+        {"{\"paths\":[\"/a\"", "MalformedJSON", NULL},
+        {"", "MalformedJSON", NULL},
+        {"[\"/a\"]", "MalformedJSON", "The body must be a JSON object."},
+        {"{\"paths\":[\"/a\"],\"path\":[]}", "UnknownField",
+         "Unknown field \"path\"; expected paths, surrogate_keys, all, soft."},
+        {"{}", "EmptyInvalidation", "Nothing to invalidate: give at least one path, one "
+         "surrogate key, or \"all\": true."},
+        {"{\"paths\":[],\"surrogate_keys\":[],\"all\":false}", "EmptyInvalidation", NULL},
+        {"{\"paths\":[\"a.glb\"]}", "InvalidPath", "Path \"a.glb\" does not start with '/'."},
+        {"{\"paths\":[\"\"]}", "InvalidPath", "Path \"\" does not start with '/'."},
+        {"{\"paths\":[\"/a*b\"]}", "InvalidPath",
+         "Path \"/a*b\": '*' is only allowed as the last character (a prefix)."},
+        {"{\"paths\":[\"/a\\nb\"]}", "InvalidPath", NULL},
+        {"{\"paths\":\"/a\"}", "BadRequest", "\"paths\" must be an array of strings."},
+        {"{\"paths\":[1]}", "BadRequest", "\"paths\" must be an array of strings."},
+        {"{\"surrogate_keys\":[\"a b\"]}", "BadRequest", "Surrogate key \"a b\" contains a "
+         "space or control character (keys are tokens)."},
+        {"{\"surrogate_keys\":[\"\"]}", "BadRequest", "A surrogate key is empty."},
+        {"{\"all\":\"yes\"}", "BadRequest", "\"all\" must be true or false."},
+        {"{\"all\":true,\"soft\":1}", "BadRequest", "\"soft\" must be true or false."},
+        {"{\"all\":true,\"all\":false}", "MalformedJSON", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mc_inval in;
+        mc_ctlapi_error e;
+        int rc = mc_ctlapi_parse_inval(cases[i].body, strlen(cases[i].body), &in, &e);
+        if (!cases[i].code) {
+            if (rc != 0)
+                fail_msg("case %zu refused: %s %s", i, e.code, e.message);
+            mc_inval_free(&in);
+            continue;
+        }
+        if (rc != MC_E_INVAL)
+            fail_msg("case %zu accepted: %s", i, cases[i].body);
+        assert_int_equal(e.status, 400);
+        if (strcmp(e.code, cases[i].code) != 0)
+            fail_msg("case %zu: code %s, want %s (%s)", i, e.code, cases[i].code, e.message);
+        if (cases[i].message && strcmp(e.message, cases[i].message) != 0)
+            fail_msg("case %zu: message \"%s\"", i, e.message);
+        assert_null(in.paths);
+    }
+}
+
+static void test_parse_body_limits(void **state)
+{
+    (void)state;
+    mc_buf b = MC_BUF_INIT;
+    mc_buf_puts(&b, "{\"paths\":[");
+    for (int i = 0; i < 3000; i++)
+        mc_buf_printf(&b, "%s\"/p%d\"", i ? "," : "", i);
+    mc_buf_puts(&b, "],\"surrogate_keys\":[]}");
+    mc_inval in;
+    mc_ctlapi_error e;
+    assert_int_equal(mc_ctlapi_parse_inval(b.data, b.len, &in, &e), 0);
+    assert_int_equal(in.npaths, 3000);
+    mc_inval_free(&in);
+    /* one more, as a key: 3001 in all */
+    b.len -= 3;
+    mc_buf_puts(&b, "[\"k\"]}");
+    assert_int_equal(mc_ctlapi_parse_inval(b.data, b.len, &in, &e), MC_E_INVAL);
+    assert_string_equal(e.code, "BadRequest");
+    assert_string_equal(e.message, "Too many paths and surrogate keys: at most 3000 in one "
+                                   "invalidation.");
+    mc_buf_reset(&b);
+    mc_buf_puts(&b, "{\"paths\":[\"/");
+    for (int i = 0; i < 1024; i++)
+        mc_buf_putc(&b, 'x');
+    mc_buf_puts(&b, "\"]}");
+    assert_int_equal(mc_ctlapi_parse_inval(b.data, b.len, &in, &e), MC_E_INVAL);
+    assert_string_equal(e.code, "InvalidPath");
+    mc_buf_free(&b);
+}
+
+static void test_viewer_path(void **state)
+{
+    (void)state;
+    static const struct { const char *s3; const char *viewer; } cases[] = {
+        {"/assets/models/chair.glb", "/models/chair.glb"},
+        {"/b/read%20me.txt", "/read%20me.txt"},
+        {"/b/%7Euser/a", "/~user/a"},            /* as an edge normalises it */
+        {"/b/k", "/k"},
+        {"/b", NULL},
+        {"/b/", NULL},
+        {"/", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mc_buf out = MC_BUF_INIT;
+        int rc = mc_ctlapi_viewer_path(cases[i].s3, &out);
+        if (cases[i].viewer) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(out.data, cases[i].viewer);
+        } else {
+            assert_int_equal(rc, MC_E_INVAL);
+        }
+        mc_buf_free(&out);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_append_assigns_increasing_seqs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_entry_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_after_in_order_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_and_ack, setup, teardown),
+        cmocka_unit_test(test_status_computation),
+        cmocka_unit_test_setup_teardown(test_durable_across_reopen_and_seq_never_reused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_append_notifies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_failure_names_dir, setup, teardown),
+        cmocka_unit_test(test_parse_body_table),
+        cmocka_unit_test(test_parse_body_limits),
+        cmocka_unit_test(test_viewer_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

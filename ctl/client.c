@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include "common/sigv4.h"
 
@@ -25,7 +26,20 @@ struct mc_ctl_client {
     char *host;       /* the Host header value, signed */
     char *region;
     mc_keys key;      /* one pair, owned */
+    const _Atomic int *abort_flag;   /* non-zero: cut the transfer short */
 };
+
+void mc_ctl_client_set_abort(mc_ctl_client *c, const _Atomic int *flag)
+{
+    c->abort_flag = flag;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    const mc_ctl_client *c = arg;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return c->abort_flag && atomic_load(c->abort_flag) ? 1 : 0;
+}
 
 /* ---- credentials ------------------------------------------------------------- */
 
@@ -283,6 +297,11 @@ int mc_ctl_request(mc_ctl_client *c, const char *method, const char *path, const
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
+    if (c->abort_flag) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {

@@ -48,6 +48,10 @@ int mc_ctl_client_new(mc_ctl_client **out, const char *base_url, const mc_key *k
                       const char *region, mc_err *err);
 void mc_ctl_client_free(mc_ctl_client *c);
 
+/* While *flag is non-zero, requests are cut short (MC_E_IO) within about a
+ * second: lets a thread blocked in a long poll stop (the edge's follower). */
+void mc_ctl_client_set_abort(mc_ctl_client *c, const _Atomic int *flag);
+
 /* The base URL as given (for messages). */
 const char *mc_ctl_client_url(const mc_ctl_client *c);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "common/metrics.h"
 #include "edge/admin.h"
+#include "edge/follow.h"
 #include "edge/http1.h"
 #include "edge/purge.h"
 #include "edge/stats.h"
@@ -14,7 +15,13 @@ struct mc_admin {
     struct event_base *base;
     mc_node *node;
     mc_http_conn *conns;
+    const mc_follow *follow;
 };
+
+void mc_admin_set_follow(mc_admin *a, const mc_follow *f)
+{
+    a->follow = f;
+}
 
 static void counter(mc_buf *b, const char *name, const char *help, uint64_t v)
 {
@@ -108,10 +115,17 @@ static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
     if (strcmp(req->path, "/healthz") == 0) {
         mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
     } else if (strcmp(req->path, "/readyz") == 0) {
-        mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ready\n", 6);
+        char why[200], body[220];
+        if (mc_follow_ready(a->follow, why, sizeof why)) {
+            mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ready\n", 6);
+        } else {
+            int n = snprintf(body, sizeof body, "not ready: %s\n", why);
+            mc_http_respond(c, 503, NULL, "Cache-Control: no-store\r\n", "text/plain", body, (size_t)n);
+        }
     } else {
         mc_buf b = MC_BUF_INIT;
         mc_admin_render_metrics(a->node, &b);
+        mc_follow_render_metrics(a->follow, &b);
         mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4", b.data, b.len);
         mc_buf_free(&b);
     }

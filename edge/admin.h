@@ -1,6 +1,8 @@
 /* admin.h — the admin listener of one edge node (loopback by default):
  *   GET /healthz  200 "ok" while the process runs (liveness)
- *   GET /readyz   200 when the store is open and writable, 503 otherwise
+ *   GET /readyz   200 when the node can serve: 503 with the reason while it
+ *                 has not caught up with the fleet invalidation log
+ *                 (edge/follow.h) or has not heard from the control API
  *   GET /metrics  Prometheus text format (names under meshcdn_edge_)
  *   POST /purge   SigV4-authenticated purge (edge/purge.h)
  * Other paths 404, other methods 405.
@@ -18,6 +20,9 @@ typedef struct mc_admin mc_admin;
 /* Listen on cfg->admin_host:admin_port; *actual_port gets the bound port. */
 int mc_admin_start(mc_admin **out, struct event_base *base, mc_node *node, int *actual_port, mc_err *err);
 void mc_admin_stop(mc_admin *a);
+/* Readiness and metrics of the invalidation follower (NULL: none). */
+struct mc_follow;
+void mc_admin_set_follow(mc_admin *a, const struct mc_follow *f);
 
 /* The /metrics body (exposed for tests and benchmarks). */
 int mc_admin_render_metrics(mc_node *node, mc_buf *out);

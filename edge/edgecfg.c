@@ -15,7 +15,10 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "workers", "workers", MC_CFG_INT, "0", "event-loop threads (0 = one per core)", NULL, 0, 256},
     {"edge", "node_id", "node-id", MC_CFG_STR, NULL, "node id in Cache-Status, Via, CDN-Loop (default: host name)", NULL, 0, 0},
     {"edge", "region", "region", MC_CFG_STR, "local", "region label", NULL, 0, 0},
-    {"edge", "control", "control", MC_CFG_STR, NULL, "control API URL for fleet invalidation (not built yet)", NULL, 0, 0},
+    {"edge", "control", "control", MC_CFG_STR, NULL, "control API URL for fleet invalidation: http://HOST:PORT", NULL, 0, 0},
+    {"control", "credentials", NULL, MC_CFG_STR, NULL, "this node's key for the control API (default: origin.credentials)", NULL, 0, 0},
+    {"control", "startup_wait", NULL, MC_CFG_DURATION, "5s", "at start, wait this long to catch up with the invalidation log before serving", NULL, 0, 0},
+    {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
     {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
     {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
@@ -216,8 +219,6 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     mc_parse_addr(mc_config_str(c, "edge", "admin"), out->admin_host, sizeof out->admin_host, &out->admin_port);
     if (mc_config_str(c, "edge", "tls_listen"))
         return mc_config_fail(c, err, MC_E_INVAL, "edge", "tls_listen", "TLS is not built yet in this version");
-    if (mc_config_str(c, "edge", "control"))
-        mc_log_warn("config", "msg=\"fleet invalidation is not built yet; edge.control ignored\"");
     out->workers = (int)mc_config_int(c, "edge", "workers");
     if (out->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -255,6 +256,24 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
         mc_err kerr;
         if ((rc = mc_keys_load_credentials(&out->credentials, cred, &kerr)) < 0)
             return mc_config_fail(c, err, rc, "origin", "credentials", "%s", kerr.msg);
+    }
+    const char *ctl = mc_config_str(c, "edge", "control");
+    if (ctl) {
+        if ((strncmp(ctl, "http://", 7) != 0 && strncmp(ctl, "https://", 8) != 0) ||
+            copy_str(out->control_url, sizeof out->control_url, ctl) < 0)
+            return mc_config_fail(c, err, MC_E_INVAL, "edge", "control", "\"%s\" is not an http(s) URL", ctl);
+        const char *cc = mc_config_str(c, "control", "credentials");
+        const char *file = cc ? cc : mc_config_str(c, "origin", "credentials");
+        if (!file)
+            return mc_config_fail(c, err, MC_E_INVAL, "control", "credentials",
+                                  "required with edge.control (or set origin.credentials)");
+        mc_err kerr;
+        if ((rc = mc_keys_load_credentials(&out->control_credentials, file, &kerr)) < 0)
+            return mc_config_fail(c, err, rc, cc ? "control" : "origin", "credentials", "%s", kerr.msg);
+        out->control_startup_wait_ms = mc_config_duration_ms(c, "control", "startup_wait");
+        out->control_poll_wait_ms = mc_config_duration_ms(c, "control", "poll_wait");
+        if (out->control_poll_wait_ms < 1000 || out->control_poll_wait_ms > 60000)
+            return mc_config_fail(c, err, MC_E_INVAL, "control", "poll_wait", "must be 1s to 60s");
     }
     const char *akeys = mc_config_str(c, "admin", "keys");
     if (akeys) {
@@ -301,4 +320,6 @@ void mc_edge_config_free(mc_edge_config *c)
     memset(&c->credentials, 0, sizeof c->credentials);
     mc_keys_free(&c->admin_keys);
     memset(&c->admin_keys, 0, sizeof c->admin_keys);
+    mc_keys_free(&c->control_credentials);
+    memset(&c->control_credentials, 0, sizeof c->control_credentials);
 }

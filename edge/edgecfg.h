@@ -54,6 +54,10 @@ typedef struct mc_edge_config {
     char sign_region[64];
     mc_keys credentials;         /* exactly one pair when origin_sign */
     mc_keys admin_keys;          /* operators allowed to purge (empty: purge refused) */
+    char control_url[512];       /* fleet invalidation log ("" = none) */
+    mc_keys control_credentials; /* one pair when control_url is set */
+    int64_t control_startup_wait_ms;
+    int64_t control_poll_wait_ms;
     int64_t connect_timeout_ms;
     int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */

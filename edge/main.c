@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "edge/admin.h"
 #include "edge/edgecfg.h"
+#include "edge/follow.h"
 #include "edge/listener.h"
 #include "edge/stats.h"
 #include "edge/store.h"
@@ -16,7 +17,8 @@
 static const char synopsis[] =
     "[--config FILE] [--listen ADDR:PORT] [--admin ADDR:PORT] [--origin URL]\n"
     "       [--origin-sign sigv4|none] [--credentials FILE] [--store DIR] [--store-size SIZE]\n"
-    "       [--workers N] [--node-id ID] [--region NAME] [--SECTION.KEY=VALUE ...]";
+    "       [--workers N] [--node-id ID] [--region NAME] [--control URL] [--admin-keys FILE]\n"
+    "       [--SECTION.KEY=VALUE ...]";
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -35,9 +37,18 @@ static int run(const mc_edge_config *cfg)
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
         return 1;
     }
+    /* a node that was down applies the invalidations it missed before it
+     * serves its cache again */
+    mc_follow *follow = NULL;
+    if (mc_follow_start(&follow, cfg, store, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: control: %s\n", err.msg);
+        mc_store_close(store);
+        return 1;
+    }
     mc_node node = {0};
     if (mc_node_start(&node, cfg, store, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: listen: %s\n", err.msg);
+        mc_follow_stop(follow);
         mc_store_close(store);
         return 1;
     }
@@ -47,11 +58,13 @@ static int run(const mc_edge_config *cfg)
     if (!base || mc_admin_start(&admin, base, &node, &admin_port, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: admin: %s\n", err.msg);
         mc_node_stop(&node);
+        mc_follow_stop(follow);
         mc_store_close(store);
         if (base)
             event_base_free(base);
         return 1;
     }
+    mc_admin_set_follow(admin, follow);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     event_add(sigint, NULL);
@@ -67,6 +80,7 @@ static int run(const mc_edge_config *cfg)
 
     mc_admin_stop(admin);
     mc_node_stop(&node);
+    mc_follow_stop(follow);
     mc_store_close(store);
     event_free(sigint);
     event_free(sigterm);

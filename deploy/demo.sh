@@ -31,7 +31,11 @@ if [ ! -f "$run/keys" ]; then
   printf 'AKIDMESHCDNDEMO %s\n' "$(head -c 30 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)" > "$run/keys"
   cp "$run/keys" "$run/credentials"
 fi
-chmod 600 "$run/keys" "$run/credentials"
+if [ ! -f "$run/operator.cred" ]; then   # the operator's key: purges and invalidations
+  umask 077
+  printf 'AKIDMESHCDNOPS %s\n' "$(head -c 30 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)" > "$run/operator.cred"
+fi
+chmod 600 "$run/keys" "$run/credentials" "$run/operator.cred"
 
 pids=()
 stop() {
@@ -45,11 +49,13 @@ stop() {
 trap stop INT TERM EXIT
 
 "$bin/meshcdn-origin" --listen 127.0.0.1:$ORIGIN_PORT --control 127.0.0.1:$CONTROL_PORT \
-    --root "$run/root" --keys "$run/keys" >"$run/origin.log" 2>&1 &
+    --root "$run/root" --keys "$run/keys" --control.operator_keys "$run/operator.cred" \
+    --control.db "$run/control" >"$run/origin.log" 2>&1 &
 pids+=($!)
 "$bin/meshcdn-edge" --listen 127.0.0.1:$EDGE_PORT --admin 127.0.0.1:$ADMIN_PORT \
     --origin http://127.0.0.1:$ORIGIN_PORT/assets --credentials "$run/credentials" \
-    --store "$run/store" --store-size 1G --node-id demo-a1 --region local >"$run/edge.log" 2>&1 &
+    --store "$run/store" --store-size 1G --node-id demo-a1 --region local \
+    --admin-keys "$run/operator.cred" --control http://127.0.0.1:$CONTROL_PORT >"$run/edge.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 50); do
@@ -78,5 +84,13 @@ Try:
   curl -s -r 0-11 http://127.0.0.1:$EDGE_PORT$glb | od -c | head -2
   curl -s  http://127.0.0.1:$ORIGIN_PORT/assets$glb
   curl -s  http://127.0.0.1:$ADMIN_PORT/metrics | grep -E '^meshcdn_edge_(requests|store)'
+
+Purge it (operator key in $run/operator.cred):
+  export MESHCDN_CREDENTIALS=$run/operator.cred MESHCDN_CONTROL=http://127.0.0.1:$CONTROL_PORT
+  $bin/meshcdnctl purge --edge http://127.0.0.1:$ADMIN_PORT $glb    # this node only
+  $bin/meshcdnctl invalidate --wait '/models/*'                       # the fleet, via the control API
+  $bin/meshcdnctl list
+Load it:
+  $bin/meshcdn-load run --index $run/root/assets/index.json --target http://127.0.0.1:$EDGE_PORT --duration 10s
 MSG
 wait

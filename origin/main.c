@@ -82,6 +82,9 @@ static const mc_cfg_opt schema[] = {
      "arrives; more gets 413", NULL, 0, 0},
     {"origin", "max_object_size", NULL, MC_CFG_SIZE, "5G",
      "largest object, single PUT or assembled from parts (400 EntityTooLarge)", NULL, 0, 0},
+    {"origin", "etag_md5_max", NULL, MC_CFG_SIZE, "256M",
+     "files up to this size get S3's MD5 ETag; larger ones an ETag from mtime, size and inode "
+     "(hashing gigabytes would stall the server)", NULL, 0, 0},
     {"origin", "etag_cache_entries", NULL, MC_CFG_INT, "4096",
      "ETags kept in memory (one MD5 per file version)", NULL, 16, 16777216},
     {"origin", "timeout", NULL, MC_CFG_DURATION, "60s",
@@ -421,6 +424,8 @@ static int setup_serving(origin *o, mc_err *err)
         .root = root,
         .default_cache_control = mc_config_str(c, "origin", "cache_control"),
         .etag_cache_entries = (size_t)mc_config_int(c, "origin", "etag_cache_entries"),
+        .etag_md5_max = mc_config_size(c, "origin", "etag_md5_max"),
+        .write_timeout_ms = mc_config_duration_ms(c, "origin", "timeout"),
     };
     if ((rc = mc_objects_open(&o->objects, &oc, &e)) < 0)
         return mc_config_fail(c, err, rc, "origin", "root", "%s", e.msg);

@@ -12,6 +12,7 @@
 #include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -58,7 +59,9 @@ struct mc_objects {
     rule_set cache_rules;
     rule_set surrogate_rules;
     etag_slot *etags;
-    size_t etag_mask;         /* slots - 1; slots is a power of two */
+    size_t etag_mask;
+    uint64_t etag_md5_max;
+    int64_t write_timeout_ms;         /* slots - 1; slots is a power of two */
     bool use_realpath;        /* openat2 unavailable (or forced by tests) */
 };
 
@@ -86,6 +89,8 @@ int mc_objects_open(mc_objects **out, const mc_objects_config *cfg, mc_err *err)
                                                       : "public, max-age=86400");
     o->etags = calloc(slots, sizeof *o->etags);
     o->etag_mask = slots - 1;
+    o->etag_md5_max = cfg->etag_md5_max ? cfg->etag_md5_max : (256ull << 20);
+    o->write_timeout_ms = cfg->write_timeout_ms > 0 ? cfg->write_timeout_ms : 60000;
     if (!o->root_real || !o->default_cc || !o->etags) {
         mc_objects_close(o);
         return mc_err_set(err, MC_E_NOMEM, "%s: cannot set up the object root", cfg->root);
@@ -500,6 +505,11 @@ int mc_objects_etag(mc_objects *o, const mc_object *ob, char out[MC_ETAG_LEN])
         memcpy(out, s->etag, MC_ETAG_LEN);
         return 0;
     }
+    if ((uint64_t)st->st_size > o->etag_md5_max) {
+        snprintf(out, MC_ETAG_LEN, "\"%llx-%llx-%llx\"", (unsigned long long)mtime_ns(st),
+                 (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
+        return 0;   /* cheap: nothing to cache */
+    }
     char hex[33];
     int rc = md5_hex(ob->fd, st->st_size, hex);
     if (rc < 0)
@@ -692,8 +702,21 @@ static void send_object(mc_objects *o, struct evhttp_request *req, mc_object *ob
     }
     out->status = r ? 206 : 200;
     out->bytes = head ? 0 : len;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     evhttp_send_reply(req, out->status, mc_s3xml_reason(out->status), body);
     evbuffer_free(body);
+    /* libevent 2.1 keeps the connection's read timeout running while the
+     * reply is written, so a body that takes longer than the timeout to
+     * download is cut off however steadily it flows. While the body is
+     * written only the write timeout (no progress at all) applies; evhttp
+     * sets both again for the next request. */
+    if (bev && !head && len > 0) {
+        struct timeval tv;
+        tv.tv_sec = o->write_timeout_ms / 1000;
+        tv.tv_usec = (suseconds_t)(o->write_timeout_ms % 1000) * 1000;
+        bufferevent_set_timeouts(bev, NULL, &tv);
+    }
 }
 
 static mc_obj_preconds preconds_of(struct evhttp_request *req)

@@ -27,8 +27,12 @@
  *     MC_OBJ_NO_SUCH_KEY (files are opened O_NONBLOCK so a FIFO cannot
  *     stall the loop).
  *
- * ETags are S3's for single-part uploads: the quoted MD5 hex of the content.
- * They are cached in memory, keyed by (dev, inode, size, mtime in ns), so a
+ * ETags are S3's for single-part uploads: the quoted MD5 hex of the content,
+ * for files up to etag_md5_max bytes. A larger file would stall the loop for
+ * seconds on its first request (4 GiB: about 8 s of MD5 from page cache,
+ * longer from disk), so it gets "<mtime ns hex>-<size hex>-<inode hex>"
+ * instead, a strong validator that changes whenever the file is replaced
+ * (S3's own ETags of multipart uploads are not MD5s either). They are cached in memory, keyed by (dev, inode, size, mtime in ns), so a
  * file version is hashed once; the cache is a fixed table of
  * etag_cache_entries slots (an old entry is overwritten on collision). The
  * first computation reads the whole file synchronously on the calling
@@ -67,6 +71,8 @@ typedef struct mc_objects_config {
     const char *root;                   /* directory holding one directory per bucket */
     const char *default_cache_control;  /* "public, max-age=86400" */
     size_t etag_cache_entries;          /* 0 = 4096 */
+    uint64_t etag_md5_max;              /* larger files get a metadata ETag; 0 = 256 MiB */
+    int64_t write_timeout_ms;           /* a body write making no progress this long fails; 0 = 60 s */
     bool force_realpath;                /* tests: take the no-openat2 fallback path */
 } mc_objects_config;
 

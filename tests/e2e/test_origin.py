@@ -11,6 +11,7 @@ import datetime
 import email.utils
 import hashlib
 import os
+import time
 import re
 import shutil
 import socket
@@ -380,6 +381,46 @@ class OriginStartupTest(unittest.TestCase):
         p = h.run(ORIGIN, ["--version"])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout, r"^meshcdn-origin \d+\.\d+\.\d+")
+
+    def test_a_slow_but_steady_download_outlasts_the_timeout(self):
+        # libevent's read timeout used to cut a reply after `timeout` in all,
+        # however steadily it flowed: 4 GiB meshes need minutes
+        data = os.urandom(24 << 20)
+        with open(os.path.join(self.root, "bucket", "big.bin"), "wb") as f:
+            f.write(data)
+        with h.Daemon(ORIGIN, ["--root", self.root, "--anonymous-read", "--origin.timeout", "2s",
+                               "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"]) as d:
+            host, port = d.addr["s3"]
+            with socket.create_connection((host, port)) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                s.sendall(f"GET /bucket/big.bin HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                got, t0 = bytearray(), time.time()
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    got.extend(chunk)
+                    time.sleep(0.01)   # 64 KiB per 10 ms: about 4 s in all
+            self.assertGreater(time.time() - t0, 2.5)
+            body = bytes(got).split(b"\r\n\r\n", 1)[1]
+            self.assertEqual(len(body), len(data), f"{len(body)} of {len(data)} bytes in {time.time() - t0:.1f} s")
+            self.assertEqual(body, data)
+            # a reader that stops altogether is still cut off after the timeout
+            with socket.create_connection((host, port)) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                s.sendall(f"GET /bucket/big.bin HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                time.sleep(5)
+                s.settimeout(10)
+                n = 0
+                try:
+                    while True:
+                        chunk = s.recv(1 << 20)
+                        if not chunk:
+                            break
+                        n += len(chunk)
+                except (ConnectionResetError, socket.timeout):
+                    pass
+            self.assertLess(n, len(data))
 
     def test_anonymous_read_without_keys_serves_unsigned_get(self):
         with h.Daemon(ORIGIN, ["--root", self.root, "--anonymous-read",

@@ -59,6 +59,9 @@ struct mc_fill {
     int paused;                  /* the upstream waits for a slow viewer */
     struct event *stall;         /* how long a slow viewer may hold the others back */
     struct event *kick;          /* runs pass_waiters outside libcurl's callbacks */
+    struct event *store_wait;    /* paused for the store writer: polls its queue */
+    int store_paused;
+    int64_t store_paused_ms;     /* how long this pause for the writer has lasted */
     int private_;                /* a pass fill of its own: not in the table or registry */
     uint64_t generation;         /* the store's purge generation when it began */
 };
@@ -203,6 +206,8 @@ static void fill_free(mc_fill *f)
         event_free(f->stall);
     if (f->kick)
         event_free(f->kick);
+    if (f->store_wait)
+        event_free(f->store_wait);
     free(f->hdrs);
     free(f->keystr);
     free(f->skeystr);
@@ -389,6 +394,7 @@ static void flush_chunk(mc_fill *f)
 }
 
 static void on_published_main(void *arg);
+static void on_store_wait(evutil_socket_t fd, short what, void *arg);
 
 /* Runs on the writer thread: hand the result to the fill's worker (the mail
  * lives in the fill, so this cannot fail; the mailbox lock orders publish_ok). */
@@ -731,9 +737,53 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     return 0;
 }
 
+/* ---------- the store writer as a brake ---------- */
+
+#define STORE_WAIT_MS 20
+
+/* Is the writer so far behind that this fill should wait for it? Above
+ * three quarters of the queue bound fills pause; they go on below half. */
+static int store_behind(const mc_fill *f, int resuming)
+{
+    mc_store *st = f->w->node->store;
+    uint64_t q = mc_counter_get(&mc_store_get_stats(st)->queue_bytes), lim = mc_store_queue_limit(st);
+    return q > (resuming ? lim / 2 : lim / 4 * 3);
+}
+
+/* While paused for the writer: resume once it caught up; a writer stuck
+ * for stall_timeout (not merely slower than the network) makes the fill
+ * give up storing rather than hold its viewers back. */
+static void on_store_wait(evutil_socket_t fd, short what, void *arg)
+{
+    mc_fill *f = arg;
+    (void)fd, (void)what;
+    f->store_paused_ms += STORE_WAIT_MS;
+    if (store_behind(f, 1) && f->store_paused_ms < f->w->node->cfg->stall_timeout_ms) {
+        struct timeval tv = {0, STORE_WAIT_MS * 1000};
+        evtimer_add(f->store_wait, &tv);
+        return;
+    }
+    if (store_behind(f, 1))
+        stop_storing(f, "store writer too slow");
+    f->store_paused = 0;
+    if (f->xfer)
+        mc_upstream_resume(f->xfer);
+}
+
 static int on_up_body(void *arg, const void *data, size_t len)
 {
     mc_fill *f = arg;
+    if (f->store_paused)
+        return MC_UPSTREAM_PAUSE;   /* a viewer drained, but the writer has not caught up */
+    if (f->storing && f->store_wait && store_behind(f, 0)) {
+        /* a huge object arrives faster than the disk takes it: slow the
+         * upstream (and the viewers with it) instead of dropping the copy */
+        f->store_paused = 1;
+        f->store_paused_ms = 0;
+        struct timeval tv = {0, STORE_WAIT_MS * 1000};
+        evtimer_add(f->store_wait, &tv);
+        return MC_UPSTREAM_PAUSE;
+    }
     size_t limit = f->w->node->cfg->max_fill_buffer;
     for (mc_resp *r = f->subs; r; r = r->next)
         if (mc_http_backlog(r->conn) > limit) {
@@ -897,6 +947,7 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     f->private_ = private_;
     f->stall = evtimer_new(r->w->base, on_stall, f);
     f->kick = evtimer_new(r->w->base, pass_waiters, f);
+    f->store_wait = evtimer_new(r->w->base, on_store_wait, f);
     f->pol = r->pol;
     mc_buf block = MC_BUF_INIT;
     mc_vary_req_block(r->req, &block);

@@ -1335,6 +1335,7 @@ void mc_store_touch(mc_store *s, mc_hash128 key)
     mc_evict_touch(s->ev, kb);
 }
 uint64_t mc_store_size_bytes(const mc_store *s) { return s->size_bytes; }
+uint64_t mc_store_queue_limit(const mc_store *s) { return s->max_queue_bytes; }
 uint64_t mc_store_next_seq(mc_store *s) { return atomic_fetch_add(&s->next_seq, 1); }
 
 /* ---------- readers ---------- */

@@ -104,6 +104,8 @@ void mc_store_flush(mc_store *s);
 void mc_store_close(mc_store *s);
 mc_store_stats *mc_store_get_stats(mc_store *s);
 uint64_t mc_store_size_bytes(const mc_store *s);
+/* The writer queue's bound (chunk bytes waiting); fills slow down near it. */
+uint64_t mc_store_queue_limit(const mc_store *s);
 /* A new, never reused fill sequence number (atomic). */
 uint64_t mc_store_next_seq(mc_store *s);
 

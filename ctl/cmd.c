@@ -274,6 +274,7 @@ static int apply_opt(mc_ctl_opts *o, const optdef *d, const char *val, mc_err *e
             o->timeout_ms > 7 * 86400000LL)
             return usage(err, "--timeout: \"%.100s\" is not a duration (use 250ms, 30s, 5m)%s",
                          val, "");
+        o->timeout_given = 1;
         break;
     case OPT_LIMIT:
         if (parse_long(val, 1, MC_CTL_MAX_LIMIT, &v) < 0)
@@ -309,6 +310,9 @@ static int check_complete(mc_ctl_opts *o, mc_err *err)
     default:
         break;
     }
+    if (o->timeout_given && !o->wait)
+        return usage(err, "%s: --timeout is how long --wait waits; add --wait%s",
+                     cmd_name(o->cmd), "");
     if (o->edge_url && o->cmd != MC_CTL_CMD_PURGE)
         return usage(err, "%s: --edge is for purge (other commands use --control)%s",
                      cmd_name(o->cmd), "");

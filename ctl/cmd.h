@@ -5,8 +5,10 @@
  *
  * Command line (spec-control.md, "meshcdnctl"):
  *   meshcdnctl [GLOBAL...] COMMAND [ARGS...]
- *   GLOBAL: --control URL, --edge URL, --credentials FILE, --region R, --json
- *           (also accepted after the command, so `status I12 --json` works)
+ *   GLOBAL: --control URL, --edge URL (purge only), --credentials FILE,
+ *           --region R, --config FILE, --json (also accepted after the
+ *           command, so `status I12 --json` works); --help/-h anywhere,
+ *           --version/-V before the command
  *   invalidate [--soft] [--all] [--tag KEY]... [--wait] [--timeout S] [PATH...]
  *   status ID [--wait] [--timeout S]
  *   list [--limit N]
@@ -68,7 +70,8 @@ typedef struct mc_ctl_opts {
     size_t ntags;
     /* invalidate / status */
     int wait;
-    int64_t timeout_ms;        /* MC_CTL_DEFAULT_TIMEOUT_MS unless --timeout */
+    int64_t timeout_ms;        /* MC_CTL_DEFAULT_TIMEOUT_MS unless --timeout (needs --wait) */
+    int timeout_given;
     const char *id;            /* status: as given ("I12" or "12") */
     /* list */
     long limit;                /* 0 = let the server choose */
@@ -114,7 +117,7 @@ void mc_ctl_print_status(FILE *f, const json_t *inv);
 void mc_ctl_print_list(FILE *f, const json_t *answer);
 /* GET /edges: NODE REGION STATE ACKED LAST SEEN. */
 void mc_ctl_print_edges(FILE *f, const json_t *answer);
-/* POST /purge: "purged 3 objects" (", soft: marked stale" when soft). */
+/* POST /purge: "purged 3 objects" (" (soft: marked stale)" when soft). */
 void mc_ctl_print_purged(FILE *f, const json_t *answer);
 
 /* Count of edges in an invalidation's status whose state is `state`; the

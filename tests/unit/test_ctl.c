@@ -1,4 +1,4 @@
-/* test_ctl.c — meshcdnctl's command line, bodies and output (ctl/cmd.h). */
+/* test_ctl.c — meshcdnctl's command line, bodies and output (ctl/cmd.h, ctl/render.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "ctl/cmd.h"
+#include "ctl/render.h"
 
 #define MAXW 16
 

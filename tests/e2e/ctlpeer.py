@@ -173,14 +173,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _send(self, status, doc):
-        raw = (json.dumps(doc) + "\n").encode()
+    def _send(self, status, raw):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
-        return raw
 
     def _handle(self):
         p = self.server.peer
@@ -198,10 +196,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 status, doc = p.route(self.command, path, query, body)
         except ApiError as e:
             status, doc = e.status, {"error": e.code, "message": e.message}
-        raw = self._send(status, doc)
-        with p.lock:
+        raw = (json.dumps(doc) + "\n").encode()
+        with p.lock:   # recorded before answering: the client may exit at once
             p.requests.append(Seen(self.command, path, query, headers, body, status, key))
             p.answers.append(raw)
+        self._send(status, raw)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 

@@ -1,12 +1,14 @@
-/* cmd.h — meshcdnctl's command line, request bodies and readable output.
+/* cmd.h — meshcdnctl's command line, help and request bodies.
  *
- * No I/O except writing to the FILE* the caller passes, no globals: the unit
- * tests drive every function here (tests/unit/test_ctl.c).
+ * No I/O except mc_ctl_usage's FILE*, no globals: the unit tests drive
+ * every function here (tests/unit/test_ctl.c). Readable output: render.h.
  *
- * Command line (spec-control.md, "meshcdnctl"):
+ * Command line (the shared purge/invalidation spec, "meshcdnctl"):
  *   meshcdnctl [GLOBAL...] COMMAND [ARGS...]
- *   GLOBAL: --control URL, --edge URL, --credentials FILE, --region R, --json
- *           (also accepted after the command, so `status I12 --json` works)
+ *   GLOBAL: --control URL, --edge URL (purge only), --credentials FILE,
+ *           --region R, --config FILE, --json (also accepted after the
+ *           command, so `status I12 --json` works); --help/-h anywhere,
+ *           --version/-V before the command
  *   invalidate [--soft] [--all] [--tag KEY]... [--wait] [--timeout S] [PATH...]
  *   status ID [--wait] [--timeout S]
  *   list [--limit N]
@@ -24,7 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <jansson.h>
 #include "common/err.h"
 
 /* Exit statuses (the spec's). */
@@ -68,7 +69,8 @@ typedef struct mc_ctl_opts {
     size_t ntags;
     /* invalidate / status */
     int wait;
-    int64_t timeout_ms;        /* MC_CTL_DEFAULT_TIMEOUT_MS unless --timeout */
+    int64_t timeout_ms;        /* MC_CTL_DEFAULT_TIMEOUT_MS unless --timeout (needs --wait) */
+    int timeout_given;
     const char *id;            /* status: as given ("I12" or "12") */
     /* list */
     long limit;                /* 0 = let the server choose */
@@ -101,24 +103,5 @@ char *mc_ctl_body(const mc_ctl_opts *o);
 /* The invalidation id as the server names it: "12" -> "I12", "i12" -> "I12".
  * out must hold 32 bytes. Returns 0 or MC_E_INVAL. */
 int mc_ctl_norm_id(const char *id, char out[32]);
-
-/* ---- readable output (from the server's JSON) ------------------------------ */
-
-/* "I12  InProgress  2 paths, 1 key, soft" — a created invalidation, counted
- * from what was sent (the answer has no lists). */
-void mc_ctl_print_created(FILE *f, const json_t *answer, const mc_ctl_opts *o);
-/* An invalidation's status: a header line, its paths/keys, then the edges
- * table (NODE REGION STATE ACKED LAST SEEN). */
-void mc_ctl_print_status(FILE *f, const json_t *inv);
-/* GET /invalidations: ID CREATED STATUS WHAT. */
-void mc_ctl_print_list(FILE *f, const json_t *answer);
-/* GET /edges: NODE REGION STATE ACKED LAST SEEN. */
-void mc_ctl_print_edges(FILE *f, const json_t *answer);
-/* POST /purge: "purged 3 objects" (", soft: marked stale" when soft). */
-void mc_ctl_print_purged(FILE *f, const json_t *answer);
-
-/* Count of edges in an invalidation's status whose state is `state`; the
- * names of the first few go to names (", "-joined, may be NULL). */
-int mc_ctl_count_edges(const json_t *inv, const char *state, char *names, size_t nameslen);
 
 #endif

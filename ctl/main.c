@@ -2,7 +2,7 @@
  *
  * Talks to the control API on meshcdn-origin (invalidate, status, list,
  * edges) or to one edge's admin listener (purge), every request SigV4-signed
- * (ctl/client.h). Command line and output formats: ctl/cmd.h.
+ * (ctl/client.h). Command line: ctl/cmd.h; output formats: ctl/render.h.
  *
  * Exit status: 0 done, 1 the server answered with an error, could not be
  * reached, or --wait timed out, 2 bad usage, config or credentials.
@@ -18,6 +18,7 @@
 #include "common/keys.h"
 #include "ctl/client.h"
 #include "ctl/cmd.h"
+#include "ctl/render.h"
 
 #ifndef MESHCDN_VERSION
 #define MESHCDN_VERSION "0.0.0"

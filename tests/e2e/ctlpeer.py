@@ -12,7 +12,7 @@ also by botocore's SigV4Auth; both must agree with the client's.
     p = CtlPeer(keys={"AKOPS": "s3cret"}, edges=[Edge("edge-a", delay=0.2),
                                                   Edge("edge-b", delay=None)])
     p.url                # http://127.0.0.1:PORT
-    p.requests           # [Seen(method, path, query, headers, body, status, key)]
+    p.requests           # [Seen(method, path, query, headers, body, status, key, t)]
     p.fail_next.append((503, "Unavailable", "log is read-only"))   # scripted errors
     p.stop()
 
@@ -44,7 +44,7 @@ try:
 except ImportError:  # the spec-written check alone
     SigV4Auth = None
 
-Seen = namedtuple("Seen", "method path query headers body status key")
+Seen = namedtuple("Seen", "method path query headers body status key t")  # t: arrival, monotonic
 
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,"
                    r" ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$")
@@ -173,14 +173,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _send(self, status, doc):
-        raw = (json.dumps(doc) + "\n").encode()
+    def _send(self, status, raw):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
-        return raw
 
     def _handle(self):
         p = self.server.peer
@@ -188,7 +186,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        key, status = None, 500
+        key, status, arrived = None, 500, time.monotonic()
         try:
             key = verify(self.command, path, query, headers, body, p.keys, p.region,
                          url_base=p.url)
@@ -198,10 +196,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 status, doc = p.route(self.command, path, query, body)
         except ApiError as e:
             status, doc = e.status, {"error": e.code, "message": e.message}
-        raw = self._send(status, doc)
-        with p.lock:
-            p.requests.append(Seen(self.command, path, query, headers, body, status, key))
+        raw = (json.dumps(doc) + "\n").encode()
+        with p.lock:   # recorded before answering: the client may exit at once
+            p.requests.append(Seen(self.command, path, query, headers, body, status, key,
+                                   arrived))
             p.answers.append(raw)
+        self._send(status, raw)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 

@@ -61,26 +61,15 @@ class Basics(CtlCase):
 
     def test_usage_errors_exit_2_and_send_nothing(self):
         peer = self.peer()
+        # a sample: tests/unit/test_ctl.c goes through every rule
         cases = [
             ([], "no command"),
             (["frobnicate"], "unknown command"),
-            (["invalidate"], "nothing to invalidate"),
             (["invalidate", "a.glb"], "start with '/'"),
             (["invalidate", "/models/*/chair"], "'*'"),
-            (["invalidate", "--tag", "two words"], "not a token"),
-            (["invalidate", "--frob", "/a"], "unknown option"),
-            (["invalidate", "/a", "--timeout", "soon"], "--timeout"),
-            (["invalidate", "/a", "--tag"], "needs a value"),
-            (["invalidate", "--edge", "http://127.0.0.1:1", "/a"], "--edge is for purge"),
-            (["status"], "which invalidation"),
+            (["invalidate", "/a", "--timeout", "5s"], "add --wait"),
             (["status", "X12"], "not an invalidation id"),
-            (["status", "I1", "I2"], "one ID only"),
-            (["status", "I1", "--limit", "3"], "unknown option"),
-            (["list", "--limit", "0"], "--limit"),
-            (["list", "extra"], "unexpected argument"),
-            (["edges", "--soft"], "unknown option"),
             (["purge", "/a.glb"], "--edge URL is required"),
-            (["--json=yes", "edges"], "takes no value"),
         ]
         for args, why in cases:
             with self.subTest(args=args):
@@ -233,9 +222,12 @@ class Invalidate(CtlCase):
         self.assertLess(took, 5)
         polls = [r for r in peer.requests if r.method == "GET"]
         self.assertTrue(all(r.path == "/invalidations/I1" and r.key == AK for r in polls))
-        # every 100 ms: about 5 polls in 0.5 s, not a busy loop and not seconds apart
-        self.assertGreaterEqual(len(polls), 4, len(polls))
-        self.assertLessEqual(len(polls), 12, len(polls))
+        # every 100 ms: not a busy loop (a slow machine only spreads them further)
+        self.assertGreaterEqual(len(polls), 2, len(polls))
+        gaps = [b.t - a.t for a, b in zip(polls, polls[1:])]
+        self.assertGreaterEqual(min(gaps), 0.05, gaps)
+        self.assertGreaterEqual(sum(gaps) / len(gaps), 0.09, gaps)
+        self.assertLess(sum(gaps) / len(gaps), 0.5, gaps)
 
     def test_wait_json_prints_the_final_status(self):
         peer = self.peer(edges=[Edge("edge-a", delay=0.1)])

@@ -1,4 +1,4 @@
-/* test_ctl.c — meshcdnctl's command line, bodies and output (ctl/cmd.h). */
+/* test_ctl.c — meshcdnctl's command line, bodies and output (ctl/cmd.h, ctl/render.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "ctl/cmd.h"
+#include "ctl/render.h"
 
 #define MAXW 16
 
@@ -149,6 +150,9 @@ static void test_usage_errors(void **state)
         {"invalidate /a --timeout 0", "--timeout"},
         {"invalidate /a --timeout -1s", "--timeout"},
         {"invalidate /a --timeout 5x", "--timeout"},
+        {"invalidate /a --timeout 10s", "add --wait"},
+        {"status I1 --timeout 10s", "add --wait"},
+        {"invalidate /a --timeout 5m", "add --wait"},
         {"invalidate /a --limit 3", "unknown option"},
         {"invalidate /a -x", "unknown option"},
         {"invalidate /a --edge http://e", "--edge is for purge"},

@@ -840,8 +840,10 @@ static void on_log(struct evhttp_request *req, void *ud)
     uint64_t last = 0;
     if ((rc = mc_invlog_heartbeat(api->log, node, region, now)) == 0)
         rc = mc_invlog_last_seq(api->log, &last);
-    if (rc == 0 && after > 0)   /* the cursor is what the edge has applied */
-        rc = mc_invlog_ack(api->log, node, after < last ? after : last, now);
+    /* The cursor is what the edge has applied. One beyond the log is from
+     * another log (the db was replaced): it proves nothing here. */
+    if (rc == 0 && after > 0 && after <= last)
+        rc = mc_invlog_ack(api->log, node, after, now);
     if (rc < 0) {
         reply_log_failure(req, rc);
         return;

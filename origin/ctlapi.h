@@ -23,9 +23,10 @@
  * is above the last entry's seq (answers carry at most 1000). With no entry
  * after `after`, the request is parked (wait seconds, at most 60) and
  * answered as soon as an entry is appended, or with no entries at the
- * timeout. Each call is a heartbeat for node (durable), and `after` counts as
- * an acknowledgement up to min(after, last): an edge's cursor is what it has
- * applied. While a poll is parked its node counts as seen now. A parked
+ * timeout. Each call is a heartbeat for node (durable), and an `after` not
+ * beyond last counts as an acknowledgement (an edge's cursor is what it has
+ * applied; an edge whose cursor is beyond `last` follows another log and
+ * must start over). While a poll is parked its node counts as seen now. A parked
  * request whose client goes away is freed at once (connection close
  * callback).
  *

@@ -251,6 +251,7 @@ int mc_invlog_edges(mc_invlog *log, mc_edge_list *out)
 typedef struct lmdb_log {
     MDB_env *env;
     MDB_dbi log, edges, meta;
+    bool opened;                  /* mdb_env_open succeeded */
     char dir[512];
 } lmdb_log;
 
@@ -405,6 +406,10 @@ static int lmdb_append(void *self, mc_inval *in)
     if (rc == 0) {
         what = "mdb_txn_commit";
         rc = mdb_txn_commit(txn);
+        if (rc == 0) {   /* MDB_NOMETASYNC: the meta page too, before anyone hears of it */
+            what = "mdb_env_sync";
+            rc = mdb_env_sync(l->env, 1);
+        }
     } else {
         mdb_txn_abort(txn);
     }
@@ -622,8 +627,11 @@ static void lmdb_close(void *self)
     lmdb_log *l = self;
     if (!l)
         return;
-    if (l->env)
+    if (l->env) {
+        if (l->opened)
+            mdb_env_sync(l->env, 1);
         mdb_env_close(l->env);
+    }
     free(l);
 }
 
@@ -648,7 +656,8 @@ static int lmdb_setup(lmdb_log *l, mc_err *err)
     if (rc == 0)
         rc = mdb_env_set_mapsize(l->env, LMDB_MAP_BYTES);
     if (rc == 0)
-        rc = mdb_env_open(l->env, l->dir, MDB_NOTLS, 0600);
+        rc = mdb_env_open(l->env, l->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+    l->opened = rc == 0;
     if (rc != 0)
         return mc_err_set(err, rc == EACCES ? MC_E_PERM : MC_E_IO, "%s: cannot open the "
                           "control log: %s", l->dir, mdb_strerror(rc));

@@ -22,12 +22,17 @@
  *   "edges"  key: node id; value: JSON {"region":R,"acked":N,"last_seen":UNIX_S}
  *   "meta"   "last_seq" -> 8 bytes big-endian (the highest seq ever assigned)
  *            "version"  -> "1"
- * Every write is one LMDB transaction committed with fsync (LMDB's default)
- * before the call returns: ~1-5 ms on an SSD, on the caller's thread. The
- * control API calls them on the event loop: control-plane rates (a few
- * invalidations and one heartbeat per edge poll) make that acceptable; a
- * heartbeat that changes nothing but a last_seen under 1 s old is not
- * written at all.
+ * Every write is one LMDB transaction, on the caller's thread. The
+ * environment runs with MDB_NOMETASYNC (a system crash can undo the last
+ * commit but never corrupts): an append then forces mdb_env_sync, so an
+ * entry is on disk, meta page included, before append returns (2 fsyncs,
+ * ~13 ms on the dev VM's ext4); an ack or heartbeat costs one fsync (~6.5
+ * ms) and is fully durable at the next append or close. Losing the last ack
+ * to a power cut is harmless: the edge's next poll (`after` = its cursor)
+ * acknowledges again. A heartbeat that changes nothing but a last_seen under
+ * 1 s old is not written at all. The control API calls these on its event
+ * loop: fine at control-plane rates (a few invalidations, one ack and poll
+ * per edge per entry).
  *
  * Threads: one thread at a time per mc_invlog (the origin's loop).
  * Ownership: lists and entries returned are the caller's (free with

@@ -28,6 +28,13 @@
  * before evhttp's own timeout may close it. */
 #define PARK_TIMEOUT_SLACK_S 30
 
+/* Labels of meshcdn_origin_control_auth_failures_total: mc_auth_reason()'s,
+ * plus no_keys (that side has no key file configured). */
+static const char *const refused_labels[] = {
+    "missing", "malformed", "unknown_key", "mismatch", "skew", "expired", "other", "no_keys",
+};
+#define REFUSED_REASONS (sizeof refused_labels / sizeof refused_labels[0])
+
 /* A GET /log held until an entry arrives or its timer fires. Owned by the
  * api's list; req stays evhttp's (we answer it) unless the client goes away
  * first. libevent 2.1 stops reading a connection while its request is
@@ -59,6 +66,7 @@ struct mc_ctlapi {
     size_t nparked;
     uint64_t created_api;         /* invalidations created, by source */
     uint64_t created_write;
+    uint64_t refused[REFUSED_REASONS];   /* authentication failures, by reason */
 };
 
 enum side { OPERATOR, EDGE };
@@ -171,6 +179,10 @@ static bool authorize(mc_ctlapi *api, struct evhttp_request *req, enum side side
     if (rc == 0)
         return true;
     const char *who = side == EDGE ? "edge_keys" : "operator_keys";
+    const char *reason = rc != MC_E_AUTH_MISSING && !a->keys ? "no_keys" : mc_auth_reason(rc);
+    for (size_t i = 0; i < REFUSED_REASONS; i++)
+        if (strcmp(reason, refused_labels[i]) == 0)
+            api->refused[i]++;
     if (rc == MC_E_AUTH_MISSING)
         reply_errorf(req, 401, "MissingAuthentication", "The request is not signed: sign it "
                      "with AWS SigV4, service \"meshcdn\", region \"%s\".", a->region);
@@ -188,8 +200,9 @@ static bool authorize(mc_ctlapi *api, struct evhttp_request *req, enum side side
         reply_error(req, 500, "InternalError", "out of memory");
     else
         reply_error(req, 403, "AccessDenied", ar.message);
-    mc_log_info("ctlapi", "msg=refused path=%.256s side=%s reason=%s key=%s", uri,
-                side == EDGE ? "edge" : "operator", mc_auth_reason(rc), ar.access_key);
+    int plen = (int)strcspn(uri, "?");   /* a presigned query holds a signature */
+    mc_log_info("ctlapi", "msg=refused path=%.*s side=%s reason=%s key=%s", plen < 256 ? plen : 256,
+                uri, side == EDGE ? "edge" : "operator", reason, ar.access_key);
     return false;
 }
 
@@ -972,6 +985,15 @@ static int render_metrics(void *ud, mc_buf *out)
         rc = mc_metrics_header(out, n4, "gauge", "GET /log long-polls waiting for an entry.");
     if (rc == 0)
         rc = mc_metrics_value(out, n4, NULL, (double)api->nparked);
+    const char *n5 = "meshcdn_origin_control_auth_failures_total";
+    if (rc == 0)
+        rc = mc_metrics_header(out, n5, "counter", "Control API requests refused by SigV4 "
+                               "verification, by reason (no_keys: no key file for that side).");
+    for (size_t i = 0; i < REFUSED_REASONS && rc == 0; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", refused_labels[i]);
+        rc = mc_metrics_value(out, n5, labels, (double)api->refused[i]);
+    }
     return rc;
 }
 

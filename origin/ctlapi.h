@@ -1,6 +1,6 @@
 /* ctlapi.h — the fleet invalidation Control API on the origin's control
- * listener (the protocol: docs/DESIGN.md "Fleet invalidation" and
- * origin/README.md "Control API").
+ * listener (the protocol: origin/README.md "Control API"; the picture:
+ * docs/DESIGN.md "Fleet invalidation").
  *
  * Routes, every one SigV4-signed with service "meshcdn" and the origin's
  * region (curl --aws-sigv4 "aws:amz:REGION:meshcdn"):
@@ -68,7 +68,8 @@ typedef struct mc_ctlapi mc_ctlapi;
  *   meshcdn_origin_invalidations_total{source="api"|"write"}  counter
  *   meshcdn_origin_control_edges{state="live"|"unreachable"}  gauge
  *   meshcdn_origin_control_log_last_seq                       gauge
- *   meshcdn_origin_control_polls_parked                       gauge */
+ *   meshcdn_origin_control_polls_parked                       gauge
+ *   meshcdn_origin_control_auth_failures_total{reason}        counter */
 int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_invlog *log,
                   const mc_ctlapi_config *cfg);
 void mc_ctlapi_free(mc_ctlapi *api);

@@ -268,7 +268,7 @@ class ControlApiTest(ControlBase):
         self.assertEqual([e["id"] for e in result["doc"]["entries"]], [inv["id"]])
         latency = result["at"] - t_create
         print(f"\nlong-poll answered {latency * 1000:.1f} ms after the create was sent")
-        self.assertLess(latency, 0.1 + 0.3)   # ~100 ms, plus slack for a sanitized build
+        self.assertLess(latency, 0.25)   # ~100 ms, with slack for a sanitized build on 2 cores
         self.assertEqual(self.metric("meshcdn_origin_control_polls_parked"), 0)
 
         t0 = time.monotonic()
@@ -382,6 +382,10 @@ class ControlApiTest(ControlBase):
                 if message:
                     self.assertEqual(doc["message"], message)
                 self.assertEqual(rh["content-type"], ["application/json"])
+        m = h.metrics(self.host, self.port)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="missing"}'], 3)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="unknown_key"}'], 5)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="mismatch"}'], 1)
         # nothing appended, nobody registered
         status, _, lst = self.call("GET", "/invalidations")
         self.assertEqual([i["id"] for i in lst["invalidations"]], ["I1"])

@@ -176,6 +176,11 @@ static bool authorize(mc_ctlapi *api, struct evhttp_request *req, enum side side
     const mc_auth *a = side == EDGE ? &api->edge_auth : &api->op_auth;
     int rc = mc_auth_check(a, req, raw_path, q ? q + 1 : "", time(NULL), &ar);
     free(raw_path);
+    if (rc == 0 && !api->log) {
+        reply_error(req, 503, "Unavailable", "This origin runs without an invalidation log "
+                    "(see its start-up log; set [control] db to a writable directory).");
+        return false;
+    }
     if (rc == 0)
         return true;
     const char *who = side == EDGE ? "edge_keys" : "operator_keys";
@@ -953,7 +958,7 @@ static int render_metrics(void *ud, mc_buf *out)
     uint64_t last = 0;
     size_t live = 0, gone = 0;
     mc_edge_list edges = {NULL, 0};
-    if (mc_invlog_last_seq(api->log, &last) == 0 && load_edges(api, now, &edges) == 0)
+    if (api->log && mc_invlog_last_seq(api->log, &last) == 0 && load_edges(api, now, &edges) == 0)
         for (size_t i = 0; i < edges.n; i++) {
             if (mc_edge_unreachable(&edges.v[i], now, api->cfg.unreachable_after_s))
                 gone++;
@@ -1002,6 +1007,8 @@ static int render_metrics(void *ud, mc_buf *out)
 int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path)
 {
     CHECK(api);
+    if (!api->log)
+        return MC_E_STATE;
     mc_inval in;
     memset(&in, 0, sizeof in);
     int rc = mc_inval_add_path(&in, viewer_path);
@@ -1071,7 +1078,8 @@ int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_
         mc_ctlapi_free(api);
         return rc;
     }
-    mc_invlog_set_notify(log, on_append, api);
+    if (log)
+        mc_invlog_set_notify(log, on_append, api);
     *out = api;
     return 0;
 }

@@ -30,6 +30,9 @@
  * request whose client goes away is freed at once (connection close
  * callback).
  *
+ * Without a log (NULL: the default db directory could not be opened) every
+ * authorised request gets 503 Unavailable and the origin serves S3 as before.
+ *
  * Threads: everything on the loop thread of base. Ownership: mc_ctlapi
  * borrows the control router, the log, the keys and region (all outlive it);
  * it owns parked requests and answers them (503) in mc_ctlapi_free, which
@@ -75,7 +78,7 @@ int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_
 void mc_ctlapi_free(mc_ctlapi *api);
 
 /* Append an invalidation of one exact viewer path (invalidate_on_write).
- * 0 or the log's error. */
+ * 0, the log's error, or MC_E_STATE without a log. */
 int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path);
 
 /* The viewer path edges use for an S3 wire path "/BUCKET/KEY": the path

@@ -407,6 +407,30 @@ class ControlApiTest(ControlBase):
         self.assertEqual((status, doc["error"]), (403, "AccessDenied"))
         self.assertIn("operator_keys", doc["message"])
 
+    def test_origin_without_a_usable_default_log_still_serves(self):
+        # the default db path is taken by a file (as a read-only root would refuse it)
+        with open(os.path.join(self.root, ".meshcdn-control"), "w") as f:
+            f.write("not a directory\n")
+        with open(os.path.join(self.root, "assets", "a.txt"), "wb") as f:
+            f.write(b"still served\n")
+        self.start()
+        self.origin.wait_log(r"control API disabled")
+        host, port = self.origin.addr["s3"]
+        hdrs = h.sign("GET", f"http://{host}:{port}/assets/a.txt", {}, EDGE_AK, EDGE_SECRET)
+        status, _, body, _ = h.http("GET", host, port, "/assets/a.txt", hdrs)
+        self.assertEqual((status, body), (200, b"still served\n"))
+        status, _, doc = self.call("POST", "/invalidations", {"all": True})
+        self.assertEqual((status, doc["error"]), (503, "Unavailable"))
+        status, _, doc = self.call("POST", "/invalidations", {"all": True}, signed=False)
+        self.assertEqual(status, 401)
+        # an explicitly configured db that cannot be opened stops the start
+        self.origin.stop()
+        p = h.run(ORIGIN, ["--root", self.root, "--keys", os.path.join(self.tmp, "keys"),
+                           "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+                           "--control.db=" + os.path.join(self.root, ".meshcdn-control")])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("control.db", p.stderr)
+
     def test_restart_keeps_log_and_membership(self):
         self.start()
         self.poll("edge-a", region="us-east-1")

@@ -87,15 +87,4 @@ int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path);
  * 0, MC_E_INVAL (no key), MC_E_NOMEM. */
 int mc_ctlapi_viewer_path(const char *s3_raw_path, mc_buf *out);
 
-/* What a refused body looks like. */
-typedef struct mc_ctlapi_error {
-    int status;              /* 400 */
-    const char *code;        /* "InvalidPath" */
-    char message[320];
-} mc_ctlapi_error;
-
-/* Parse and validate an invalidation body (the rules of the shared spec);
- * fills *out (mc_inval_free) or *e. 0, or MC_E_INVAL with *e, or MC_E_NOMEM. */
-int mc_ctlapi_parse_inval(const char *body, size_t len, mc_inval *out, mc_ctlapi_error *e);
-
 #endif

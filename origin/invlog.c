@@ -28,24 +28,7 @@ struct mc_invlog {
     void *notify_ud;
 };
 
-/* ---- entries ---------------------------------------------------------------- */
-
-static void free_strings(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-void mc_inval_free(mc_inval *in)
-{
-    if (!in)
-        return;
-    free_strings(in->paths, in->npaths);
-    free_strings(in->keys, in->nkeys);
-    in->paths = in->keys = NULL;
-    in->npaths = in->nkeys = 0;
-}
+/* ---- lists ------------------------------------------------------------------ */
 
 void mc_inval_list_free(mc_inval_list *l)
 {
@@ -65,28 +48,6 @@ void mc_edge_list_free(mc_edge_list *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
-}
-
-static int push_string(char ***v, size_t *n, const char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv)
-        return MC_E_NOMEM;
-    *v = nv;
-    if (!(nv[*n] = strdup(s)))
-        return MC_E_NOMEM;
-    (*n)++;
-    return 0;
-}
-
-int mc_inval_add_path(mc_inval *in, const char *path)
-{
-    return push_string(&in->paths, &in->npaths, path);
-}
-
-int mc_inval_add_key(mc_inval *in, const char *key)
-{
-    return push_string(&in->keys, &in->nkeys, key);
 }
 
 /* ---- status ----------------------------------------------------------------- */
@@ -302,7 +263,7 @@ static char *entry_encode(const mc_inval *in)
     return s;
 }
 
-static int strings_decode(json_t *a, char ***v, size_t *n)
+static int strings_decode(json_t *a, mc_inval *in, bool paths)
 {
     size_t i;
     json_t *x;
@@ -311,8 +272,10 @@ static int strings_decode(json_t *a, char ***v, size_t *n)
     json_array_foreach(a, i, x) {
         if (!json_is_string(x))
             return MC_E_INVAL;
-        if (push_string(v, n, json_string_value(x)) < 0)
-            return MC_E_NOMEM;
+        int rc = paths ? mc_inval_add_path(in, json_string_value(x))
+                       : mc_inval_add_key(in, json_string_value(x));
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -331,8 +294,8 @@ static int entry_decode(const MDB_val *k, const MDB_val *v, mc_inval *out)
     out->created_s = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
     out->all = json_is_true(json_object_get(o, "all"));
     out->soft = json_is_true(json_object_get(o, "soft"));
-    if ((rc = strings_decode(json_object_get(o, "paths"), &out->paths, &out->npaths)) == 0)
-        rc = strings_decode(json_object_get(o, "surrogate_keys"), &out->keys, &out->nkeys);
+    if ((rc = strings_decode(json_object_get(o, "paths"), out, true)) == 0)
+        rc = strings_decode(json_object_get(o, "surrogate_keys"), out, false);
     json_decref(o);
     if (rc < 0)
         mc_inval_free(out);

@@ -49,24 +49,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/err.h"
+#include "common/inval.h"
 
-#define MC_INVAL_MAX_ITEMS 3000      /* paths + surrogate keys in one entry */
-#define MC_INVAL_MAX_STRING 1024     /* bytes in one path or key */
 #define MC_INVLOG_MAX_READ 1000      /* entries in one read_after answer */
 #define MC_EDGE_NODE_MAX 128         /* bytes in a node id */
 #define MC_EDGE_REGION_MAX 64        /* bytes in a region name */
-
-/* One invalidation. Strings are heap copies owned by the struct. */
-typedef struct mc_inval {
-    uint64_t seq;          /* assigned by append */
-    int64_t created_s;     /* unix seconds; append fills it when 0 */
-    char **paths;          /* exact "/a.glb", or a prefix ending in one star */
-    size_t npaths;
-    char **keys;           /* surrogate keys */
-    size_t nkeys;
-    bool all;
-    bool soft;
-} mc_inval;
 
 typedef struct mc_inval_list {
     mc_inval *v;
@@ -86,12 +73,8 @@ typedef struct mc_edge_list {
     size_t n;
 } mc_edge_list;
 
-void mc_inval_free(mc_inval *in);            /* the arrays; not the struct itself */
 void mc_inval_list_free(mc_inval_list *l);
 void mc_edge_list_free(mc_edge_list *l);
-/* Copy a string into in->paths / in->keys (for builders and tests). */
-int mc_inval_add_path(mc_inval *in, const char *path);
-int mc_inval_add_key(mc_inval *in, const char *key);
 
 /* ---- status, the same for every backend ------------------------------------ */
 

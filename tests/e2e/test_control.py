@@ -320,6 +320,35 @@ class ControlApiTest(ControlBase):
         self.assertEqual(self.origin.stop(), 0)
         s.close()
 
+    def test_keep_alive_connection_after_a_long_poll(self):
+        # the parked poll hands its connection back (close callback and timeout
+        # restored): the next request on it works, and closing it later is clean
+        self.start()
+        s = socket.create_connection((self.host, self.port), timeout=10)
+        self.addCleanup(s.close)
+        buf = b""
+        for wait in (1, 0, 1):
+            path = f"/log?after=0&node=edge-ka&region=us-east-1&wait={wait}"
+            hdrs = h.sign("GET", f"http://{self.host}:{self.port}{path}", {}, EDGE_AK,
+                          EDGE_SECRET, service="meshcdn", payload_hash=None, body=b"")
+            s.sendall((f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n"
+                                                            for k, v in hdrs.items())
+                       + "\r\n").encode())
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "connection closed")
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(buf) < length:
+                buf += s.recv(65536)
+            body, buf = buf[:length], buf[length:]
+            self.assertEqual(json.loads(body), {"entries": [], "last": 0})
+        s.close()
+        self.create({"all": True})   # would touch a stale close callback if one were left
+        self.assertEqual(self.metric("meshcdn_origin_control_polls_parked"), 0)
+
     def test_bad_requests_are_refused_and_change_nothing(self):
         self.start()
         self.create({"paths": ["/keep.glb"]})

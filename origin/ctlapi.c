@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include "common/err.h"
+#include "common/inval.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/path.h"
@@ -27,6 +28,13 @@
 /* A parked poll's connection may stay quiet this much longer than its wait
  * before evhttp's own timeout may close it. */
 #define PARK_TIMEOUT_SLACK_S 30
+
+/* Labels of meshcdn_origin_control_auth_failures_total: mc_auth_reason()'s,
+ * plus no_keys (that side has no key file configured). */
+static const char *const refused_labels[] = {
+    "missing", "malformed", "unknown_key", "mismatch", "skew", "expired", "other", "no_keys",
+};
+#define REFUSED_REASONS (sizeof refused_labels / sizeof refused_labels[0])
 
 /* A GET /log held until an entry arrives or its timer fires. Owned by the
  * api's list; req stays evhttp's (we answer it) unless the client goes away
@@ -59,6 +67,7 @@ struct mc_ctlapi {
     size_t nparked;
     uint64_t created_api;         /* invalidations created, by source */
     uint64_t created_write;
+    uint64_t refused[REFUSED_REASONS];   /* authentication failures, by reason */
 };
 
 enum side { OPERATOR, EDGE };
@@ -168,9 +177,18 @@ static bool authorize(mc_ctlapi *api, struct evhttp_request *req, enum side side
     const mc_auth *a = side == EDGE ? &api->edge_auth : &api->op_auth;
     int rc = mc_auth_check(a, req, raw_path, q ? q + 1 : "", time(NULL), &ar);
     free(raw_path);
+    if (rc == 0 && !api->log) {
+        reply_error(req, 503, "Unavailable", "This origin runs without an invalidation log "
+                    "(see its start-up log; set [control] db to a writable directory).");
+        return false;
+    }
     if (rc == 0)
         return true;
     const char *who = side == EDGE ? "edge_keys" : "operator_keys";
+    const char *reason = rc != MC_E_AUTH_MISSING && !a->keys ? "no_keys" : mc_auth_reason(rc);
+    for (size_t i = 0; i < REFUSED_REASONS; i++)
+        if (strcmp(reason, refused_labels[i]) == 0)
+            api->refused[i]++;
     if (rc == MC_E_AUTH_MISSING)
         reply_errorf(req, 401, "MissingAuthentication", "The request is not signed: sign it "
                      "with AWS SigV4, service \"meshcdn\", region \"%s\".", a->region);
@@ -188,153 +206,13 @@ static bool authorize(mc_ctlapi *api, struct evhttp_request *req, enum side side
         reply_error(req, 500, "InternalError", "out of memory");
     else
         reply_error(req, 403, "AccessDenied", ar.message);
-    mc_log_info("ctlapi", "msg=refused path=%.256s side=%s reason=%s key=%s", uri,
-                side == EDGE ? "edge" : "operator", mc_auth_reason(rc), ar.access_key);
+    int plen = (int)strcspn(uri, "?");   /* a presigned query holds a signature */
+    mc_log_info("ctlapi", "msg=refused path=%.*s side=%s reason=%s key=%s", plen < 256 ? plen : 256,
+                uri, side == EDGE ? "edge" : "operator", reason, ar.access_key);
     return false;
 }
 
 /* ---- bodies ------------------------------------------------------------------ */
-
-static int fail(mc_ctlapi_error *e, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(mc_ctlapi_error *e, int status, const char *code, const char *fmt, ...)
-{
-    e->status = status;
-    e->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return MC_E_INVAL;
-}
-
-/* Load body as a JSON object whose keys are all in allowed ("a|b|c" for the
- * message, NULL-terminated list for the check). */
-static int load_object(const char *body, size_t len, const char *const *allowed,
-                       const char *expected, json_t **out, mc_ctlapi_error *e)
-{
-    *out = NULL;
-    json_error_t jerr;
-    json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o)
-        return fail(e, 400, "MalformedJSON", "The body is not valid JSON: %s (line %d, "
-                    "column %d).", jerr.text, jerr.line, jerr.column);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return fail(e, 400, "MalformedJSON", "The body must be a JSON object.");
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        bool ok = false;
-        for (size_t i = 0; allowed[i] && !ok; i++)
-            ok = strcmp(k, allowed[i]) == 0;
-        if (!ok) {
-            fail(e, 400, "UnknownField", "Unknown field \"%.64s\"; expected %s.", k, expected);
-            json_decref(o);
-            return MC_E_INVAL;
-        }
-    }
-    *out = o;
-    return 0;
-}
-
-static int check_path(const char *p, size_t len, mc_ctlapi_error *e)
-{
-    if (len == 0 || p[0] != '/')
-        return fail(e, 400, "InvalidPath", "Path \"%.100s\" does not start with '/'.", p);
-    if (len > MC_INVAL_MAX_STRING)
-        return fail(e, 400, "InvalidPath", "Path \"%.100s...\" is longer than %d bytes.", p,
-                    MC_INVAL_MAX_STRING);
-    const char *star = memchr(p, '*', len);
-    if (star && star != p + len - 1)
-        return fail(e, 400, "InvalidPath", "Path \"%.100s\": '*' is only allowed as the "
-                    "last character (a prefix).", p);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-            return fail(e, 400, "InvalidPath", "Path \"%.100s\" contains a control "
-                        "character.", p);
-    return 0;
-}
-
-static int check_key(const char *k, size_t len, mc_ctlapi_error *e)
-{
-    if (len == 0)
-        return fail(e, 400, "BadRequest", "A surrogate key is empty.");
-    if (len > MC_INVAL_MAX_STRING)
-        return fail(e, 400, "BadRequest", "Surrogate key \"%.100s...\" is longer than %d "
-                    "bytes.", k, MC_INVAL_MAX_STRING);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)k[i] <= 0x20 || k[i] == 0x7f)
-            return fail(e, 400, "BadRequest", "Surrogate key \"%.100s\" contains a space or "
-                        "control character (keys are tokens).", k);
-    return 0;
-}
-
-static int take_strings(json_t *o, const char *field, bool paths, mc_inval *out,
-                        mc_ctlapi_error *e)
-{
-    json_t *a = json_object_get(o, field);
-    if (!a || json_is_null(a))
-        return 0;
-    if (!json_is_array(a))
-        return fail(e, 400, "BadRequest", "\"%s\" must be an array of strings.", field);
-    size_t i;
-    json_t *x;
-    json_array_foreach(a, i, x) {
-        if (!json_is_string(x))
-            return fail(e, 400, "BadRequest", "\"%s\" must be an array of strings.", field);
-    }
-    size_t total = out->npaths + out->nkeys + json_array_size(a);
-    if (total > MC_INVAL_MAX_ITEMS)
-        return fail(e, 400, "BadRequest", "Too many paths and surrogate keys: at most %d in "
-                    "one invalidation.", MC_INVAL_MAX_ITEMS);
-    json_array_foreach(a, i, x) {
-        const char *s = json_string_value(x);
-        size_t len = json_string_length(x);
-        int rc = paths ? check_path(s, len, e) : check_key(s, len, e);
-        if (rc == 0)
-            rc = paths ? mc_inval_add_path(out, s) : mc_inval_add_key(out, s);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int take_bool(json_t *o, const char *field, bool *out, mc_ctlapi_error *e)
-{
-    json_t *b = json_object_get(o, field);
-    if (!b || json_is_null(b))
-        return 0;
-    if (!json_is_boolean(b))
-        return fail(e, 400, "BadRequest", "\"%s\" must be true or false.", field);
-    *out = json_is_true(b);
-    return 0;
-}
-
-int mc_ctlapi_parse_inval(const char *body, size_t len, mc_inval *out, mc_ctlapi_error *e)
-{
-    static const char *const allowed[] = {"paths", "surrogate_keys", "all", "soft", NULL};
-    memset(out, 0, sizeof *out);
-    memset(e, 0, sizeof *e);
-    json_t *o;
-    int rc = load_object(body, len, allowed, "paths, surrogate_keys, all, soft", &o, e);
-    if (rc < 0)
-        return rc;
-    if ((rc = take_strings(o, "paths", true, out, e)) == 0 &&
-        (rc = take_strings(o, "surrogate_keys", false, out, e)) == 0 &&
-        (rc = take_bool(o, "all", &out->all, e)) == 0 &&
-        (rc = take_bool(o, "soft", &out->soft, e)) == 0 &&
-        !out->all && out->npaths + out->nkeys == 0)
-        rc = fail(e, 400, "EmptyInvalidation", "Nothing to invalidate: give at least one "
-                  "path, one surrogate key, or \"all\": true.");
-    json_decref(o);
-    if (rc == MC_E_NOMEM)
-        fail(e, 500, "InternalError", "out of memory");
-    if (rc < 0)
-        mc_inval_free(out);
-    return rc;
-}
 
 /* A node id or region: printable ASCII without spaces, 1..max bytes. */
 static bool token_ok(const char *s, size_t max)
@@ -348,16 +226,19 @@ static bool token_ok(const char *s, size_t max)
     return true;
 }
 
-static int check_node(const char *node, const char *region, mc_ctlapi_error *e)
+static int check_node(const char *node, const char *region, mc_inval_error *e)
 {
     if (!node)
-        return fail(e, 400, "BadRequest", "\"node\" is required: the edge's node id.");
+        return mc_inval_error_set(e, 400, "BadRequest",
+                                  "\"node\" is required: the edge's node id.");
     if (!token_ok(node, MC_EDGE_NODE_MAX))
-        return fail(e, 400, "BadRequest", "\"node\" must be 1..%d printable characters "
-                    "without spaces.", MC_EDGE_NODE_MAX);
+        return mc_inval_error_set(e, 400, "BadRequest",
+                                  "\"node\" must be 1..%d printable characters "
+                                  "without spaces.", MC_EDGE_NODE_MAX);
     if (region && region[0] && !token_ok(region, MC_EDGE_REGION_MAX))
-        return fail(e, 400, "BadRequest", "\"region\" must be 1..%d printable characters "
-                    "without spaces.", MC_EDGE_REGION_MAX);
+        return mc_inval_error_set(e, 400, "BadRequest",
+                                  "\"region\" must be 1..%d printable characters "
+                                  "without spaces.", MC_EDGE_REGION_MAX);
     return 0;
 }
 
@@ -450,8 +331,8 @@ static void post_invalidation(mc_ctlapi *api, struct evhttp_request *req)
     size_t len;
     const char *body = body_of(req, &len);
     mc_inval in;
-    mc_ctlapi_error e;
-    if (mc_ctlapi_parse_inval(body, len, &in, &e) < 0) {
+    mc_inval_error e;
+    if (mc_inval_parse(body, len, &in, &e) < 0) {
         reply_error(req, e.status, e.code, e.message);
         return;
     }
@@ -814,17 +695,19 @@ static void on_log(struct evhttp_request *req, void *ud)
     mc_query q = MC_QUERY_INIT;
     if (!query_of(req, &q))
         return;
-    mc_ctlapi_error e;
+    mc_inval_error e;
     char node[MC_EDGE_NODE_MAX + 1] = "", region[MC_EDGE_REGION_MAX + 1] = "";
     const char *n = mc_query_get(&q, "node"), *r = mc_query_get(&q, "region");
     const char *as = mc_query_get(&q, "after"), *ws = mc_query_get(&q, "wait");
     uint64_t after = 0, wait = 0;
     int rc = check_node(n, r, &e);
     if (rc == 0 && as && !parse_u64(as, &after))
-        rc = fail(&e, 400, "BadRequest", "\"after\" must be a sequence number (0 or more).");
+        rc = mc_inval_error_set(&e, 400, "BadRequest",
+                                "\"after\" must be a sequence number (0 or more).");
     if (rc == 0 && ws && !parse_u64(ws, &wait))
-        rc = fail(&e, 400, "BadRequest", "\"wait\" must be a number of seconds (0 to %d).",
-                  MC_CTLAPI_MAX_WAIT_S);
+        rc = mc_inval_error_set(&e, 400, "BadRequest",
+                                "\"wait\" must be a number of seconds (0 to %d).",
+                                MC_CTLAPI_MAX_WAIT_S);
     if (rc == 0) {
         snprintf(node, sizeof node, "%s", n);
         snprintf(region, sizeof region, "%s", r ? r : "");
@@ -840,8 +723,10 @@ static void on_log(struct evhttp_request *req, void *ud)
     uint64_t last = 0;
     if ((rc = mc_invlog_heartbeat(api->log, node, region, now)) == 0)
         rc = mc_invlog_last_seq(api->log, &last);
-    if (rc == 0 && after > 0)   /* the cursor is what the edge has applied */
-        rc = mc_invlog_ack(api->log, node, after < last ? after : last, now);
+    /* The cursor is what the edge has applied. One beyond the log is from
+     * another log (the db was replaced): it proves nothing here. */
+    if (rc == 0 && after > 0 && after <= last)
+        rc = mc_invlog_ack(api->log, node, after, now);
     if (rc < 0) {
         reply_log_failure(req, rc);
         return;
@@ -862,17 +747,18 @@ static void on_ack(struct evhttp_request *req, void *ud)
         return;
     size_t len;
     const char *body = body_of(req, &len);
-    mc_ctlapi_error e;
+    mc_inval_error e;
     json_t *o;
-    if (load_object(body, len, allowed, "node, seq", &o, &e) < 0) {
+    if (mc_inval_load_object(body, len, allowed, "node, seq", &o, &e) < 0) {
         reply_error(req, e.status, e.code, e.message);
         return;
     }
     json_t *s = json_object_get(o, "seq");
     int rc = check_node(json_string_value(json_object_get(o, "node")), NULL, &e);
     if (rc == 0 && (!json_is_integer(s) || json_integer_value(s) < 0))
-        rc = fail(&e, 400, "BadRequest", "\"seq\" is required: the highest sequence number "
-                  "applied (0 or more).");
+        rc = mc_inval_error_set(&e, 400, "BadRequest",
+                                "\"seq\" is required: the highest sequence number "
+                                "applied (0 or more).");
     uint64_t seq = rc == 0 ? (uint64_t)json_integer_value(s) : 0, last = 0;
     char node[MC_EDGE_NODE_MAX + 1] = "";
     if (rc == 0)
@@ -883,8 +769,9 @@ static void on_ack(struct evhttp_request *req, void *ud)
         return;
     }
     if (rc == 0 && seq > last)
-        rc = fail(&e, 400, "BadRequest", "\"seq\" %" PRIu64 " is beyond the last entry of the "
-                  "log (%" PRIu64 ").", seq, last);
+        rc = mc_inval_error_set(&e, 400, "BadRequest",
+                                "\"seq\" %" PRIu64 " is beyond the last entry of the "
+                                "log (%" PRIu64 ").", seq, last);
     if (rc < 0) {
         reply_error(req, e.status, e.code, e.message);
         return;
@@ -905,17 +792,18 @@ static void on_heartbeat(struct evhttp_request *req, void *ud)
         return;
     size_t len;
     const char *body = body_of(req, &len);
-    mc_ctlapi_error e;
+    mc_inval_error e;
     json_t *o;
-    if (load_object(body, len, allowed, "node, region", &o, &e) < 0) {
+    if (mc_inval_load_object(body, len, allowed, "node, region", &o, &e) < 0) {
         reply_error(req, e.status, e.code, e.message);
         return;
     }
     json_t *r = json_object_get(o, "region");
     int rc = r && !json_is_string(r) && !json_is_null(r)
-                 ? fail(&e, 400, "BadRequest", "\"region\" must be a string.")
-                 : check_node(json_string_value(json_object_get(o, "node")),
-                              json_string_value(r), &e);
+                 ? mc_inval_error_set(&e, 400, "BadRequest",
+                                      "\"region\" must be a string.")
+                                      : check_node(json_string_value(json_object_get(o, "node")),
+                                      json_string_value(r), &e);
     if (rc == 0)
         rc = mc_invlog_heartbeat(api->log, json_string_value(json_object_get(o, "node")),
                                  json_string_value(r), (int64_t)time(NULL));
@@ -938,7 +826,7 @@ static int render_metrics(void *ud, mc_buf *out)
     uint64_t last = 0;
     size_t live = 0, gone = 0;
     mc_edge_list edges = {NULL, 0};
-    if (mc_invlog_last_seq(api->log, &last) == 0 && load_edges(api, now, &edges) == 0)
+    if (api->log && mc_invlog_last_seq(api->log, &last) == 0 && load_edges(api, now, &edges) == 0)
         for (size_t i = 0; i < edges.n; i++) {
             if (mc_edge_unreachable(&edges.v[i], now, api->cfg.unreachable_after_s))
                 gone++;
@@ -970,6 +858,15 @@ static int render_metrics(void *ud, mc_buf *out)
         rc = mc_metrics_header(out, n4, "gauge", "GET /log long-polls waiting for an entry.");
     if (rc == 0)
         rc = mc_metrics_value(out, n4, NULL, (double)api->nparked);
+    const char *n5 = "meshcdn_origin_control_auth_failures_total";
+    if (rc == 0)
+        rc = mc_metrics_header(out, n5, "counter", "Control API requests refused by SigV4 "
+                               "verification, by reason (no_keys: no key file for that side).");
+    for (size_t i = 0; i < REFUSED_REASONS && rc == 0; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", refused_labels[i]);
+        rc = mc_metrics_value(out, n5, labels, (double)api->refused[i]);
+    }
     return rc;
 }
 
@@ -978,6 +875,8 @@ static int render_metrics(void *ud, mc_buf *out)
 int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path)
 {
     CHECK(api);
+    if (!api->log)
+        return MC_E_STATE;
     mc_inval in;
     memset(&in, 0, sizeof in);
     int rc = mc_inval_add_path(&in, viewer_path);
@@ -1047,7 +946,8 @@ int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_
         mc_ctlapi_free(api);
         return rc;
     }
-    mc_invlog_set_notify(log, on_append, api);
+    if (log)
+        mc_invlog_set_notify(log, on_append, api);
     *out = api;
     return 0;
 }

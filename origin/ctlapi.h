@@ -1,6 +1,6 @@
 /* ctlapi.h — the fleet invalidation Control API on the origin's control
- * listener (the protocol: docs/DESIGN.md "Fleet invalidation" and
- * origin/README.md "Control API").
+ * listener (the protocol: origin/README.md "Control API"; the picture:
+ * docs/DESIGN.md "Fleet invalidation").
  *
  * Routes, every one SigV4-signed with service "meshcdn" and the origin's
  * region (curl --aws-sigv4 "aws:amz:REGION:meshcdn"):
@@ -23,11 +23,15 @@
  * is above the last entry's seq (answers carry at most 1000). With no entry
  * after `after`, the request is parked (wait seconds, at most 60) and
  * answered as soon as an entry is appended, or with no entries at the
- * timeout. Each call is a heartbeat for node (durable), and `after` counts as
- * an acknowledgement up to min(after, last): an edge's cursor is what it has
- * applied. While a poll is parked its node counts as seen now. A parked
+ * timeout. Each call is a heartbeat for node (durable), and an `after` not
+ * beyond last counts as an acknowledgement (an edge's cursor is what it has
+ * applied; an edge whose cursor is beyond `last` follows another log and
+ * must start over). While a poll is parked its node counts as seen now. A parked
  * request whose client goes away is freed at once (connection close
  * callback).
+ *
+ * Without a log (NULL: the default db directory could not be opened) every
+ * authorised request gets 503 Unavailable and the origin serves S3 as before.
  *
  * Threads: everything on the loop thread of base. Ownership: mc_ctlapi
  * borrows the control router, the log, the keys and region (all outlive it);
@@ -67,13 +71,14 @@ typedef struct mc_ctlapi mc_ctlapi;
  *   meshcdn_origin_invalidations_total{source="api"|"write"}  counter
  *   meshcdn_origin_control_edges{state="live"|"unreachable"}  gauge
  *   meshcdn_origin_control_log_last_seq                       gauge
- *   meshcdn_origin_control_polls_parked                       gauge */
+ *   meshcdn_origin_control_polls_parked                       gauge
+ *   meshcdn_origin_control_auth_failures_total{reason}        counter */
 int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_invlog *log,
                   const mc_ctlapi_config *cfg);
 void mc_ctlapi_free(mc_ctlapi *api);
 
 /* Append an invalidation of one exact viewer path (invalidate_on_write).
- * 0 or the log's error. */
+ * 0, the log's error, or MC_E_STATE without a log. */
 int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path);
 
 /* The viewer path edges use for an S3 wire path "/BUCKET/KEY": the path
@@ -81,16 +86,5 @@ int mc_ctlapi_invalidate_path(mc_ctlapi *api, const char *viewer_path);
  * object key ending in '*' yields a prefix (over-invalidating is safe).
  * 0, MC_E_INVAL (no key), MC_E_NOMEM. */
 int mc_ctlapi_viewer_path(const char *s3_raw_path, mc_buf *out);
-
-/* What a refused body looks like. */
-typedef struct mc_ctlapi_error {
-    int status;              /* 400 */
-    const char *code;        /* "InvalidPath" */
-    char message[320];
-} mc_ctlapi_error;
-
-/* Parse and validate an invalidation body (the rules of the shared spec);
- * fills *out (mc_inval_free) or *e. 0, or MC_E_INVAL with *e, or MC_E_NOMEM. */
-int mc_ctlapi_parse_inval(const char *body, size_t len, mc_inval *out, mc_ctlapi_error *e);
 
 #endif

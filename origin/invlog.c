@@ -28,24 +28,7 @@ struct mc_invlog {
     void *notify_ud;
 };
 
-/* ---- entries ---------------------------------------------------------------- */
-
-static void free_strings(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-void mc_inval_free(mc_inval *in)
-{
-    if (!in)
-        return;
-    free_strings(in->paths, in->npaths);
-    free_strings(in->keys, in->nkeys);
-    in->paths = in->keys = NULL;
-    in->npaths = in->nkeys = 0;
-}
+/* ---- lists ------------------------------------------------------------------ */
 
 void mc_inval_list_free(mc_inval_list *l)
 {
@@ -65,28 +48,6 @@ void mc_edge_list_free(mc_edge_list *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
-}
-
-static int push_string(char ***v, size_t *n, const char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv)
-        return MC_E_NOMEM;
-    *v = nv;
-    if (!(nv[*n] = strdup(s)))
-        return MC_E_NOMEM;
-    (*n)++;
-    return 0;
-}
-
-int mc_inval_add_path(mc_inval *in, const char *path)
-{
-    return push_string(&in->paths, &in->npaths, path);
-}
-
-int mc_inval_add_key(mc_inval *in, const char *key)
-{
-    return push_string(&in->keys, &in->nkeys, key);
 }
 
 /* ---- status ----------------------------------------------------------------- */
@@ -251,6 +212,7 @@ int mc_invlog_edges(mc_invlog *log, mc_edge_list *out)
 typedef struct lmdb_log {
     MDB_env *env;
     MDB_dbi log, edges, meta;
+    bool opened;                  /* mdb_env_open succeeded */
     char dir[512];
 } lmdb_log;
 
@@ -301,7 +263,7 @@ static char *entry_encode(const mc_inval *in)
     return s;
 }
 
-static int strings_decode(json_t *a, char ***v, size_t *n)
+static int strings_decode(json_t *a, mc_inval *in, bool paths)
 {
     size_t i;
     json_t *x;
@@ -310,8 +272,10 @@ static int strings_decode(json_t *a, char ***v, size_t *n)
     json_array_foreach(a, i, x) {
         if (!json_is_string(x))
             return MC_E_INVAL;
-        if (push_string(v, n, json_string_value(x)) < 0)
-            return MC_E_NOMEM;
+        int rc = paths ? mc_inval_add_path(in, json_string_value(x))
+                       : mc_inval_add_key(in, json_string_value(x));
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -330,8 +294,8 @@ static int entry_decode(const MDB_val *k, const MDB_val *v, mc_inval *out)
     out->created_s = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
     out->all = json_is_true(json_object_get(o, "all"));
     out->soft = json_is_true(json_object_get(o, "soft"));
-    if ((rc = strings_decode(json_object_get(o, "paths"), &out->paths, &out->npaths)) == 0)
-        rc = strings_decode(json_object_get(o, "surrogate_keys"), &out->keys, &out->nkeys);
+    if ((rc = strings_decode(json_object_get(o, "paths"), out, true)) == 0)
+        rc = strings_decode(json_object_get(o, "surrogate_keys"), out, false);
     json_decref(o);
     if (rc < 0)
         mc_inval_free(out);
@@ -405,6 +369,10 @@ static int lmdb_append(void *self, mc_inval *in)
     if (rc == 0) {
         what = "mdb_txn_commit";
         rc = mdb_txn_commit(txn);
+        if (rc == 0) {   /* MDB_NOMETASYNC: the meta page too, before anyone hears of it */
+            what = "mdb_env_sync";
+            rc = mdb_env_sync(l->env, 1);
+        }
     } else {
         mdb_txn_abort(txn);
     }
@@ -622,8 +590,11 @@ static void lmdb_close(void *self)
     lmdb_log *l = self;
     if (!l)
         return;
-    if (l->env)
+    if (l->env) {
+        if (l->opened)
+            mdb_env_sync(l->env, 1);
         mdb_env_close(l->env);
+    }
     free(l);
 }
 
@@ -648,7 +619,8 @@ static int lmdb_setup(lmdb_log *l, mc_err *err)
     if (rc == 0)
         rc = mdb_env_set_mapsize(l->env, LMDB_MAP_BYTES);
     if (rc == 0)
-        rc = mdb_env_open(l->env, l->dir, MDB_NOTLS, 0600);
+        rc = mdb_env_open(l->env, l->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+    l->opened = rc == 0;
     if (rc != 0)
         return mc_err_set(err, rc == EACCES ? MC_E_PERM : MC_E_IO, "%s: cannot open the "
                           "control log: %s", l->dir, mdb_strerror(rc));

@@ -455,8 +455,14 @@ static int setup_control(origin *o, mc_err *err)
                  MC_OBJECTS_RESERVED);
         db = dflt;
     }
-    if ((rc = mc_invlog_open_lmdb(&o->invlog, db, &e)) < 0)
-        return mc_config_fail(c, err, rc, "control", "db", "%s", e.msg);
+    if ((rc = mc_invlog_open_lmdb(&o->invlog, db, &e)) < 0) {
+        if (db != dflt)
+            return mc_config_fail(c, err, rc, "control", "db", "%s", e.msg);
+        /* A read-only root served before the control API existed: keep
+         * serving it, and say why the control API answers 503. */
+        mc_log_warn("main", "msg=\"control API disabled: no invalidation log\" error=\"%s\" "
+                    "hint=\"set [control] db to a writable directory\"", e.msg);
+    }
     o->invalidate_on_write = mc_config_bool(c, "control", "invalidate_on_write");
     return 0;
 }
@@ -479,9 +485,11 @@ static int setup_ctlapi(origin *o, mc_err *err)
     if (mc_ctlapi_new(&o->ctlapi, o->base, o->control, o->invlog, &cc) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up the control API");
     uint64_t last = 0;
-    mc_invlog_last_seq(o->invlog, &last);
+    if (o->invlog)
+        mc_invlog_last_seq(o->invlog, &last);
     mc_log_info("main", "msg=\"control API\" backend=%s last_seq=%" PRIu64 " operator_keys=%d "
-                "edge_keys=%d invalidate_on_write=%s", mc_invlog_backend(o->invlog), last,
+                "edge_keys=%d invalidate_on_write=%s",
+                o->invlog ? mc_invlog_backend(o->invlog) : "none", last,
                 cc.operator_keys ? cc.operator_keys->n : 0, cc.edge_keys ? cc.edge_keys->n : 0,
                 o->invalidate_on_write ? "true" : "false");
     return 0;

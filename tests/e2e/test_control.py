@@ -219,6 +219,9 @@ class ControlApiTest(ControlBase):
         self.assertEqual(self.states("I2"), ("InProgress", {"edge-a": "applied",
                                                             "edge-b": "applied",
                                                             "edge-c": "pending"}))
+        # a cursor beyond the log (another log's) acknowledges nothing
+        self.assertEqual(self.poll("edge-c", after=99)["last"], 2)
+        self.assertEqual(self.states("I2")[1]["edge-c"], "pending")
 
     def test_unreachable_edge_does_not_block_and_catches_up(self):
         self.start("--control.unreachable_after=1s")
@@ -265,7 +268,7 @@ class ControlApiTest(ControlBase):
         self.assertEqual([e["id"] for e in result["doc"]["entries"]], [inv["id"]])
         latency = result["at"] - t_create
         print(f"\nlong-poll answered {latency * 1000:.1f} ms after the create was sent")
-        self.assertLess(latency, 0.1 + 0.3)   # ~100 ms, plus slack for a sanitized build
+        self.assertLess(latency, 0.25)   # ~100 ms, with slack for a sanitized build on 2 cores
         self.assertEqual(self.metric("meshcdn_origin_control_polls_parked"), 0)
 
         t0 = time.monotonic()
@@ -316,6 +319,35 @@ class ControlApiTest(ControlBase):
             time.sleep(0.02)
         self.assertEqual(self.origin.stop(), 0)
         s.close()
+
+    def test_keep_alive_connection_after_a_long_poll(self):
+        # the parked poll hands its connection back (close callback and timeout
+        # restored): the next request on it works, and closing it later is clean
+        self.start()
+        s = socket.create_connection((self.host, self.port), timeout=10)
+        self.addCleanup(s.close)
+        buf = b""
+        for wait in (1, 0, 1):
+            path = f"/log?after=0&node=edge-ka&region=us-east-1&wait={wait}"
+            hdrs = h.sign("GET", f"http://{self.host}:{self.port}{path}", {}, EDGE_AK,
+                          EDGE_SECRET, service="meshcdn", payload_hash=None, body=b"")
+            s.sendall((f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n"
+                                                            for k, v in hdrs.items())
+                       + "\r\n").encode())
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "connection closed")
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(buf) < length:
+                buf += s.recv(65536)
+            body, buf = buf[:length], buf[length:]
+            self.assertEqual(json.loads(body), {"entries": [], "last": 0})
+        s.close()
+        self.create({"all": True})   # would touch a stale close callback if one were left
+        self.assertEqual(self.metric("meshcdn_origin_control_polls_parked"), 0)
 
     def test_bad_requests_are_refused_and_change_nothing(self):
         self.start()
@@ -379,6 +411,10 @@ class ControlApiTest(ControlBase):
                 if message:
                     self.assertEqual(doc["message"], message)
                 self.assertEqual(rh["content-type"], ["application/json"])
+        m = h.metrics(self.host, self.port)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="missing"}'], 3)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="unknown_key"}'], 5)
+        self.assertEqual(m['meshcdn_origin_control_auth_failures_total{reason="mismatch"}'], 1)
         # nothing appended, nobody registered
         status, _, lst = self.call("GET", "/invalidations")
         self.assertEqual([i["id"] for i in lst["invalidations"]], ["I1"])
@@ -399,6 +435,30 @@ class ControlApiTest(ControlBase):
         status, _, doc = self.call("POST", "/invalidations", {"all": True})
         self.assertEqual((status, doc["error"]), (403, "AccessDenied"))
         self.assertIn("operator_keys", doc["message"])
+
+    def test_origin_without_a_usable_default_log_still_serves(self):
+        # the default db path is taken by a file (as a read-only root would refuse it)
+        with open(os.path.join(self.root, ".meshcdn-control"), "w") as f:
+            f.write("not a directory\n")
+        with open(os.path.join(self.root, "assets", "a.txt"), "wb") as f:
+            f.write(b"still served\n")
+        self.start()
+        self.origin.wait_log(r"control API disabled")
+        host, port = self.origin.addr["s3"]
+        hdrs = h.sign("GET", f"http://{host}:{port}/assets/a.txt", {}, EDGE_AK, EDGE_SECRET)
+        status, _, body, _ = h.http("GET", host, port, "/assets/a.txt", hdrs)
+        self.assertEqual((status, body), (200, b"still served\n"))
+        status, _, doc = self.call("POST", "/invalidations", {"all": True})
+        self.assertEqual((status, doc["error"]), (503, "Unavailable"))
+        status, _, doc = self.call("POST", "/invalidations", {"all": True}, signed=False)
+        self.assertEqual(status, 401)
+        # an explicitly configured db that cannot be opened stops the start
+        self.origin.stop()
+        p = h.run(ORIGIN, ["--root", self.root, "--keys", os.path.join(self.tmp, "keys"),
+                           "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+                           "--control.db=" + os.path.join(self.root, ".meshcdn-control")])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("control.db", p.stderr)
 
     def test_restart_keeps_log_and_membership(self):
         self.start()
@@ -424,6 +484,52 @@ class ControlApiTest(ControlBase):
         status, _, lst = self.call("GET", "/invalidations")
         self.assertEqual(lst, {"invalidations": []})
         self.assertTrue(os.path.isfile(os.path.join(db, "data.mdb")))
+
+
+class FleetTest(ControlBase):
+
+    def test_six_edges_complete_fifty_invalidations_quickly(self):
+        """Six fake edges follow the log (long-poll, ack); the time from each
+        create's answer to its status reading Completed is printed (p50/p99)."""
+        self.start()
+        stop = threading.Event()
+        errors = []
+
+        def edge(node):
+            cursor = 0
+            try:
+                while not stop.is_set():
+                    doc = self.poll(node, after=cursor, wait=1, timeout=10)
+                    if doc["entries"]:
+                        cursor = doc["entries"][-1]["seq"]
+                        self.ack(node, cursor)
+            except Exception as e:   # reported by the main thread
+                errors.append(f"{node}: {e!r}")
+
+        threads = [threading.Thread(target=edge, args=(f"edge-{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        self.addCleanup(lambda: [t.join(5) for t in threads])
+        self.addCleanup(stop.set)
+        deadline = time.monotonic() + 10
+        while len(self.call("GET", "/edges")[2]["edges"]) < 6:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        took = []
+        for i in range(50):
+            inv = self.create({"paths": [f"/models/m{i}/*"]})
+            t0 = time.monotonic()
+            while self.detail(inv["id"])["status"] != "Completed":
+                self.assertLess(time.monotonic() - t0, 10, errors)
+                time.sleep(0.002)
+            took.append(time.monotonic() - t0)
+        stop.set()
+        self.assertEqual(errors, [])
+        took.sort()
+        p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+        print(f"\n6 fake edges, 50 invalidations: create answered -> Completed "
+              f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {took[-1] * 1000:.1f} ms")
+        self.assertLess(p99, 1.0)
 
 
 class InvalidateOnWriteTest(ControlBase):

@@ -1,8 +1,8 @@
 /* invspec.c — see invspec.h. */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "common/inval.h"
 #include "common/invspec.h"
 #include "common/path.h"
 
@@ -38,38 +38,20 @@ size_t mc_invspec_items(const mc_invspec *s)
     return s->npaths + s->nprefixes + s->ntags + (s->all ? 1 : 0);
 }
 
-static int bad(const char **code, const char *c, mc_err *err, const char *fmt, const char *arg)
-{
-    *code = c;
-    return mc_err_set(err, MC_E_INVAL, fmt, arg);
-}
-
-/* One viewer path: "/p", "/p?q" or "/prefix*". */
-static int add_path(mc_invspec *out, const char *s, const char **code, mc_err *err)
+/* One path of an invalidation: exact ("/p", "/p?q") or a prefix ("/p*"),
+ * normalised the way the edge normalises request paths. */
+static int add_path(mc_invspec *out, const char *s, mc_err *err)
 {
     size_t len = strlen(s);
-    if (len == 0 || len > MC_INVSPEC_MAX_STRING)
-        return bad(code, "InvalidPath", err, "path %s: must be 1 to 1024 bytes", len ? "(too long)" : "\"\"");
-    if (s[0] != '/')
-        return bad(code, "InvalidPath", err, "path \"%.200s\" does not start with '/'", s);
-    const char *star = strchr(s, '*');
-    if (star && star != s + len - 1)
-        return bad(code, "InvalidPath", err, "path \"%.200s\": '*' is allowed only at the end (a prefix)", s);
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return bad(code, "InvalidPath", err, "path \"%.200s\" contains a control character", s);
-    const char *q = strchr(s, '?');
-    if (star && q)
-        return bad(code, "InvalidPath", err, "path \"%.200s\": a prefix cannot carry a query", s);
+    int star = len > 0 && s[len - 1] == '*';
+    const char *q = star ? NULL : strchr(s, '?');
     size_t plen = star ? len - 1 : q ? (size_t)(q - s) : len;
     mc_buf norm = MC_BUF_INIT;
     if (mc_path_normalize(s, plen, &norm) < 0) {
         mc_buf_free(&norm);
-        return bad(code, "InvalidPath", err, "path \"%.200s\" is not a valid URL path", s);
+        return mc_err_set(err, MC_E_INVAL, "path \"%.200s\" is not a valid URL path", s);
     }
-    int rc = 0;
-    if (q && (mc_buf_append(&norm, q, len - plen) < 0))
-        rc = MC_E_NOMEM;
+    int rc = q && mc_buf_append(&norm, q, len - plen) < 0 ? MC_E_NOMEM : 0;
     if (!rc)
         rc = star ? push(&out->prefixes, &out->nprefixes, norm.data, norm.len)
                   : push(&out->paths, &out->npaths, norm.data, norm.len);
@@ -77,125 +59,38 @@ static int add_path(mc_invspec *out, const char *s, const char **code, mc_err *e
     return rc;
 }
 
-static int add_tag(mc_invspec *out, const char *s, const char **code, mc_err *err)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > MC_INVSPEC_MAX_STRING)
-        return bad(code, "InvalidSurrogateKey", err, "surrogate key %s: must be 1 to 1024 bytes",
-                   len ? "(too long)" : "\"\"");
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return bad(code, "InvalidSurrogateKey", err,
-                       "surrogate key \"%.200s\" contains a space or control character", s);
-    return push(&out->tags, &out->ntags, s, len);
-}
-
-int mc_invspec_from_json(json_t *obj, int allow_extra, mc_invspec *out, const char **code, mc_err *err)
+int mc_invspec_from_inval(const mc_inval *in, mc_invspec *out, mc_err *err)
 {
     memset(out, 0, sizeof *out);
-    const char *dummy;
-    if (!code)
-        code = &dummy;
-    if (!json_is_object(obj))
-        return bad(code, "MalformedJSON", err, "the body must be a JSON object%s", "");
-    const char *name;
-    json_t *v;
+    out->all = in->all;
+    out->soft = in->soft;
     int rc = 0;
-    size_t items = 0;
-    json_object_foreach(obj, name, v) {
-        int is_paths = strcmp(name, "paths") == 0, is_keys = strcmp(name, "surrogate_keys") == 0;
-        if (is_paths || is_keys) {
-            if (!json_is_array(v)) {
-                rc = bad(code, "MalformedJSON", err, "\"%s\" must be an array of strings", name);
-                break;
-            }
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e) {
-                if (!json_is_string(e)) {
-                    rc = bad(code, "MalformedJSON", err, "\"%s\" must be an array of strings", name);
-                    break;
-                }
-                if (++items > MC_INVSPEC_MAX_ITEMS) {
-                    rc = bad(code, "TooManyItems", err, "more than %s paths and surrogate keys", "3000");
-                    break;
-                }
-                rc = is_paths ? add_path(out, json_string_value(e), code, err)
-                              : add_tag(out, json_string_value(e), code, err);
-                if (rc)
-                    break;
-            }
-            if (rc)
-                break;
-        } else if (strcmp(name, "all") == 0 || strcmp(name, "soft") == 0) {
-            if (!json_is_boolean(v)) {
-                rc = bad(code, "MalformedJSON", err, "\"%s\" must be true or false", name);
-                break;
-            }
-            if (name[0] == 'a')
-                out->all = json_is_true(v);
-            else
-                out->soft = json_is_true(v);
-        } else if (!allow_extra) {
-            rc = bad(code, "UnknownField", err,
-                     "unknown field \"%.100s\" (expected paths, surrogate_keys, all, soft)", name);
-            break;
-        }
-    }
-    if (!rc && mc_invspec_items(out) == 0)
-        rc = bad(code, "EmptyInvalidation", err,
-                 "nothing to invalidate: give paths, surrogate_keys or \"all\": true%s", "");
+    for (size_t i = 0; !rc && i < in->npaths; i++)
+        rc = add_path(out, in->paths[i], err);
+    for (size_t i = 0; !rc && i < in->nkeys; i++)
+        rc = push(&out->tags, &out->ntags, in->keys[i], strlen(in->keys[i]));
+    if (rc == MC_E_NOMEM)
+        mc_err_set(err, rc, "out of memory");
     if (rc)
         mc_invspec_free(out);
     return rc;
 }
 
-int mc_invspec_parse(const char *json, size_t len, mc_invspec *out, const char **code, mc_err *err)
+int mc_invspec_parse(const char *json, size_t len, mc_invspec *out, mc_inval_error *e)
 {
+    mc_inval in;
     memset(out, 0, sizeof *out);
-    json_error_t je;
-    json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (code)
-            *code = "MalformedJSON";
-        return mc_err_set(err, MC_E_INVAL, "malformed JSON at line %d column %d: %s", je.line, je.column,
-                          je.text);
-    }
-    int rc = mc_invspec_from_json(root, 0, out, code, err);
-    json_decref(root);
+    int rc = mc_inval_parse(json, len, &in, e);
+    if (rc < 0)
+        return rc;
+    mc_err err = {0};
+    rc = mc_invspec_from_inval(&in, out, &err);
+    mc_inval_free(&in);
+    if (rc == MC_E_INVAL)
+        mc_inval_error_set(e, 400, "InvalidPath", "%s", err.msg);
+    else if (rc < 0)
+        mc_inval_error_set(e, 500, "InternalError", "out of memory");
     return rc;
-}
-
-int mc_invspec_to_json(const mc_invspec *s, mc_buf *out)
-{
-    json_t *o = json_object(), *paths = json_array(), *tags = json_array();
-    int rc = o && paths && tags ? 0 : MC_E_NOMEM;
-    for (size_t i = 0; !rc && i < s->npaths; i++)
-        rc = json_array_append_new(paths, json_string(s->paths[i]));
-    for (size_t i = 0; !rc && i < s->nprefixes; i++) {
-        mc_buf p = MC_BUF_INIT;
-        if (mc_buf_puts(&p, s->prefixes[i]) < 0 || mc_buf_putc(&p, '*') < 0)
-            rc = MC_E_NOMEM;
-        else
-            rc = json_array_append_new(paths, json_string(p.data));
-        mc_buf_free(&p);
-    }
-    for (size_t i = 0; !rc && i < s->ntags; i++)
-        rc = json_array_append_new(tags, json_string(s->tags[i]));
-    if (!rc) {
-        json_object_set_new(o, "paths", paths);
-        json_object_set_new(o, "surrogate_keys", tags);
-        paths = tags = NULL;
-        json_object_set_new(o, "all", json_boolean(s->all));
-        json_object_set_new(o, "soft", json_boolean(s->soft));
-        char *text = json_dumps(o, JSON_COMPACT);
-        rc = text && mc_buf_puts(out, text) == 0 ? 0 : MC_E_NOMEM;
-        free(text);
-    }
-    json_decref(paths);
-    json_decref(tags);
-    json_decref(o);
-    return rc ? MC_E_NOMEM : 0;
 }
 
 static int copy_list(char **src, size_t n, char ***dst, size_t *dn)

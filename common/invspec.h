@@ -1,25 +1,14 @@
-/* invspec.h — what an invalidation (purge) names, and what it matches.
+/* invspec.h — what an invalidation (purge) matches in an edge's store.
  *
- * The same JSON body serves the edge's POST /purge, the control API's
- * POST /invalidations and the entries of the fleet log:
- *
- *   {"paths": ["/a.glb", "/models/chair-*"], "surrogate_keys": ["chair"],
- *    "all": false, "soft": false}
- *
- * A path ending in '*' is a prefix (the '*' only as the last character);
- * other paths are exact and also cover the object's query-string variants
- * ("/a.glb?v=2") and Vary variants. Paths are normalised the way the edge
- * normalises request paths (common/path.h), so "/a/../b.glb" purges "/b.glb";
- * a query after '?' is kept as written. Surrogate keys match the tokens of an
- * object's Surrogate-Key response header (space-separated, case-sensitive).
- *
- * Validation (mc_invspec_parse): unknown fields, wrong types, empty
- * invalidations, paths without a leading '/', a '*' anywhere but last,
- * strings outside 1..1024 bytes, keys with spaces or controls, and more than
- * MC_INVSPEC_MAX_ITEMS paths + keys are refused with a message naming what
- * was wrong (err->msg) and the error code in *code ("MalformedJSON",
- * "UnknownField", "EmptyInvalidation", "InvalidPath", "InvalidSurrogateKey",
- * "TooManyItems").
+ * common/inval.h parses and checks the JSON body that POST /purge, the
+ * control API and the fleet log share; an mc_invspec is the same
+ * invalidation made ready for matching: exact paths and prefixes (the '*'
+ * removed) normalised the way the edge normalises request paths
+ * (common/path.h), so "/a/../b.glb" purges "/b.glb"; a query after '?' is
+ * kept as written. An exact path also covers the object's query-string
+ * variants ("/a.glb?v=2") and Vary variants ("/a.glb\n..."). Surrogate keys
+ * match the tokens of an object's Surrogate-Key response header
+ * (space-separated, case-sensitive).
  *
  * Threads: pure functions. Ownership: an mc_invspec owns its strings
  * (mc_invspec_free).
@@ -31,8 +20,6 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define MC_INVSPEC_MAX_ITEMS 3000
-#define MC_INVSPEC_MAX_STRING 1024
 
 typedef struct mc_invspec {
     char **paths;          /* exact key strings (normalised path [+ "?" query]) */
@@ -45,17 +32,14 @@ typedef struct mc_invspec {
     int soft;
 } mc_invspec;
 
-/* Parse and validate a JSON body. Returns 0, MC_E_INVAL (err says why,
- * *code names the error for the answer), or MC_E_NOMEM. */
-int mc_invspec_parse(const char *json, size_t len, mc_invspec *out, const char **code, mc_err *err);
-
-/* The same from an already parsed jansson object (a log entry). */
-struct json_t;
-int mc_invspec_from_json(struct json_t *obj, int allow_extra, mc_invspec *out, const char **code,
-                         mc_err *err);
-
-/* Canonical JSON of spec (prefixes written back with their '*'). */
-int mc_invspec_to_json(const mc_invspec *spec, mc_buf *out);
+struct mc_inval;
+struct mc_inval_error;
+/* From a checked invalidation: MC_E_INVAL (err says which path cannot be
+ * normalised, e.g. "%00") or MC_E_NOMEM. */
+int mc_invspec_from_inval(const struct mc_inval *in, mc_invspec *out, mc_err *err);
+/* mc_inval_parse, then mc_invspec_from_inval: one call for a body. e gets
+ * the status, code and message to answer with. */
+int mc_invspec_parse(const char *json, size_t len, mc_invspec *out, struct mc_inval_error *e);
 
 void mc_invspec_free(mc_invspec *spec);
 int mc_invspec_copy(const mc_invspec *src, mc_invspec *dst);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/inval.h"
 #include "common/invspec.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -48,14 +49,40 @@ static void on_purged(void *arg, int ok, uint64_t affected)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* A log entry (checked by the control API when it was created) as a
+ * purge: its paths, surrogate keys, all and soft. */
+static int entry_spec(json_t *entry, mc_invspec *out, mc_err *err)
+{
+    mc_inval in;
+    memset(&in, 0, sizeof in);
+    json_t *paths = json_object_get(entry, "paths"), *keys = json_object_get(entry, "surrogate_keys"), *v;
+    size_t i;
+    int rc = 0;
+    json_array_foreach(paths, i, v)
+        if (!rc && json_is_string(v))
+            rc = mc_inval_add_path(&in, json_string_value(v));
+    json_array_foreach(keys, i, v)
+        if (!rc && json_is_string(v))
+            rc = mc_inval_add_key(&in, json_string_value(v));
+    in.all = json_is_true(json_object_get(entry, "all"));
+    in.soft = json_is_true(json_object_get(entry, "soft"));
+    if (!rc && !in.all && in.npaths + in.nkeys == 0)
+        rc = mc_err_set(err, MC_E_INVAL, "names nothing to invalidate");
+    else if (rc)
+        mc_err_set(err, rc, "out of memory");
+    if (!rc)
+        rc = mc_invspec_from_inval(&in, out, err);
+    mc_inval_free(&in);
+    return rc;
+}
+
 /* Apply one entry and store its seq as the cursor, in the store's order. */
 static int apply(mc_follow *f, json_t *entry, uint64_t seq)
 {
     mc_invspec spec;
-    const char *code = NULL;
     mc_err err = {0};
     purge_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
-    if (mc_invspec_from_json(entry, 1, &spec, &code, &err) < 0) {
+    if (entry_spec(entry, &spec, &err) < 0) {
         /* the control API validated it: this build cannot read it. Skipping
          * it would serve what it purges, so stop here and say so. */
         mc_log_error("follow", "msg=\"log entry unreadable\" seq=%llu error=\"%s\"", (unsigned long long)seq,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/inval.h"
 #include "common/invspec.h"
 #include "common/log.h"
 #include "common/sigv4.h"
@@ -133,10 +134,9 @@ void mc_purge_handle(mc_http_conn *c, mc_http_req *req, mc_node *node, struct ev
     if (mc_purge_authorize(c, req, &node->cfg->admin_keys) != 0)
         return;
     mc_invspec spec;
-    const char *code = "MalformedJSON";
-    mc_err err = {0};
-    if (mc_invspec_parse((const char *)req->body, req->body_len, &spec, &code, &err) < 0) {
-        mc_purge_json_error(c, 400, code, err.msg[0] ? err.msg : "bad purge request");
+    mc_inval_error e = {400, "BadRequest", "bad purge request"};
+    if (mc_invspec_parse((const char *)req->body, req->body_len, &spec, &e) < 0) {
+        mc_purge_json_error(c, e.status, e.code, e.message);
         return;
     }
     pending_purge *p = calloc(1, sizeof *p);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/hash.h"
+#include "common/inval.h"
 #include "common/invspec.h"
 #include "common/metrics.h"
 #include "edge/store.h"
@@ -19,7 +20,13 @@
 
 static int parse(const char *json, mc_invspec *s, const char **code, mc_err *err)
 {
-    return mc_invspec_parse(json, strlen(json), s, code, err);
+    mc_inval_error e = {0, NULL, ""};
+    int rc = mc_invspec_parse(json, strlen(json), s, &e);
+    if (rc < 0) {
+        *code = e.code;
+        snprintf(err->msg, sizeof err->msg, "%s", e.message);
+    }
+    return rc;
 }
 
 static void refuse(const char *json, const char *want_code, const char *want_in_msg)
@@ -51,46 +58,27 @@ static void invspec_accepts_and_normalises(void **state)
     assert_int_equal(s.ntags, 2);
     assert_true(s.soft);
     assert_false(s.all);
-    mc_buf b = MC_BUF_INIT;
-    assert_int_equal(mc_invspec_to_json(&s, &b), 0);
-    assert_non_null(strstr(b.data, "\"/models/chair/*\""));
-    mc_invspec back;
-    assert_int_equal(parse(b.data, &back, &code, &err), 0);   /* round trip */
-    assert_int_equal(back.npaths + back.nprefixes + back.ntags, 5);
-    mc_invspec_free(&back);
-    mc_buf_free(&b);
+    mc_invspec copy;
+    assert_int_equal(mc_invspec_copy(&s, &copy), 0);
+    assert_int_equal(mc_invspec_items(&copy), 5);
+    mc_invspec_free(&copy);
     mc_invspec_free(&s);
     assert_int_equal(parse("{\"all\":true}", &s, &code, &err), 0);
     assert_true(s.all);
     mc_invspec_free(&s);
 }
 
+/* The body rules are common/inval's (tests/unit/test_inval.c pins them);
+ * here: they reach the purge, plus what only normalising can find. */
 static void invspec_refuses_bad_bodies(void **state)
 {
     (void)state;
-    refuse("{\"paths\":[\"/a\"", "MalformedJSON", "malformed JSON");
-    refuse("[]", "MalformedJSON", "JSON object");
+    refuse("{\"paths\":[\"/a\"", "MalformedJSON", "");
     refuse("{\"paths\":[\"/a\"],\"color\":1}", "UnknownField", "color");
-    refuse("{}", "EmptyInvalidation", "nothing to invalidate");
-    refuse("{\"paths\":[],\"surrogate_keys\":[]}", "EmptyInvalidation", "nothing");
-    refuse("{\"all\":false}", "EmptyInvalidation", "nothing");
-    refuse("{\"paths\":[\"a.glb\"]}", "InvalidPath", "does not start with '/'");
-    refuse("{\"paths\":[\"/a*/b\"]}", "InvalidPath", "only at the end");
-    refuse("{\"paths\":[\"/a\\u0001\"]}", "InvalidPath", "control");
+    refuse("{}", "EmptyInvalidation", "");
+    refuse("{\"paths\":[\"a.glb\"]}", "InvalidPath", "a.glb");
     refuse("{\"paths\":[\"/a%00\"]}", "InvalidPath", "not a valid URL path");
-    refuse("{\"paths\":[\"\"]}", "InvalidPath", "1 to 1024");
-    refuse("{\"paths\":\"/a\"}", "MalformedJSON", "array of strings");
-    refuse("{\"paths\":[1]}", "MalformedJSON", "array of strings");
-    refuse("{\"surrogate_keys\":[\"a b\"]}", "InvalidSurrogateKey", "space");
-    refuse("{\"soft\":\"yes\",\"all\":true}", "MalformedJSON", "true or false");
-    refuse("{\"all\":true,\"all\":true}", "MalformedJSON", "duplicate");
-    mc_buf big = MC_BUF_INIT;
-    mc_buf_puts(&big, "{\"surrogate_keys\":[");
-    for (int i = 0; i < 3001; i++)
-        mc_buf_printf(&big, "%s\"k%d\"", i ? "," : "", i);
-    mc_buf_puts(&big, "]}");
-    refuse(big.data, "TooManyItems", "3000");
-    mc_buf_free(&big);
+    refuse("{\"paths\":[\"/a%zz.glb\"]}", "InvalidPath", "not a valid URL path");
 }
 
 static void invspec_matching(void **state)
@@ -193,7 +181,7 @@ static uint64_t purge(mc_store *s, const char *json, const uint64_t *cursor)
     mc_invspec spec;
     const char *code;
     mc_err err = {0};
-    assert_int_equal(mc_invspec_parse(json, strlen(json), &spec, &code, &err), 0);
+    assert_int_equal(parse(json, &spec, &code, &err), 0);
     waiter w = WAITER_INIT;
     assert_int_equal(mc_store_purge(s, &spec, cursor, on_purged, &w), 0);
     mc_invspec_free(&spec);

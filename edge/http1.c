@@ -353,19 +353,25 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts)
 {
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        close(fd);
+        return -1;
+    }
+    return mc_http_conn_new_bev(bev, opts);
+}
+
+int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts)
+{
     mc_http_conn *c = calloc(1, sizeof *c);
     if (!c) {
-        close(fd);
+        bufferevent_free(bev);
         return -1;
     }
     c->magic = MC_CONN_MAGIC;
     c->opts = *opts;
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        close(fd);
-        free(c);
-        return -1;
-    }
+    c->bev = bev;
+    int fd = (int)bufferevent_getfd(bev);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {

@@ -71,6 +71,11 @@ void mc_http_close_all(mc_http_conn **registry);
 
 /* Take ownership of an accepted socket. */
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
+/* Take ownership of a ready bufferevent over an accepted socket (e.g. a
+ * bufferevent_openssl in the accepting state, BEV_OPT_CLOSE_ON_FREE): the
+ * connection runs over whatever the bufferevent is. Freed on failure. */
+struct bufferevent;
+int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts);
 
 void mc_http_set_owner(mc_http_conn *c, const mc_http_owner *o);
 

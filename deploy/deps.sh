@@ -7,8 +7,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
       libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin
-  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3)
+  # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin;
+  # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it
+  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 openssl)
 fi
 
 missing=()

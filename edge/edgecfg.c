@@ -273,6 +273,7 @@ static int load_tls(mc_edge_config *out, const mc_config *c, mc_err *err)
         return mc_config_fail(c, err, MC_E_INVAL, "tls", "cert", "path too long");
     if (copy_str(out->tls_key, sizeof out->tls_key, key) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "tls", "key", "path too long");
+    out->tls_enabled = 1;
     if (!listen) {
         memcpy(out->tls_host, out->listen_host, sizeof out->tls_host);
         out->tls_port = 8443;

@@ -43,7 +43,8 @@ typedef struct mc_cache_policy {
 typedef struct mc_edge_config {
     char listen_host[256];
     int listen_port;
-    char tls_host[256];          /* viewer HTTPS listener; tls_port 0 = none */
+    int tls_enabled;             /* viewer HTTPS listener on tls_host:tls_port */
+    char tls_host[256];
     int tls_port;
     char tls_cert[1024];         /* PEM chain, leaf first */
     char tls_key[1024];          /* PEM private key */

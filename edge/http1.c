@@ -6,8 +6,10 @@
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,17 @@ static void conn_free(mc_http_conn *c)
     free(c->head);
     c->magic = 0;
     free(c);
+}
+
+/* The response is complete and sent: over TLS, say so with close_notify
+ * first (RFC 8446 6.1), so a client can tell this close from a truncation.
+ * Best effort, straight to the socket; never after a TLS error. */
+static void conn_close_clean(mc_http_conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        SSL_shutdown(ssl);
+    conn_free(c);
 }
 
 const char *mc_http_reason(int s)
@@ -255,7 +268,7 @@ static void finish_or_next(mc_http_conn *c)
     if (c->close_after) {
         c->state = CONN_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            conn_free(c);
+            conn_close_clean(c);
         return;
     }
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -336,7 +349,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     } else if (c->state == CONN_FLUSHING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         finish_or_next(c);
     } else if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        conn_free(c);
+        conn_close_clean(c);
     }
 }
 

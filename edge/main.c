@@ -52,7 +52,7 @@ static int run(const mc_edge_config *cfg)
     mc_store *store = NULL;
     mc_tls *tls = NULL;
     mc_signer *signer = NULL;
-    if (cfg->tls_port && mc_tls_new(&tls, cfg->tls_cert, cfg->tls_key, &err) < 0) {
+    if (cfg->tls_enabled && mc_tls_new(&tls, cfg->tls_cert, cfg->tls_key, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
         return 1;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/log.h"
+#include "edge/stats.h"
 #include "edge/tls.h"
 
 /* Mozilla "intermediate" (server side, TLS 1.2 part; TLS 1.3 suites are
@@ -54,6 +55,29 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* An ex_data slot marking a connection whose handshake was counted: TLS 1.3
+ * servers report HANDSHAKE_DONE again after each NewSessionTicket. */
+static int g_counted_idx = -1;
+static pthread_once_t g_idx_once = PTHREAD_ONCE_INIT;
+
+static void make_idx(void)
+{
+    g_counted_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static void on_info(const SSL *ssl, int where, int ret)
+{
+    if ((where & SSL_CB_HANDSHAKE_DONE) && g_counted_idx >= 0 && !SSL_get_ex_data(ssl, g_counted_idx)) {
+        SSL_set_ex_data((SSL *)ssl, g_counted_idx, (void *)1);
+        mc_counter_add(&mc_stats_global.tls_handshakes, 1);
+        if (SSL_session_reused(ssl))
+            mc_counter_add(&mc_stats_global.tls_resumed, 1);
+    } else if ((where & SSL_CB_WRITE_ALERT) && (ret >> 8) == SSL3_AL_FATAL && !SSL_is_init_finished(ssl)) {
+        mc_counter_add(&mc_stats_global.tls_failures, 1);
+        mc_log_debug("tls", "msg=\"handshake refused\" alert=\"%s\"", SSL_alert_desc_string_long(ret));
+    }
+}
+
 static SSL_CTX *ctx_build(const char *cert_file, const char *key_file, mc_err *err)
 {
     char why[256];
@@ -86,6 +110,8 @@ static SSL_CTX *ctx_build(const char *cert_file, const char *key_file, mc_err *e
      * behind a bufferevent does move its chunks */
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    pthread_once(&g_idx_once, make_idx);
+    SSL_CTX_set_info_callback(ctx, on_info);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         ssl_reason(why, sizeof why);
         mc_err_set(err, MC_E_INVAL, "tls.cert: %s: cannot load a PEM certificate chain: %s", cert_file, why);
@@ -144,6 +170,7 @@ int mc_tls_reload(mc_tls *t, mc_err *err)
     /* drops our reference only: connections made from old hold their own */
     SSL_CTX_free(old);
     atomic_fetch_add_explicit(&t->generation, 1, memory_order_relaxed);
+    mc_counter_add(&mc_stats_global.tls_reloads, 1);
     return 0;
 }
 

@@ -16,6 +16,9 @@
  * the old context. New ticket keys come with each context, so sessions from
  * before a reload fall back to a full handshake.
  *
+ * Counts (stats.h): handshakes completed and resumed, handshakes refused
+ * with a fatal alert, reloads.
+ *
  * Threads: mc_tls_new / _reload / _free on the main thread; mc_tls_ssl_new
  * from any worker (a mutex guards the current-context pointer only).
  * Errors: 0 or a negative MC_E_* with err naming the file and OpenSSL's

@@ -186,6 +186,9 @@ class ViewerTLS(unittest.TestCase):
         self.addCleanup(self.edge.stop)
         self.port = self.edge.addr["https"][1]
 
+    def metric(self, name):
+        return h.metrics(*self.edge.addr["admin"]).get(name, 0)
+
     def test_https_miss_then_hit_over_tls13_and_tls12_same_cache_headers_as_http(self):
         st, hd, body, s = https_get(self.port, "/small.glb", client_ctx(ssl.TLSVersion.TLSv1_3))
         self.assertEqual(st, 200)
@@ -225,6 +228,7 @@ class ViewerTLS(unittest.TestCase):
         rc, out = s_client(self.port, "-tls1_2", "-CAfile", PKI.path("ca.pem"))
         self.assertEqual(rc, 0, out)
         self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertEqual(self.metric("meshcdn_edge_tls_handshake_failures_total"), 2)
 
     def test_alpn_http11_negotiated_and_h2_only_refused(self):
         st, _, _, s = https_get(self.port, "/small.glb", client_ctx(alpn=["h2", "http/1.1"]))
@@ -256,6 +260,9 @@ class ViewerTLS(unittest.TestCase):
         # TLS 1.2 by the session cache (session ids) too
         rc, out = s_client(self.port, "-CAfile", PKI.path("ca.pem"), "-tls1_2", "-no_ticket", "-reconnect")
         self.assertIn("Reused, TLSv1.2", out)
+        # operators see the same in /metrics
+        self.assertGreaterEqual(self.metric('meshcdn_edge_tls_handshakes_total{resumed="yes"}'), 4)
+        self.assertGreaterEqual(self.metric('meshcdn_edge_tls_handshakes_total{resumed="no"}'), 4)
 
     def test_sighup_swaps_certificate_and_open_download_completes(self):
         host, port = self.edge.addr["http"]
@@ -284,6 +291,7 @@ class ViewerTLS(unittest.TestCase):
         self.edge.wait_log(r"TLS reload failed; the previous certificate stays in use")
         _, _, _, again = https_get(self.port, "/small.glb", ctx)
         self.assertEqual(again.serial, 0x2002)
+        self.assertEqual(self.metric("meshcdn_edge_tls_reloads_total"), 1)
         # the download begun before the swap finishes intact, slowly
         self.assertEqual(serial(old), 0x1001)
         want = int(hd["content-length"])

@@ -4,7 +4,9 @@
  * the input buffer), hands it to the listener's handler, and lets the handler
  * answer at its own pace: all at once, or streamed as an upstream delivers.
  * Keep-alive per RFC 9112 9.3; a request with a body is answered and the
- * connection closed.
+ * connection closed. A connection runs over a plain socket or any ready
+ * bufferevent (TLS: a bufferevent_openssl); over TLS a clean close sends
+ * close_notify and mc_http_abort does not, so a cut body stays visibly cut.
  *
  * Threads: a connection lives on one worker's event loop; every function
  * here must be called on that loop.

@@ -171,7 +171,8 @@ class ViewerTLS(unittest.TestCase):
         h.write_keys(f"{self.tmp}/keys", [(AK, SECRET)])
         h.write_keys(f"{self.tmp}/cred", [(AK, SECRET)])
         self.origin = h.Daemon("meshcdn-origin", ["--root", root, "--keys", f"{self.tmp}/keys",
-                                                  "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+                                                  "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"],
+                               timeout=30)
         self.addCleanup(self.origin.stop)
         # the edge reads the certificate from these paths; tests swap their contents
         self.cert, self.key = f"{self.tmp}/edge.pem", f"{self.tmp}/edge.key"
@@ -182,7 +183,7 @@ class ViewerTLS(unittest.TestCase):
             "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
             "--store", f"{self.tmp}/store", "--store-size", "256M", "--workers", "2",
             "--node-id", "tls-e2e", f"--tls.cert={self.cert}", f"--tls.key={self.key}"],
-            listeners=("http", "https", "admin"))
+            listeners=("http", "https", "admin"), timeout=30)
         self.addCleanup(self.edge.stop)
         self.port = self.edge.addr["https"][1]
 
@@ -375,7 +376,7 @@ class OriginTLS(unittest.TestCase):
         d = h.Daemon("meshcdn-edge", [
             "--origin", origin_url, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
             "--store", f"{self.tmp}/store{self.n}", "--store-size", "64M", "--workers", "1",
-            "--node-id", "tls-e2e"] + list(extra), listeners=("http", "admin"))
+            "--node-id", "tls-e2e"] + list(extra), listeners=("http", "admin"), timeout=30)
         self.addCleanup(d.stop)
         return d.addr["http"], d
 

@@ -234,6 +234,10 @@ static void stop_loop(void *arg)
      * event_base_free was sometimes never finalized (its SSL and the
      * SSL_CTX behind it leaked: seen with LeakSanitizer, 1 stop in 25 with
      * an idle keep-alive TLS viewer). loopexit lets those callbacks run. */
+    if (w->listener)
+        evconnlistener_disable(w->listener);
+    if (w->tls_listener)
+        evconnlistener_disable(w->tls_listener);
     mc_http_close_all(&w->conns);
     event_base_loopexit(w->base, NULL);
 }

@@ -11,6 +11,7 @@
 
 #define MAX_ACCESS_KEY 128   /* fits mc_sigv4_verdict.access_key */
 #define MAX_SECRET 512
+#define MAX_TOKEN 8192       /* STS session tokens run to a few KiB */
 
 static void wipe(void *p, size_t n)
 {
@@ -27,6 +28,10 @@ void mc_keys_free(mc_keys *k)
         if (k->v[i].secret) {
             wipe(k->v[i].secret, strlen(k->v[i].secret));
             free(k->v[i].secret);
+        }
+        if (k->v[i].session_token) {
+            wipe(k->v[i].session_token, strlen(k->v[i].session_token));
+            free(k->v[i].session_token);
         }
     }
     free(k->v);
@@ -46,8 +51,8 @@ static const char *bad_field(const char *s, size_t max)
     return NULL;
 }
 
-static int add_pair(mc_keys *k, const char *ak, const char *secret, const char *path,
-                    int lineno, mc_err *err)
+static int add_pair(mc_keys *k, const char *ak, const char *secret, const char *token,
+                    const char *path, int lineno, mc_err *err)
 {
     int seen = 0;
     for (int i = 0; i < k->n; i++) {
@@ -67,14 +72,16 @@ static int add_pair(mc_keys *k, const char *ak, const char *secret, const char *
     k->v = v;
     v[k->n].access_key = strdup(ak);
     v[k->n].secret = strdup(secret);
+    v[k->n].session_token = token ? strdup(token) : NULL;
     k->n++;
-    if (!v[k->n - 1].access_key || !v[k->n - 1].secret)
+    if (!v[k->n - 1].access_key || !v[k->n - 1].secret || (token && !v[k->n - 1].session_token))
         return mc_err_set(err, MC_E_NOMEM, "%s:%d: out of memory", path, lineno);
     return 0;
 }
 
 /* One line, already stripped of its end of line. Fields are split in place. */
-static int parse_line(mc_keys *k, char *line, const char *path, int lineno, mc_err *err)
+static int parse_line(mc_keys *k, char *line, int allow_token, const char *path, int lineno,
+                      mc_err *err)
 {
     char *f[3] = {NULL, NULL, NULL};
     int n = 0;
@@ -86,7 +93,10 @@ static int parse_line(mc_keys *k, char *line, const char *path, int lineno, mc_e
             n++;
     if (n == 0 || f[0][0] == '#')
         return 0;
-    if (n != 2)
+    if (allow_token && n != 2 && n != 3)
+        return mc_err_set(err, MC_E_INVAL, "%s:%d: expected ACCESS_KEY_ID SECRET [SESSION_TOKEN], "
+                          "found %d fields", path, lineno, n);
+    if (!allow_token && n != 2)
         return mc_err_set(err, MC_E_INVAL, "%s:%d: expected two fields (ACCESS_KEY_ID SECRET), "
                           "found %d", path, lineno, n);
     const char *why = bad_field(f[0], MAX_ACCESS_KEY);
@@ -96,10 +106,12 @@ static int parse_line(mc_keys *k, char *line, const char *path, int lineno, mc_e
         return mc_err_set(err, MC_E_INVAL, "%s:%d: access key id is %s", path, lineno, why);
     if ((why = bad_field(f[1], MAX_SECRET)))
         return mc_err_set(err, MC_E_INVAL, "%s:%d: secret is %s", path, lineno, why);
-    return add_pair(k, f[0], f[1], path, lineno, err);
+    if (n == 3 && (why = bad_field(f[2], MAX_TOKEN)))
+        return mc_err_set(err, MC_E_INVAL, "%s:%d: session token is %s", path, lineno, why);
+    return add_pair(k, f[0], f[1], n == 3 ? f[2] : NULL, path, lineno, err);
 }
 
-int mc_keys_load(mc_keys *out, const char *path, mc_err *err)
+static int load(mc_keys *out, const char *path, int allow_token, mc_err *err)
 {
     struct stat st;
     mc_keys k = {NULL, 0};
@@ -144,7 +156,7 @@ int mc_keys_load(mc_keys *out, const char *path, mc_err *err)
         if (strlen(line) != (size_t)len)
             rc = mc_err_set(err, MC_E_INVAL, "%s:%d: NUL byte in line", path, lineno);
         else
-            rc = parse_line(&k, line, path, lineno, err);
+            rc = parse_line(&k, line, allow_token, path, lineno, err);
         wipe(line, cap);
     }
     if (rc == 0 && ferror(f))
@@ -163,9 +175,14 @@ int mc_keys_load(mc_keys *out, const char *path, mc_err *err)
     return 0;
 }
 
+int mc_keys_load(mc_keys *out, const char *path, mc_err *err)
+{
+    return load(out, path, 0, err);
+}
+
 int mc_keys_load_credentials(mc_keys *out, const char *path, mc_err *err)
 {
-    int rc = mc_keys_load(out, path, err);
+    int rc = load(out, path, 1, err);
     if (rc < 0)
         return rc;
     if (out->n != 1) {

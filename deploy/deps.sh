@@ -7,9 +7,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
       libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin
-  # python3-botocore: tests/e2e/ctlpeer.py checks meshcdnctl's signatures with it too
-  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore)
+  # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin;
+  # python3-botocore: tests/e2e/ctlpeer.py checks meshcdnctl's signatures with it too;
+  # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it
+  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl)
 fi
 
 missing=()

@@ -91,6 +91,12 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));
     counter(b, "meshcdn_edge_client_aborts_total", "viewers that left mid-response", mc_counter_get(&s->client_aborts));
     counter(b, "meshcdn_edge_loops_detected_total", "requests refused by CDN-Loop", mc_counter_get(&s->loops_detected));
+    mc_metrics_header(b, "meshcdn_edge_tls_handshakes_total", "counter", "viewer TLS handshakes completed, by session resumption");
+    mc_metrics_value(b, "meshcdn_edge_tls_handshakes_total", "resumed=\"no\"",
+                     (double)(mc_counter_get(&s->tls_handshakes) - mc_counter_get(&s->tls_resumed)));
+    mc_metrics_value(b, "meshcdn_edge_tls_handshakes_total", "resumed=\"yes\"", (double)mc_counter_get(&s->tls_resumed));
+    counter(b, "meshcdn_edge_tls_handshake_failures_total", "viewer TLS handshakes refused (version, ALPN, cipher)", mc_counter_get(&s->tls_failures));
+    counter(b, "meshcdn_edge_tls_reloads_total", "viewer certificate reloads (SIGHUP)", mc_counter_get(&s->tls_reloads));
     return 0;
 }
 

@@ -9,7 +9,9 @@
 
 const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:8080", "viewer HTTP listener", NULL, 0, 0},
-    {"edge", "tls_listen", "tls-listen", MC_CFG_ADDR, NULL, "viewer HTTPS listener (not built yet)", NULL, 0, 0},
+    {"edge", "tls_listen", "tls-listen", MC_CFG_STR, NULL, "viewer HTTPS listener ADDR[:PORT] (port 8443 by default; on [edge] listen's address with port 8443 when [tls] cert is set)", NULL, 0, 0},
+    {"tls", "cert", NULL, MC_CFG_STR, NULL, "viewer TLS certificate chain (PEM, leaf first); reloaded on SIGHUP", NULL, 0, 0},
+    {"tls", "key", NULL, MC_CFG_STR, NULL, "viewer TLS private key (PEM); reloaded on SIGHUP", NULL, 0, 0},
     {"edge", "admin", "admin", MC_CFG_ADDR, "127.0.0.1:9080", "admin listener: /healthz /readyz /metrics /purge", NULL, 0, 0},
     {"admin", "keys", "admin-keys", MC_CFG_STR, NULL, "operator key file (ID SECRET per line, mode 0600) for POST /purge", NULL, 0, 0},
     {"edge", "workers", "workers", MC_CFG_INT, "0", "event-loop threads (0 = one per core)", NULL, 0, 256},
@@ -23,8 +25,12 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
     {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
     {"origin", "sign", "origin-sign", MC_CFG_ENUM, "sigv4", "sign origin requests: sigv4|none", "sigv4|none", 0, 0},
-    {"origin", "credentials", "credentials", MC_CFG_STR, NULL, "file with one ACCESS_KEY_ID SECRET pair (mode 0600)", NULL, 0, 0},
-    {"origin", "region", NULL, MC_CFG_STR, "us-east-1", "SigV4 region of the origin", NULL, 0, 0},
+    {"origin", "credentials", "credentials", MC_CFG_STR, NULL, "file with one line ACCESS_KEY_ID SECRET [SESSION_TOKEN] (mode 0600); re-read when it changes", NULL, 0, 0},
+    {"origin", "session_token_file", NULL, MC_CFG_STR, NULL, "file holding the session token of temporary credentials (mode 0600); re-read when it changes", NULL, 0, 0},
+    {"origin", "region", NULL, MC_CFG_STR, NULL, "SigV4 region of the origin (default: from an Amazon S3 host name, else us-east-1)", NULL, 0, 0},
+    {"origin", "ca_file", NULL, MC_CFG_STR, NULL, "HTTPS origins: CA certificates (PEM) to verify against (default: the system's)", NULL, 0, 0},
+    {"origin", "ca_dir", NULL, MC_CFG_STR, NULL, "HTTPS origins: directory of hashed CA certificates (default: the system's)", NULL, 0, 0},
+    {"origin", "insecure", NULL, MC_CFG_BOOL, "false", "HTTPS origins: do not verify the certificate or host name (testing only)", NULL, 0, 0},
     {"origin", "connect_timeout", NULL, MC_CFG_DURATION, "5s", "upstream connect timeout", NULL, 0, 0},
     {"origin", "idle_timeout", NULL, MC_CFG_DURATION, "30s", "abort an upstream that stalls this long", NULL, 0, 0},
     {"store", "dir", "store", MC_CFG_STR, "./meshcdn-store", "LMDB store directory", NULL, 0, 0},
@@ -212,13 +218,103 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     return 0;
 }
 
+int mc_edge_region_from_host(const char *host, char *out, size_t n)
+{
+    char h[256];
+    size_t hl = strcspn(host, ":");
+    if (hl >= sizeof h)
+        return 0;
+    for (size_t i = 0; i < hl; i++)
+        h[i] = (char)tolower((unsigned char)host[i]);
+    h[hl] = '\0';
+    static const char suffix[] = ".amazonaws.com";
+    size_t sl = sizeof suffix - 1;
+    if (hl <= sl || strcmp(h + hl - sl, suffix) != 0)
+        return 0;
+    h[hl - sl] = '\0';                        /* "bucket.s3.eu-west-1" */
+    /* the label that starts with "s3" (the bucket name may contain dots) */
+    char *s3 = NULL;
+    for (char *p = h; p; p = strchr(p, '.')) {
+        if (*p == '.')
+            p++;
+        if (strncmp(p, "s3", 2) == 0 && (p[2] == '.' || p[2] == '-' || p[2] == '\0')) {
+            s3 = p;                           /* keep the last: "s3.bucket.s3.eu-west-1" */
+        }
+    }
+    if (!s3)
+        return 0;
+    const char *r;
+    if (s3[2] == '\0')
+        r = "us-east-1";                      /* s3.amazonaws.com: the global endpoint */
+    else if (s3[2] == '-')
+        r = s3 + 3;                           /* legacy s3-REGION */
+    else {
+        r = s3 + 3;
+        if (strncmp(r, "dualstack.", 10) == 0)
+            r += 10;
+        if (strchr(r, '.'))
+            return 0;                         /* not a shape we know */
+    }
+    if (!*r || strlen(r) >= n)
+        return 0;
+    memcpy(out, r, strlen(r) + 1);
+    return 1;
+}
+
+static int load_tls(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    const char *listen = mc_config_str(c, "edge", "tls_listen");
+    const char *cert = mc_config_str(c, "tls", "cert");
+    const char *key = mc_config_str(c, "tls", "key");
+    if (!listen && !cert && !key)
+        return 0;
+    if (!cert)
+        return mc_config_fail(c, err, MC_E_INVAL, listen ? "edge" : "tls", listen ? "tls_listen" : "key",
+                              "needs [tls] cert = FILE (PEM chain) and key = FILE");
+    if (!key)
+        return mc_config_fail(c, err, MC_E_INVAL, "tls", "cert", "needs [tls] key = FILE (PEM private key)");
+    if (copy_str(out->tls_cert, sizeof out->tls_cert, cert) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "tls", "cert", "path too long");
+    if (copy_str(out->tls_key, sizeof out->tls_key, key) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "tls", "key", "path too long");
+    out->tls_enabled = 1;
+    if (!listen) {
+        memcpy(out->tls_host, out->listen_host, sizeof out->tls_host);
+        out->tls_port = 8443;
+        return 0;
+    }
+    if (mc_parse_addr(listen, out->tls_host, sizeof out->tls_host, &out->tls_port) == 0)
+        return 0;
+    /* ADDR alone (v4, or [v6]): the default HTTPS port */
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "%s:8443", listen);
+    if (n > 0 && (size_t)n < sizeof buf && mc_parse_addr(buf, out->tls_host, sizeof out->tls_host, &out->tls_port) == 0)
+        return 0;
+    return mc_config_fail(c, err, MC_E_INVAL, "edge", "tls_listen",
+                          "\"%s\" is not an address (use 0.0.0.0:8443, [::]:8443 or 127.0.0.1)", listen);
+}
+
+static int load_origin_tls(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    const char *f = mc_config_str(c, "origin", "ca_file");
+    const char *d = mc_config_str(c, "origin", "ca_dir");
+    if (f && (copy_str(out->origin_ca_file, sizeof out->origin_ca_file, f) < 0 || access(f, R_OK) != 0))
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "ca_file", "\"%s\" is not a readable file", f);
+    if (d && (copy_str(out->origin_ca_dir, sizeof out->origin_ca_dir, d) < 0 || access(d, R_OK | X_OK) != 0))
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", "ca_dir", "\"%s\" is not a readable directory", d);
+    out->origin_insecure = mc_config_bool(c, "origin", "insecure");
+    if (out->origin_insecure)
+        mc_log_warn("config", "msg=\"origin.insecure: the origin's TLS certificate is NOT verified\"");
+    return 0;
+}
+
 static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
 {
     int rc;
     mc_parse_addr(mc_config_str(c, "edge", "listen"), out->listen_host, sizeof out->listen_host, &out->listen_port);
     mc_parse_addr(mc_config_str(c, "edge", "admin"), out->admin_host, sizeof out->admin_host, &out->admin_port);
-    if (mc_config_str(c, "edge", "tls_listen"))
-        return mc_config_fail(c, err, MC_E_INVAL, "edge", "tls_listen", "TLS is not built yet in this version");
+    if ((rc = load_tls(out, c, err)) < 0)
+        return rc;
     out->workers = (int)mc_config_int(c, "edge", "workers");
     if (out->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -244,8 +340,14 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     if ((rc = split_origin(out, c, err)) < 0)
         return rc;
     out->origin_sign = strcmp(mc_config_str(c, "origin", "sign"), "sigv4") == 0;
-    if (copy_str(out->sign_region, sizeof out->sign_region, mc_config_str(c, "origin", "region")) < 0)
+    const char *region = mc_config_str(c, "origin", "region");
+    if (!region && !mc_edge_region_from_host(strstr(out->origin_base, "://") + 3, out->sign_region,
+                                             sizeof out->sign_region))
+        region = "us-east-1";
+    if (region && copy_str(out->sign_region, sizeof out->sign_region, region) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "origin", "region", "too long");
+    if ((rc = load_origin_tls(out, c, err)) < 0)
+        return rc;
     out->connect_timeout_ms = mc_config_duration_ms(c, "origin", "connect_timeout");
     out->upstream_idle_ms = mc_config_duration_ms(c, "origin", "idle_timeout");
     if (out->origin_sign) {
@@ -256,6 +358,11 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
         mc_err kerr;
         if ((rc = mc_keys_load_credentials(&out->credentials, cred, &kerr)) < 0)
             return mc_config_fail(c, err, rc, "origin", "credentials", "%s", kerr.msg);
+        if (copy_str(out->credentials_file, sizeof out->credentials_file, cred) < 0)
+            return mc_config_fail(c, err, MC_E_INVAL, "origin", "credentials", "path too long");
+        const char *tok = mc_config_str(c, "origin", "session_token_file");
+        if (tok && copy_str(out->session_token_file, sizeof out->session_token_file, tok) < 0)
+            return mc_config_fail(c, err, MC_E_INVAL, "origin", "session_token_file", "path too long");
     }
     const char *ctl = mc_config_str(c, "edge", "control");
     if (ctl) {

@@ -43,6 +43,11 @@ typedef struct mc_cache_policy {
 typedef struct mc_edge_config {
     char listen_host[256];
     int listen_port;
+    int tls_enabled;             /* viewer HTTPS listener on tls_host:tls_port */
+    char tls_host[256];
+    int tls_port;
+    char tls_cert[1024];         /* PEM chain, leaf first */
+    char tls_key[1024];          /* PEM private key */
     char admin_host[256];
     int admin_port;
     int workers;                 /* event-loop threads */
@@ -52,7 +57,12 @@ typedef struct mc_edge_config {
     char origin_path[512];       /* "/assets": prefix added to every viewer path */
     int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */
     char sign_region[64];
-    mc_keys credentials;         /* exactly one pair when origin_sign */
+    mc_keys credentials;         /* exactly one pair when origin_sign (as loaded at start) */
+    char credentials_file[1024]; /* re-read by the signer when it changes */
+    char session_token_file[1024];   /* "" = token (if any) from the credentials file */
+    char origin_ca_file[1024];   /* HTTPS origins: CA bundle ("" = system default) */
+    char origin_ca_dir[1024];    /* HTTPS origins: hashed CA directory ("" = system default) */
+    int origin_insecure;         /* 1 = do not verify the origin's certificate (explicit only) */
     mc_keys admin_keys;          /* operators allowed to purge (empty: purge refused) */
     char control_url[512];       /* fleet invalidation log ("" = none) */
     mc_keys control_credentials; /* one pair when control_url is set */
@@ -80,6 +90,13 @@ extern const mc_cfg_opt mc_edge_schema[];
 const mc_cache_policy *mc_edge_policy_for(const mc_edge_config *c, const char *path);
 
 int mc_edge_config_load(mc_edge_config *out, int argc, char **argv, mc_err *err);
+
+/* The SigV4 region an Amazon S3 host implies: "b.s3.eu-west-1.amazonaws.com",
+ * "s3.eu-west-1.amazonaws.com", "b.s3-eu-west-1.amazonaws.com",
+ * "b.s3.dualstack.eu-west-1.amazonaws.com" -> "eu-west-1";
+ * "b.s3.amazonaws.com" -> "us-east-1". host may carry ":PORT". Returns 1
+ * when out was set, 0 for a host that is not Amazon S3's. */
+int mc_edge_region_from_host(const char *host, char *out, size_t n);
 void mc_edge_config_free(mc_edge_config *c);
 
 #endif

@@ -7,8 +7,11 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,25 @@ static void conn_free(mc_http_conn *c)
     mc_buf_free(&c->body);
     c->magic = 0;
     free(c);
+}
+
+/* A close that is not an error. Over TLS: when the response is complete
+ * and sent, say so with close_notify first (RFC 8446 6.1), so a client can
+ * tell this close from a truncation (best effort, straight to the socket);
+ * when the viewer has gone, mark the session closed quietly. Either way
+ * OpenSSL keeps the session resumable, which it does not after an unclean
+ * close. Never after a TLS error. */
+static void conn_close_clean(mc_http_conn *c, int peer_gone)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) {
+        if (peer_gone)
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        else
+            SSL_shutdown(ssl);
+        ERR_clear_error();   /* the queue is per thread: leave nothing for the next connection */
+    }
+    conn_free(c);
 }
 
 const char *mc_http_reason(int s)
@@ -283,7 +305,7 @@ static void finish_or_next(mc_http_conn *c)
     if (c->close_after) {
         c->state = CONN_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            conn_free(c);
+            conn_close_clean(c, 0);
         return;
     }
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -455,7 +477,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     } else if (c->state == CONN_FLUSHING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         finish_or_next(c);
     } else if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        conn_free(c);
+        conn_close_clean(c, 0);
     }
 }
 
@@ -466,25 +488,34 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state == CONN_HANDLING)
             mc_counter_add(&mc_stats_global.client_aborts, 1);
-        conn_free(c);
+        if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+            conn_free(c);
+        else
+            conn_close_clean(c, 1);
     }
 }
 
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts)
 {
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        close(fd);
+        return -1;
+    }
+    return mc_http_conn_new_bev(bev, opts);
+}
+
+int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts)
+{
     mc_http_conn *c = calloc(1, sizeof *c);
     if (!c) {
-        close(fd);
+        bufferevent_free(bev);
         return -1;
     }
     c->magic = MC_CONN_MAGIC;
     c->opts = *opts;
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        close(fd);
-        free(c);
-        return -1;
-    }
+    c->bev = bev;
+    int fd = (int)bufferevent_getfd(bev);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {

@@ -8,6 +8,9 @@
  * (opts.max_body > 0): a larger body gets 413, a malformed chunked body 400,
  * and Expect: 100-continue is answered. With max_body = 0 a body is not read:
  * the request is handled and the connection closed after the response.
+ * A connection runs over a plain socket or any ready bufferevent (TLS: a
+ * bufferevent_openssl); over TLS a clean close sends close_notify and
+ * mc_http_abort does not, so a cut body stays visibly cut.
  *
  * Threads: a connection lives on one worker's event loop; every function
  * here must be called on that loop.
@@ -78,6 +81,11 @@ void mc_http_close_all(mc_http_conn **registry);
 
 /* Take ownership of an accepted socket. */
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
+/* Take ownership of a ready bufferevent over an accepted socket (e.g. a
+ * bufferevent_openssl in the accepting state, BEV_OPT_CLOSE_ON_FREE): the
+ * connection runs over whatever the bufferevent is. Freed on failure. */
+struct bufferevent;
+int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts);
 
 void mc_http_set_owner(mc_http_conn *c, const mc_http_owner *o);
 

@@ -43,7 +43,9 @@ typedef struct mc_worker {
     pthread_t thread;
     int listen_fd;
     struct evconnlistener *listener;
-    struct mc_http_conn *conns;   /* open viewer connections (http1 registry) */
+    int tls_fd;                   /* HTTPS listener, -1 without TLS */
+    struct evconnlistener *tls_listener;
+    struct mc_http_conn *conns;   /* open viewer connections, HTTP and HTTPS (http1 registry) */
     mc_upstream *upstream;
     mc_fill_table *fills;
     mc_store_reader *reader;
@@ -53,15 +55,22 @@ typedef struct mc_worker {
     struct event *wake;
 } mc_worker;
 
+typedef struct mc_tls mc_tls;
+typedef struct mc_signer mc_signer;
+
 struct mc_node {
     const mc_edge_config *cfg;
     mc_store *store;
+    mc_tls *tls;         /* set by the caller before start: HTTPS listener, or NULL */
+    mc_signer *signer;   /* set by the caller before start: origin signer, or NULL */
     mc_worker *workers;
     int nworkers;
     int viewer_port;     /* actual port (after binding port 0) */
+    int tls_port;        /* actual HTTPS port, 0 without TLS */
 };
 
-/* Bind the viewer listeners (one per worker), start the worker threads.
+/* Bind the viewer listeners (one per worker, HTTP and, with node->tls,
+ * HTTPS), start the worker threads.
  * err names the address on failure. */
 int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err);
 /* Stop accepting, break every loop, join and free the workers. */

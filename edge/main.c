@@ -11,11 +11,13 @@
 #include "edge/edgecfg.h"
 #include "edge/follow.h"
 #include "edge/listener.h"
+#include "edge/signer.h"
 #include "edge/stats.h"
 #include "edge/store.h"
+#include "edge/tls.h"
 
 static const char synopsis[] =
-    "[--config FILE] [--listen ADDR:PORT] [--admin ADDR:PORT] [--origin URL]\n"
+    "[--config FILE] [--listen ADDR:PORT] [--tls-listen ADDR[:PORT]] [--admin ADDR:PORT] [--origin URL]\n"
     "       [--origin-sign sigv4|none] [--credentials FILE] [--store DIR] [--store-size SIZE]\n"
     "       [--workers N] [--node-id ID] [--region NAME] [--control URL] [--admin-keys FILE]\n"
     "       [--SECTION.KEY=VALUE ...]";
@@ -28,13 +30,48 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(base);
 }
 
+/* SIGHUP: new TLS certificate and key for new handshakes (open connections
+ * keep theirs), and the origin credentials checked at once. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    mc_node *node = arg;
+    mc_err err = {0};
+    (void)sig, (void)what;
+    if (node->tls) {
+        if (mc_tls_reload(node->tls, &err) < 0)
+            mc_log_error("main", "msg=\"TLS reload failed; the previous certificate stays in use\" error=\"%s\"", err.msg);
+        else
+            mc_log_info("main", "msg=\"TLS certificate reloaded\" cert=%s generation=%llu", node->cfg->tls_cert,
+                        (unsigned long long)mc_tls_generation(node->tls));
+    }
+    if (node->signer)
+        mc_signer_refresh(node->signer, &err);
+}
+
 static int run(const mc_edge_config *cfg)
 {
     mc_err err = {0};
     mc_store *store = NULL;
+    mc_tls *tls = NULL;
+    mc_signer *signer = NULL;
+    if (cfg->tls_enabled && mc_tls_new(&tls, cfg->tls_cert, cfg->tls_key, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
+        return 1;
+    }
+    if (cfg->origin_sign) {
+        mc_signer_opts so = {cfg->credentials_file, cfg->session_token_file[0] ? cfg->session_token_file : NULL,
+                             strstr(cfg->origin_base, "://") + 3, cfg->sign_region, "s3"};
+        if (mc_signer_new(&signer, &so, &err) < 0) {
+            fprintf(stderr, "meshcdn-edge: origin.credentials: %s\n", err.msg);
+            mc_tls_free(tls);
+            return 1;
+        }
+    }
     mc_store_config scfg = {.dir = cfg->store_dir, .size_bytes = cfg->store_size};
     if (mc_store_open(&store, &scfg, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
+        mc_signer_free(signer);
+        mc_tls_free(tls);
         return 1;
     }
     /* a node that was down applies the invalidations it missed before it
@@ -43,13 +80,19 @@ static int run(const mc_edge_config *cfg)
     if (mc_follow_start(&follow, cfg, store, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: control: %s\n", err.msg);
         mc_store_close(store);
+        mc_signer_free(signer);
+        mc_tls_free(tls);
         return 1;
     }
     mc_node node = {0};
+    node.tls = tls;
+    node.signer = signer;
     if (mc_node_start(&node, cfg, store, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: listen: %s\n", err.msg);
         mc_follow_stop(follow);
         mc_store_close(store);
+        mc_signer_free(signer);
+        mc_tls_free(tls);
         return 1;
     }
     struct event_base *base = event_base_new();
@@ -60,6 +103,8 @@ static int run(const mc_edge_config *cfg)
         mc_node_stop(&node);
         mc_follow_stop(follow);
         mc_store_close(store);
+        mc_signer_free(signer);
+        mc_tls_free(tls);
         if (base)
             event_base_free(base);
         return 1;
@@ -68,9 +113,13 @@ static int run(const mc_edge_config *cfg)
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     event_add(sigint, NULL);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, &node);
     event_add(sigterm, NULL);
+    event_add(sighup, NULL);
     mc_store_stats *st = mc_store_get_stats(store);
     mc_log_info("main", "msg=listening listener=http addr=%s:%d", cfg->listen_host, node.viewer_port);
+    if (tls)
+        mc_log_info("main", "msg=listening listener=https addr=%s:%d", cfg->tls_host, node.tls_port);
     mc_log_info("main", "msg=listening listener=admin addr=%s:%d", cfg->admin_host, admin_port);
     mc_log_info("main", "msg=ready node=%s region=%s workers=%d origin=%s%s sign=%s store=%s objects=%llu bytes=%llu",
                 cfg->node_id, cfg->region, cfg->workers, cfg->origin_base, cfg->origin_path,
@@ -82,8 +131,11 @@ static int run(const mc_edge_config *cfg)
     mc_node_stop(&node);
     mc_follow_stop(follow);
     mc_store_close(store);
+    mc_signer_free(signer);
+    mc_tls_free(tls);
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     event_base_free(base);
     mc_log_info("main", "msg=stopped");
     return 0;

@@ -37,6 +37,9 @@ typedef struct mc_stats {
     _Atomic uint64_t connections_open, connections_total;
     _Atomic uint64_t client_aborts;
     _Atomic uint64_t loops_detected;
+    _Atomic uint64_t tls_handshakes, tls_resumed;      /* completed viewer handshakes; of which resumed */
+    _Atomic uint64_t tls_failures;                     /* handshakes refused (fatal alert sent) */
+    _Atomic uint64_t tls_reloads;                      /* certificate swaps (SIGHUP) */
 } mc_stats;
 
 extern mc_stats mc_stats_global;

@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/sigv4.h"
+#include "edge/signer.h"
 #include "edge/stats.h"
 #include "edge/upstream.h"
 
@@ -20,6 +21,7 @@
 struct mc_upstream {
     struct event_base *base;
     const mc_edge_config *cfg;
+    mc_signer *signer;       /* shared by the node's workers; NULL: unsigned */
     CURLM *multi;
     struct event *timer;
     char host[512];          /* Host header value, signed as sent */
@@ -160,13 +162,16 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg)
+int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg,
+                    mc_signer *signer)
 {
+    assert(!cfg->origin_sign || signer);
     mc_upstream *u = calloc(1, sizeof *u);
     if (!u)
         return MC_E_NOMEM;
     u->base = base;
     u->cfg = cfg;
+    u->signer = cfg->origin_sign ? signer : NULL;
     u->multi = curl_multi_init();
     u->timer = evtimer_new(base, on_timeout, u);
     if (!u->multi || !u->timer) {
@@ -285,27 +290,18 @@ static int add_header(struct curl_slist **l, const char *name, const char *value
     return 0;
 }
 
-/* SigV4 headers for GET path?query, OAC style: payload UNSIGNED-PAYLOAD,
- * signed host;x-amz-content-sha256;x-amz-date. */
+/* SigV4 headers for GET path?query (signer.h says what is signed). */
 static int sign_request(mc_upstream *u, const char *path, const char *query, struct curl_slist **l)
 {
-    char amz_date[17];
-    mc_sigv4_amz_date(time(NULL), amz_date);
-    mc_sigv4_header h[3] = {{"Host", u->host},
-                            {"X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"},
-                            {"X-Amz-Date", amz_date}};
-    mc_sigv4_request rq = {"GET", path, query ? query : "", h, 3, NULL, 0, "UNSIGNED-PAYLOAD"};
-    const mc_key *k = &u->cfg->credentials.v[0];
-    mc_sigv4_params p = {k->access_key, k->secret, NULL, u->cfg->sign_region, "s3", amz_date, 0};
-    mc_sigv4_result res;
-    memset(&res, 0, sizeof res);
-    int rc = mc_sigv4_sign(&rq, &p, &res);
+    mc_signed sg;
+    int rc = mc_signer_sign_get(u->signer, path, query, time(NULL), &sg);
     if (rc == 0) {
         rc = add_header(l, "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
-        if (!rc) rc = add_header(l, "X-Amz-Date", amz_date);
-        if (!rc) rc = add_header(l, "Authorization", res.authorization);
+        if (!rc) rc = add_header(l, "X-Amz-Date", sg.amz_date);
+        if (!rc && sg.session_token) rc = add_header(l, "X-Amz-Security-Token", sg.session_token);
+        if (!rc) rc = add_header(l, "Authorization", sg.authorization);
     }
-    mc_sigv4_result_free(&res);
+    mc_signed_free(&sg);
     return rc;
 }
 
@@ -334,7 +330,7 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
         rc = n ? 0 : MC_E_NOMEM;
         x->hdrs = n ? n : x->hdrs;
     }
-    if (!rc && u->cfg->origin_sign)
+    if (!rc && u->signer)
         rc = sign_request(u, full.data, query, &x->hdrs);
     mc_buf_free(&full);
     if (rc) {
@@ -358,6 +354,15 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    /* HTTPS origins: verified unless the operator said origin.insecure */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, u->cfg->origin_insecure ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, u->cfg->origin_insecure ? 0L : 2L);
+    if (u->cfg->origin_ca_file[0])
+        curl_easy_setopt(e, CURLOPT_CAINFO, u->cfg->origin_ca_file);
+    if (u->cfg->origin_ca_dir[0])
+        curl_easy_setopt(e, CURLOPT_CAPATH, u->cfg->origin_ca_dir);
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         xfer_free(x);
         return NULL;

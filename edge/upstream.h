@@ -1,7 +1,8 @@
 /* upstream.h — fetching from the origin: libcurl's multi interface driven by
  * the worker's libevent loop, each request signed with SigV4 the way
  * CloudFront's Origin Access Control signs (service s3, UNSIGNED-PAYLOAD,
- * signed host, x-amz-content-sha256 and x-amz-date).
+ * signed host, x-amz-content-sha256, x-amz-date and, with temporary
+ * credentials, x-amz-security-token: see signer.h).
  *
  * Threads: one mc_upstream per worker; all calls and callbacks on that
  * worker's loop. No DNS, connect or read ever blocks the loop.
@@ -37,7 +38,13 @@ typedef struct mc_upstream_cbs {
 
 #define MC_UPSTREAM_PAUSE 1
 
-int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg);
+/* signer: the node's (signer.h), required when cfg->origin_sign. HTTPS
+ * origins are verified (certificate chain and host name, TLS >= 1.2) against
+ * origin.ca_file / ca_dir or the system's CAs, unless origin.insecure; a
+ * failed verification ends the transfer with MC_E_IO before any header. */
+typedef struct mc_signer mc_signer;
+int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg,
+                    mc_signer *signer);
 void mc_upstream_free(mc_upstream *u);
 
 /* GET origin_path + path (+ "?" query). path must already be in the S3

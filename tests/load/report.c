@@ -98,10 +98,11 @@ static json_t *policies_json(const mc_optimum_size *sz)
     for (int i = 0; i < MC_OPTIMUM_N; i++) {
         const mc_sim_result *x = &sz->res[i];
         json_object_set_new(pol, mc_sim_policy_name(mc_optimum_policies[i]),
-                            json_pack("{s:f,s:f,s:I,s:I,s:I,s:I}", "hit_ratio", mc_sim_hit_ratio(x),
+                            json_pack("{s:f,s:f,s:I,s:I,s:I,s:I,s:I}", "hit_ratio", mc_sim_hit_ratio(x),
                                       "byte_hit_ratio", mc_sim_byte_hit_ratio(x), "requests",
                                       (json_int_t)x->requests, "hits", (json_int_t)x->hits, "bytes",
-                                      (json_int_t)x->bytes, "hit_bytes", (json_int_t)x->hit_bytes));
+                                      (json_int_t)x->bytes, "hit_bytes", (json_int_t)x->hit_bytes, "evictions",
+                                      (json_int_t)x->evictions));
     }
     return pol;
 }

@@ -25,7 +25,8 @@
  *   (meshcdn_edge_store_size_bytes or null), "evict_percent" (with
  *   metrics), "requests", "warmup_requests", "measured":{"hit_ratio",
  *   "byte_hit_ratio"}, "policies":{"belady"|"s3fifo"|"sieve"|"lru":
- *   {"hit_ratio","byte_hit_ratio","requests","hits","bytes","hit_bytes"}},
+ *   {"hit_ratio","byte_hit_ratio","requests","hits","bytes","hit_bytes",
+ *   "evictions"}},
  *   "full_store": null | {"cache_size","policies"} (metrics: the whole
  *   store size simulated too)}.
  *

@@ -72,8 +72,9 @@ static int one_target(const mc_run_opts *o, const mc_run_result *r, size_t t, co
                  MC_RUN_SENT_MAX);
         return 0;
     }
-    if (tr->n_sent == 0 || tr->n_sent <= tr->sent_warmup) {
+    if (tr->n_sent <= tr->sent_warmup) {
         snprintf(ot->why, sizeof ot->why, "%s: no measured request was sent", url);
+        ot->empty = 1;
         return 0;
     }
     for (size_t k = 0; k < tr->n_sent; k++)
@@ -105,11 +106,14 @@ int mc_optimum_compute(const mc_run_opts *o, const mc_run_result *r, const uint6
     tot->done = 1;
     tot->from_metrics = 1;
     tot->have_full = 1;
+    size_t n_done = 0;
     for (size_t t = 0; t < o->n_targets; t++) {
         mc_optimum_target *ot = &out->targets[t];
         int rc = one_target(o, r, t, sizes, n_objects, user_size, ot);
         if (rc < 0)
             return rc;
+        if (ot->empty)
+            continue;   /* nothing to count there: it adds nothing to the sum */
         if (!ot->done) {
             if (tot->done)
                 memcpy(tot->why, ot->why, sizeof tot->why);
@@ -118,12 +122,17 @@ int mc_optimum_compute(const mc_run_opts *o, const mc_run_result *r, const uint6
         }
         tot->from_metrics &= ot->from_metrics;
         tot->have_full &= ot->have_full;
-        tot->store_size = t == 0 || tot->store_size == ot->store_size ? ot->store_size : 0;
+        tot->store_size = n_done == 0 || tot->store_size == ot->store_size ? ot->store_size : 0;
         tot->requests += ot->requests;
         tot->warmup += ot->warmup;
         add_size(&tot->at, &ot->at);
         if (ot->have_full)
             add_size(&tot->full, &ot->full);
+        n_done++;
+    }
+    if (tot->done && n_done == 0) {
+        tot->done = 0;
+        snprintf(tot->why, sizeof tot->why, "no measured request was sent");
     }
     if (!tot->done) {
         memset(&tot->at, 0, sizeof tot->at);

@@ -8,7 +8,7 @@
  * cache (each target is taken to be a separate edge), starting empty;
  * warm-up requests fill the simulated cache but are not counted, like the
  * run. The total is the sum over the targets (hits / requests), computed
- * only when every target was. With no errors the simulated measured
+ * only when every target that was sent measured requests was simulated. With no errors the simulated measured
  * requests equal the run's counted responses; a request sent but never
  * answered (timeout, closed) is still in the sequence, one dropped by the
  * open loop's queue is not. The simulator does not model request
@@ -54,6 +54,7 @@ typedef struct mc_optimum_size {
 
 typedef struct mc_optimum_target {
     int done;                 /* 0: not simulated, see why */
+    int empty;                /* not simulated: no measured request was sent to it */
     char why[640];
     int from_metrics;         /* cache size from /metrics (else --cache-size) */
     uint64_t store_size;      /* meshcdn_edge_store_size_bytes, 0 if not read */

@@ -473,7 +473,10 @@ static void text_optimum(FILE *f, const mc_run_opts *o, const mc_optimum_report 
         for (size_t t = 0; t < o->n_targets; t++) {
             fprintf(f, "  %s: hit ratio %.2f%%  ", no_scheme(o->targets[t].url),
                     100 * mc_run_hit_ratio(&r->targets[t].counts));
-            text_policies(f, &opt->targets[t].at, 0);
+            if (opt->targets[t].done)
+                text_policies(f, &opt->targets[t].at, 0);
+            else
+                fprintf(f, "(not simulated: %s)\n", opt->targets[t].why);
         }
     char a[32], b[32];
     if (tot->from_metrics && tot->store_size && tot->at.cache_size) {

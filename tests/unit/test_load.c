@@ -469,6 +469,17 @@ static void optimum_of_recorded_sequences(void **state)
     r->targets[0].sent_overflow = 1;
     assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
     assert_false(opt->total.done);
+    r->targets[0].sent_overflow = 0;
+    /* a target that was sent nothing measured does not hold up the total */
+    o.n_targets = 2;
+    set_sent(r, 1, "AB", 2);
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_true(opt->total.done && opt->targets[0].done && !opt->targets[1].done);
+    assert_int_equal(opt->total.requests, 20);
+    assert_int_equal(opt_hits(&opt->total.at, MC_SIM_LRU), 0);
+    r->targets[0].n_sent = 0;
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_false(opt->total.done);
     mc_run_result_free(r);
     free(r);
     free(opt);

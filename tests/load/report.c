@@ -489,7 +489,7 @@ static void text_optimum(FILE *f, const mc_run_opts *o, const mc_optimum_report 
     } else if (tot->from_metrics) {
         fprintf(f, "  cache sizes: %d%% of each edge's store (it evicts above that)\n", MC_OPTIMUM_EVICT_PERCENT);
     }
-    if (mc_run_hit_ratio(&r->total) > mc_sim_hit_ratio(&tot->at.res[0]) + 0.01)
+    if (mc_run_hit_ratio(&r->total) > mc_sim_hit_ratio(&tot->at.res[0]) + 0.005)
         fputs("  note: measured above Belady: the edge likely held objects from before the run (the simulation "
               "starts empty; a --warmup helps)\n", f);
 }

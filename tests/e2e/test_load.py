@@ -180,6 +180,29 @@ class LoadCase(unittest.TestCase):
             self.assertGreaterEqual(pol["belady"]["hit_ratio"], pol[name]["hit_ratio"], name)
         self.assertIn("(same sequence, 600 KiB cache: Belady", out)
 
+    def test_optimum_of_a_trace_without_sizes(self):
+        """--trace lines without SIZE: the simulation takes each object's
+        size from the 200 answers of the run."""
+        with open(self.index) as f:
+            objs = json.load(f)["objects"][:4]
+        trace = f"{self.tmp}/t.trace"
+        with open(trace, "w") as f:
+            for k in range(24):
+                f.write("/" + objs[(k * k) % 4]["path"].lstrip("/") + "\n")
+        json_path = f"{self.tmp}/t.json"
+        p = h.run("meshcdn-load", ["run", "--target", self.edge.url("http"), "--trace", trace,
+                                    "--requests", "24", "--connections", "1", "--cache-size", "100M",
+                                    "--json", json_path], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(json_path) as f:
+            report = json.load(f)
+        t, opt = report["total"], report["optimum"]
+        self.assertEqual(t["requests"], 24)
+        distinct = len({(k * k) % 4 for k in range(24)})
+        for name, r in opt["policies"].items():
+            self.assertEqual(r["hits"], 24 - distinct, name)   # everything fits: first requests miss
+            self.assertEqual(r["bytes"], t["bytes"], name)      # the sizes are the bodies served
+
     def test_unreachable_target_counts_connect_errors(self):
         self.edge.stop()
         json_path = f"{self.tmp}/e.json"
@@ -201,6 +224,9 @@ class LoadCase(unittest.TestCase):
         with open(json_path) as f:
             self.assertNotIn("optimum", json.load(f))
         self.assertNotIn("optimum", p.stdout)
+        p = h.run("meshcdn-load", ["run", "--index", self.index, "--cache-size", "0"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--cache-size", p.stderr)
 
 
 class OptimumEvictingEdgeTest(unittest.TestCase):

@@ -57,7 +57,8 @@ static int one_target(const mc_run_opts *o, const mc_run_result *r, size_t t, co
     uint64_t cap = user_size;
     if (cap == 0) {
         if (!tr->have_metrics) {
-            snprintf(ot->why, sizeof ot->why, "%s: no cache size (give --cache-size SIZE, or --metrics URL to read the edge's store size)", url);
+            snprintf(ot->why, sizeof ot->why,
+                     "%s: no cache size (give --cache-size SIZE, or --metrics URL to read the edge's store size)", url);
             return 0;
         }
         if (ot->store_size == 0) {

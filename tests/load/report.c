@@ -484,7 +484,8 @@ static void text_optimum(FILE *f, const mc_run_opts *o, const mc_optimum_report 
                 size_text(tot->at.cache_size, a, sizeof a), MC_OPTIMUM_EVICT_PERCENT,
                 size_text(tot->store_size, b, sizeof b), b);
         for (int i = 0; i < MC_OPTIMUM_N; i++)
-            fprintf(f, "%s%s %.2f%%", i ? ", " : "", mc_optimum_policy_label(i), 100 * mc_sim_hit_ratio(&tot->full.res[i]));
+            fprintf(f, "%s%s %.2f%%", i ? ", " : "", mc_optimum_policy_label(i),
+                    100 * mc_sim_hit_ratio(&tot->full.res[i]));
         fputc('\n', f);
     } else if (tot->from_metrics) {
         fprintf(f, "  cache sizes: %d%% of each edge's store (it evicts above that)\n", MC_OPTIMUM_EVICT_PERCENT);

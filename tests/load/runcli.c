@@ -40,7 +40,7 @@ static const char usage[] =
     "  --cache-size SIZE   compare the hit ratio with Belady, S3-FIFO, SIEVE and LRU\n"
     "                      simulated on the same requests at SIZE (512M, 2G); without\n"
     "                      it, --metrics gives the edge's store size (compared at the\n"
-    "                      80%% where the edge evicts, and at the whole size)\n"
+    "                      80% where the edge evicts, and at the whole size)\n"
     "  --no-optimum        do not record the requests sent nor simulate\n"
     "  --json FILE         JSON report\n"
     "  --html FILE         self-contained HTML report (inline SVG charts)\n"

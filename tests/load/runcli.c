@@ -163,7 +163,8 @@ static int parse_args(int argc, char **argv, cli *c)
         c->run.duration_us = 10000000;
     c->run.timeout_ms = (int)(c->timeout_us / 1000);
     c->run.progress = !c->quiet && isatty(2);
-    c->run.record_sent = !c->no_optimum;
+    /* no size to simulate at: nothing worth recording (the report says how to get one) */
+    c->run.record_sent = !c->no_optimum && (c->cache_size > 0 || c->n_metrics > 0);
     return 0;
 }
 
@@ -226,7 +227,7 @@ int mc_runcli_main(int argc, char **argv)
     mc_optimum_report *opt = NULL;
     rc = res ? load_workload(c, &t, &w, desc, sizeof desc, why, sizeof why)
              : mc_err_why(why, sizeof why, MC_E_NOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && c->trace && !c->no_optimum && i < t.objs.n && !observed; i++)
+    for (size_t i = 0; rc == 0 && c->trace && c->run.record_sent && i < t.objs.n && !observed; i++)
         if (t.objs.sizes[i] == 0 && (observed = calloc(t.objs.n, sizeof *observed)) == NULL)
             rc = mc_err_why(why, sizeof why, MC_E_NOMEM, "out of memory");
     c->run.observed_sizes = observed;

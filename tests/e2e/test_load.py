@@ -180,6 +180,44 @@ class LoadCase(unittest.TestCase):
             self.assertGreaterEqual(pol["belady"]["hit_ratio"], pol[name]["hit_ratio"], name)
         self.assertIn("(same sequence, 600 KiB cache: Belady", out)
 
+    def test_optimum_per_target_and_summed(self):
+        """Two edges: each is simulated on the requests it was sent, as its
+        own cache; the total sums them."""
+        host, port = self.origin.addr["s3"]
+        edge2 = h.Daemon("meshcdn-edge", [
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            "--origin", f"http://{host}:{port}/{BUCKET}", "--credentials", f"{self.tmp}/cred",
+            "--store", f"{self.tmp}/store2", "--store-size", "16M", "--workers", "1"], listeners=("http", "admin"))
+        self.addCleanup(edge2.stop)
+        json_path, html_path = f"{self.tmp}/two.json", f"{self.tmp}/two.html"
+        p = h.run("meshcdn-load", ["run", "--target", self.edge.url("http"), "--target", edge2.url("http"),
+                                    "--metrics", self.edge.url("admin") + "/metrics",
+                                    "--metrics", edge2.url("admin") + "/metrics",
+                                    "--index", self.index, "--requests", "200", "--rate", "200",
+                                    "--json", json_path, "--html", html_path], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(json_path) as f:
+            report = json.load(f)
+        with open(html_path) as f:
+            html = f.read()
+        opts = [t["optimum"] for t in report["targets"]]
+        self.assertEqual([o["store_size"] for o in opts], [256 << 20, 16 << 20])
+        self.assertEqual([o["cache_size"] for o in opts], [(256 << 20) // 100 * 80, (16 << 20) // 100 * 80])
+        total = report["optimum"]
+        self.assertIsNone(total["cache_size"])              # the edges differ
+        self.assertEqual(total["requests"], sum(o["requests"] for o in opts))
+        for name in ("belady", "s3fifo", "sieve", "lru"):
+            for k in ("requests", "hits", "bytes", "hit_bytes"):
+                self.assertEqual(total["policies"][name][k], sum(o["policies"][name][k] for o in opts), (name, k))
+        for t, o in zip(report["targets"], opts):
+            self.assertGreater(o["policies"]["belady"]["requests"], 0)
+            self.assertEqual(o["policies"]["belady"]["requests"], t["requests"])
+            self.assertLessEqual(t["hits"], o["policies"]["belady"]["hits"])
+        self.assertEqual(report["total"]["requests"], 200)
+        self.assertIn("each target's cache", p.stdout)
+        self.assertIsNone(re.search(r"https?://", html))
+        self.assertEqual(html.count("<td>hit ratio</td>"), 3)
+
     def test_optimum_of_a_trace_without_sizes(self):
         """--trace lines without SIZE: the simulation takes each object's
         size from the 200 answers of the run."""

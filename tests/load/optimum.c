@@ -51,7 +51,8 @@ static int one_target(const mc_run_opts *o, const mc_run_result *r, size_t t, co
                       size_t n_objects, uint64_t user_size, mc_optimum_target *ot)
 {
     const mc_run_target_result *tr = &r->targets[t];
-    const char *url = o->targets[t].url;
+    const char *url = strstr(o->targets[t].url, "://");   /* no scheme: the HTML report links to nothing */
+    url = url ? url + 3 : o->targets[t].url;
     if (tr->have_metrics)
         ot->store_size = (uint64_t)tr->after.store_size;
     uint64_t cap = user_size;

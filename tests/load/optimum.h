@@ -8,8 +8,9 @@
  * cache (each target is taken to be a separate edge), starting empty;
  * warm-up requests fill the simulated cache but are not counted, like the
  * run. The total is the sum over the targets (hits / requests), computed
- * only when every target that was sent measured requests was simulated. With no errors the simulated measured
- * requests equal the run's counted responses; a request sent but never
+ * only when every target that was sent measured requests was simulated.
+ * With no errors the simulated measured requests equal the run's counted
+ * responses; a request sent but never
  * answered (timeout, closed) is still in the sequence, one dropped by the
  * open loop's queue is not. The simulator does not model request
  * collapsing (a request joining an in-flight fill is a miss for the edge,
@@ -26,8 +27,9 @@
  * which).
  *
  * Memory: per simulation O(objects + requests) (sim.h), freed before
- * returning. Errors: mc_optimum_compute returns 0 or MC_E_NOMEM; a target that
- * cannot be simulated is not an error (done = 0, why set).
+ * returning. Errors: mc_optimum_compute returns 0 or MC_E_NOMEM; a target
+ * that cannot be simulated is not an error (done = 0, why set; the why
+ * names a target without its URL scheme).
  * Threads: no shared state.
  */
 #ifndef MC_LOAD_OPTIMUM_H

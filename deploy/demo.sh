@@ -91,6 +91,7 @@ Purge it (operator key in $run/operator.cred):
   $bin/meshcdnctl invalidate --wait '/models/*'                       # the fleet, via the control API
   $bin/meshcdnctl list
 Load it:
-  $bin/meshcdn-load run --index $run/root/assets/index.json --target http://127.0.0.1:$EDGE_PORT --duration 10s
+  $bin/meshcdn-load run --index $run/root/assets/index.json --target http://127.0.0.1:$EDGE_PORT --duration 10s \\
+      --metrics http://127.0.0.1:$ADMIN_PORT/metrics   # + the edge's counts, and Belady/SIEVE/LRU at its store size
 MSG
 wait

@@ -47,6 +47,23 @@ static double offload(const mc_scrape *d)
     return d->requests > 0 ? 1 - d->upstream / d->requests : 0;
 }
 
+/* "64 MiB", "51.2 MiB", "1 GiB": binary units, one decimal unless whole. */
+static const char *size_text(uint64_t b, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    uint64_t div = 1;
+    while (u < 4 && b >= div * 1024) {
+        div *= 1024;
+        u++;
+    }
+    if (b % div == 0)
+        snprintf(buf, len, "%llu %s", (unsigned long long)(b / div), units[u]);
+    else
+        snprintf(buf, len, "%.1f %s", (double)b / (double)div, units[u]);
+    return buf;
+}
+
 /* ---- JSON ---------------------------------------------------------------------- */
 
 static json_t *stats_json(const mc_run_counts *c, const mc_histo_us *h, double secs, int have_edge,
@@ -75,6 +92,42 @@ static json_t *stats_json(const mc_run_counts *c, const mc_histo_us *h, double s
                      "latency_us", lat, "edge", edge);
 }
 
+static json_t *policies_json(const mc_optimum_size *sz)
+{
+    json_t *pol = json_object();
+    for (int i = 0; i < MC_OPTIMUM_N; i++) {
+        const mc_sim_result *x = &sz->res[i];
+        json_object_set_new(pol, mc_sim_policy_name(mc_optimum_policies[i]),
+                            json_pack("{s:f,s:f,s:I,s:I,s:I,s:I,s:I}", "hit_ratio", mc_sim_hit_ratio(x),
+                                      "byte_hit_ratio", mc_sim_byte_hit_ratio(x), "requests",
+                                      (json_int_t)x->requests, "hits", (json_int_t)x->hits, "bytes",
+                                      (json_int_t)x->bytes, "hit_bytes", (json_int_t)x->hit_bytes, "evictions",
+                                      (json_int_t)x->evictions));
+    }
+    return pol;
+}
+
+static json_t *int_or_null(uint64_t v)
+{
+    return v ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *optimum_json(const mc_optimum_target *ot, const mc_run_counts *c)
+{
+    if (!ot->done)
+        return json_null();
+    json_t *full = ot->have_full ? json_pack("{s:o,s:o}", "cache_size", int_or_null(ot->full.cache_size),
+                                             "policies", policies_json(&ot->full))
+                                 : json_null();
+    return json_pack("{s:o,s:s,s:o,s:o,s:I,s:I,s:{s:f,s:f},s:o,s:o}", "cache_size", int_or_null(ot->at.cache_size),
+                     "cache_size_source", ot->from_metrics ? "metrics" : "option", "store_size",
+                     int_or_null(ot->store_size), "evict_percent",
+                     ot->from_metrics ? json_integer(MC_OPTIMUM_EVICT_PERCENT) : json_null(), "requests",
+                     (json_int_t)ot->requests, "warmup_requests", (json_int_t)ot->warmup, "measured", "hit_ratio",
+                     mc_run_hit_ratio(c), "byte_hit_ratio", mc_run_byte_hit_ratio(c), "policies",
+                     policies_json(&ot->at), "full_store", full);
+}
+
 static json_t *config_json(const mc_run_opts *o, const mc_report_meta *m)
 {
     json_t *targets = json_array();
@@ -97,6 +150,8 @@ int mc_report_json(const char *file, const mc_run_opts *o, const mc_report_meta 
         int have = edge_delta(&r->targets[t], &d);
         json_t *s = stats_json(&r->targets[t].counts, &r->targets[t].latency, r->measured_s, have, &d);
         json_object_set_new(s, "url", json_string(o->targets[t].url));
+        if (m->optimum)
+            json_object_set_new(s, "optimum", optimum_json(&m->optimum->targets[t], &r->targets[t].counts));
         json_array_append_new(targets, s);
     }
     for (size_t i = 0; i < r->n_series; i++) {
@@ -115,6 +170,11 @@ int mc_report_json(const char *file, const mc_run_opts *o, const mc_report_meta 
                              "series", series, "latency_percentiles", pcts);
     if (root == NULL)
         return mc_err_why(why, whylen, MC_E_NOMEM, "report: out of memory");
+    if (m->optimum) {
+        json_object_set_new(root, "optimum", optimum_json(&m->optimum->total, &r->total));
+        if (!m->optimum->total.done)
+            json_object_set_new(root, "optimum_note", json_string(m->optimum->total.why));
+    }
     int rc = json_dump_file(root, file, JSON_INDENT(2)) == 0 ? 0
              : mc_err_why(why, whylen, MC_E_IO, "%s: cannot write the JSON report", file);
     json_decref(root);
@@ -283,6 +343,68 @@ static void html_tables(mc_buf *b, const mc_run_opts *o, const mc_run_result *r)
     mc_buf_puts(b, "</table>\n");
 }
 
+static void html_opt_row(mc_buf *b, const char *name, const char *cache, const char *what, double measured,
+                         const mc_optimum_size *sz, int bytes)
+{
+    mc_buf_puts(b, "<tr><td>");
+    html_text(b, name);
+    mc_buf_printf(b, "</td><td>%s</td><td>%s</td>", cache, what);
+    if (measured >= 0)
+        mc_buf_printf(b, "<td>%.2f%%</td>", 100 * measured);
+    else
+        mc_buf_puts(b, "<td>-</td>");
+    for (int i = 0; i < MC_OPTIMUM_N; i++)
+        mc_buf_printf(b, "<td>%.2f%%</td>",
+                      100 * (bytes ? mc_sim_byte_hit_ratio(&sz->res[i]) : mc_sim_hit_ratio(&sz->res[i])));
+    mc_buf_puts(b, "</tr>\n");
+}
+
+static void html_opt_target(mc_buf *b, const char *name, const mc_optimum_target *ot, const mc_run_counts *c)
+{
+    char cache[32], full[32];
+    if (!ot->done) {
+        mc_buf_puts(b, "<tr><td>");
+        html_text(b, name);
+        mc_buf_printf(b, "</td><td colspan=\"%d\">not simulated: ", 3 + MC_OPTIMUM_N);
+        html_text(b, ot->why);
+        mc_buf_puts(b, "</td></tr>\n");
+        return;
+    }
+    if (ot->at.cache_size)
+        size_text(ot->at.cache_size, cache, sizeof cache);
+    else
+        snprintf(cache, sizeof cache, "per target");
+    html_opt_row(b, name, cache, "hit ratio", mc_run_hit_ratio(c), &ot->at, 0);
+    html_opt_row(b, name, cache, "byte hit ratio", mc_run_byte_hit_ratio(c), &ot->at, 1);
+    if (ot->have_full) {
+        if (ot->full.cache_size)
+            size_text(ot->full.cache_size, full, sizeof full);
+        else
+            snprintf(full, sizeof full, "per target");
+        html_opt_row(b, name, full, "hit ratio (whole store)", -1, &ot->full, 0);
+    }
+}
+
+static void html_optimum(mc_buf *b, const mc_run_opts *o, const mc_optimum_report *opt, const mc_run_result *r)
+{
+    mc_buf_printf(b, "<p>Against the optimum: the requests sent to each target (%llu, of which %llu warm-up, "
+                     "replayed but not counted) simulated from an empty cache of the same size. Belady is the "
+                     "offline furthest-next-use reference; the edge evicts with SIEVE above %d%% of its store "
+                     "size, which is the size compared when it comes from /metrics. Requests that joined an "
+                     "in-flight fill are misses for the edge and hits here.</p>\n",
+                  (unsigned long long)opt->total.requests, (unsigned long long)opt->total.warmup,
+                  MC_OPTIMUM_EVICT_PERCENT);
+    mc_buf_puts(b, "<table><tr><th>target</th><th>cache</th><th></th><th>measured</th>");
+    for (int i = 0; i < MC_OPTIMUM_N; i++)
+        mc_buf_printf(b, "<th>%s</th>", mc_optimum_policy_label(i));
+    mc_buf_puts(b, "</tr>\n");
+    if (o->n_targets > 1)
+        for (size_t t = 0; t < o->n_targets; t++)
+            html_opt_target(b, no_scheme(o->targets[t].url), &opt->targets[t], &r->targets[t].counts);
+    html_opt_target(b, "all", &opt->total, &r->total);
+    mc_buf_puts(b, "</table>\n");
+}
+
 int mc_report_html(const char *file, const mc_run_opts *o, const mc_report_meta *m, const mc_run_result *r,
                    char *why, size_t whylen)
 {
@@ -304,6 +426,8 @@ int mc_report_html(const char *file, const mc_run_opts *o, const mc_report_meta 
     mc_buf_printf(&b, ", seed %llu. Latency is measured from the %s send time.</p>\n", (unsigned long long)m->seed,
                   o->rate_per_s > 0 ? "intended" : "actual");
     html_tables(&b, o, r);
+    if (m->optimum)
+        html_optimum(&b, o, m->optimum, r);
     html_series(&b, r);
     html_latency(&b, r);
     mc_buf_puts(&b, "</body></html>\n");
@@ -319,7 +443,59 @@ int mc_report_html(const char *file, const mc_run_opts *o, const mc_report_meta 
 
 /* ---- text ---------------------------------------------------------------------- */
 
-void mc_report_text(FILE *f, const mc_run_opts *o, const mc_run_result *r)
+static void text_policies(FILE *f, const mc_optimum_size *sz, int bytes)
+{
+    char cache[32];
+    if (sz->cache_size)
+        fprintf(f, "(same sequence, %s cache: ", size_text(sz->cache_size, cache, sizeof cache));
+    else
+        fputs("(same sequence, each target's cache: ", f);
+    for (int i = 0; i < MC_OPTIMUM_N; i++)
+        fprintf(f, "%s%s %.2f%%", i ? ", " : "", mc_optimum_policy_label(i),
+                100 * (bytes ? mc_sim_byte_hit_ratio(&sz->res[i]) : mc_sim_hit_ratio(&sz->res[i])));
+    fputs(")\n", f);
+}
+
+static void text_optimum(FILE *f, const mc_run_opts *o, const mc_optimum_report *opt, const mc_run_result *r)
+{
+    const mc_optimum_target *tot = &opt->total;
+    if (!tot->done) {
+        fprintf(f, "optimum: not simulated: %s\n", tot->why);
+        return;
+    }
+    fprintf(f, "optimum: the %llu requests sent (%llu of them warm-up, not counted) replayed from an empty cache\n",
+            (unsigned long long)tot->requests, (unsigned long long)tot->warmup);
+    fprintf(f, "  hit ratio       %6.2f%%  ", 100 * mc_run_hit_ratio(&r->total));
+    text_policies(f, &tot->at, 0);
+    fprintf(f, "  byte hit ratio  %6.2f%%  ", 100 * mc_run_byte_hit_ratio(&r->total));
+    text_policies(f, &tot->at, 1);
+    if (o->n_targets > 1)
+        for (size_t t = 0; t < o->n_targets; t++) {
+            fprintf(f, "  %s: hit ratio %.2f%%  ", no_scheme(o->targets[t].url),
+                    100 * mc_run_hit_ratio(&r->targets[t].counts));
+            if (opt->targets[t].done)
+                text_policies(f, &opt->targets[t].at, 0);
+            else
+                fprintf(f, "(not simulated: %s)\n", opt->targets[t].why);
+        }
+    char a[32], b[32];
+    if (tot->from_metrics && tot->store_size && tot->at.cache_size) {
+        fprintf(f, "  %s is %d%% of the edge's %s store: it evicts above that; at the whole %s: hit ratio ",
+                size_text(tot->at.cache_size, a, sizeof a), MC_OPTIMUM_EVICT_PERCENT,
+                size_text(tot->store_size, b, sizeof b), b);
+        for (int i = 0; i < MC_OPTIMUM_N; i++)
+            fprintf(f, "%s%s %.2f%%", i ? ", " : "", mc_optimum_policy_label(i),
+                    100 * mc_sim_hit_ratio(&tot->full.res[i]));
+        fputc('\n', f);
+    } else if (tot->from_metrics) {
+        fprintf(f, "  cache sizes: %d%% of each edge's store (it evicts above that)\n", MC_OPTIMUM_EVICT_PERCENT);
+    }
+    if (mc_run_hit_ratio(&r->total) > mc_sim_hit_ratio(&tot->at.res[0]) + 0.005)
+        fputs("  note: measured above Belady: the edge likely held objects from before the run (the simulation "
+              "starts empty; a --warmup helps)\n", f);
+}
+
+void mc_report_text(FILE *f, const mc_run_opts *o, const mc_report_meta *m, const mc_run_result *r)
 {
     const mc_run_counts *c = &r->total;
     double s = r->measured_s;
@@ -338,4 +514,6 @@ void mc_report_text(FILE *f, const mc_run_opts *o, const mc_run_result *r)
     if (total_delta(o, r, &d))
         fprintf(f, "edge: requests %.0f, hits %.0f, upstream requests %.0f, origin offload %.2f%%\n", d.requests,
                 d.hits, d.upstream, 100 * offload(&d));
+    if (m->optimum)
+        text_optimum(f, o, m->optimum, r);
 }

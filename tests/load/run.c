@@ -58,7 +58,7 @@ typedef struct runner {
     uint64_t t0, measure_start, end_us, stop_us, last_progress;
     uint64_t next_k;                 /* open loop: next request number */
     uint64_t measured_issued;
-    size_t inflight;
+    size_t inflight, n_sent;
     int warm_done, stopping, failed;
     char path[MC_WL_PATH_MAX + 600];
     char *why;
@@ -218,6 +218,32 @@ static conn *new_conn(runner *r, size_t t)
     return c;
 }
 
+/* Appends p's object to its target's sent sequence (record_sent). */
+static void record_sent(runner *r, size_t t, const pending *p)
+{
+    mc_run_target_result *tr = &r->res->targets[t];
+    if (tr->sent_overflow)
+        return;
+    if (r->n_sent >= MC_RUN_SENT_MAX) {
+        for (size_t k = 0; k < r->o->n_targets; k++)
+            r->res->targets[k].sent_overflow = 1;
+        return;
+    }
+    if (tr->n_sent == tr->cap_sent) {
+        size_t cap = tr->cap_sent ? tr->cap_sent * 2 : 4096;
+        uint32_t *a = realloc(tr->sent, cap * sizeof *a);
+        if (a == NULL) {
+            tr->sent_overflow = 1;   /* the optimum is a comparison: not worth failing the run */
+            return;
+        }
+        tr->sent = a;
+        tr->cap_sent = cap;
+    }
+    tr->sent[tr->n_sent++] = p->obj;
+    tr->sent_warmup += p->intended_us < r->measure_start;
+    r->n_sent++;
+}
+
 static void send_on(runner *r, conn *c, const pending *p)
 {
     const mc_run_target *tg = &r->o->targets[c->target];
@@ -231,6 +257,8 @@ static void send_on(runner *r, conn *c, const pending *p)
         c->busy = 0;
         record(r, c->target, p, &res, now_us());
         r->ts[c->target].idle[r->ts[c->target].n_idle++] = c;
+    } else if (r->o->record_sent) {
+        record_sent(r, c->target, p);
     }
 }
 
@@ -288,6 +316,8 @@ static void on_done(mc_hc_conn *hc, const mc_hc_result *res, void *arg)
     c->busy = 0;
     r->inflight--;
     record(r, c->target, &c->cur, res, now);
+    if (r->o->observed_sizes && res->status == 200 && res->error == MC_HC_OK)
+        r->o->observed_sizes[c->cur.obj] = res->body_bytes;
     tstate *ts = &r->ts[c->target];
     pending p;
     if (r->o->rate_per_s > 0 && ts->qlen > 0) {
@@ -471,6 +501,11 @@ static void start_closed(runner *r)
 
 void mc_run_result_free(mc_run_result *res)
 {
+    for (size_t t = 0; t < MC_RUN_TARGETS_MAX; t++) {
+        free(res->targets[t].sent);
+        res->targets[t].sent = NULL;
+        res->targets[t].n_sent = res->targets[t].cap_sent = 0;
+    }
     free(res->series);
     res->series = NULL;
     res->n_series = res->cap_series = 0;

@@ -21,8 +21,17 @@
  * The run ends after `duration_us` of measurement or `requests` measured
  * requests; requests already due are completed (up to the timeout).
  *
+ * Sent sequence (opts.record_sent): each target's result lists the object
+ * ids sent to it, in the order sent (the order they were generated: warm-up
+ * ones first), for the simulated optimum (optimum.h); a request counts as
+ * sent once handed to its connection, so one dropped by the open loop's
+ * queue is not in it. Recording stops (sent_overflow) after
+ * MC_RUN_SENT_MAX ids over all targets. With opts.observed_sizes, the body
+ * size of every complete 200 answer is written at its object's id.
+ *
  * Memory: fixed per connection and per target; the only growth is one
- * mc_run_second per second of the run.
+ * mc_run_second per second of the run and, with record_sent, 4 bytes per
+ * request sent.
  * Threads: mc_run_execute runs the loop on the calling thread.
  * Errors: mc_run_execute returns 0 (the run happened, whatever the errors
  * it counted) or a negative MC_E_* with a reason (a target that does not
@@ -43,6 +52,7 @@
 #define MC_RUN_TARGETS_MAX 16
 #define MC_RUN_QUEUE_MAX 65536
 #define MC_RUN_CONNECTIONS_MAX 10000
+#define MC_RUN_SENT_MAX (64u << 20)     /* recorded ids over all targets (256 MiB) */
 
 /* Error kinds counted by the run (HTTP statuses are counted separately). */
 enum {
@@ -77,6 +87,8 @@ typedef struct mc_run_opts {
     uint64_t warmup_us;
     int timeout_ms;
     int progress;                           /* live line on stderr */
+    int record_sent;                        /* keep the sent sequence (see above) */
+    uint64_t *observed_sizes;               /* NULL, or objs->n sizes to fill (borrowed) */
 } mc_run_opts;
 
 /* Counters of measured requests (one per target, and overall). */
@@ -97,6 +109,10 @@ typedef struct mc_run_target_result {
     mc_histo_us latency;
     int have_metrics;
     mc_scrape before, after;
+    uint32_t *sent;                         /* record_sent: ids in the order sent (owned) */
+    size_t n_sent, cap_sent;
+    size_t sent_warmup;                     /* how many of them were warm-up requests */
+    int sent_overflow;                      /* MC_RUN_SENT_MAX reached: the list is incomplete */
 } mc_run_target_result;
 
 typedef struct mc_run_result {

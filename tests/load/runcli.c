@@ -2,6 +2,7 @@
 #include "tests/load/runcli.h"
 
 #include "common/err.h"
+#include "tests/load/optimum.h"
 #include "tests/load/opts.h"
 #include "tests/load/report.h"
 #include "tests/load/run.h"
@@ -36,6 +37,11 @@ static const char usage[] =
     "                      send time; --connections caps connections per target (default 64)\n"
     "  --connections N     closed loop (no --rate): N connections in total (default 16)\n"
     "  --timeout T         per request, no progress for T fails it (default 10s)\n"
+    "  --cache-size SIZE   compare the hit ratio with Belady, S3-FIFO, SIEVE and LRU\n"
+    "                      simulated on the same requests at SIZE (512M, 2G); without\n"
+    "                      it, --metrics gives the edge's store size (compared at the\n"
+    "                      80% where the edge evicts, and at the whole size)\n"
+    "  --no-optimum        do not record the requests sent nor simulate\n"
     "  --json FILE         JSON report\n"
     "  --html FILE         self-contained HTML report (inline SVG charts)\n"
     "  --quiet             no progress line (it shows only when stderr is a terminal)\n";
@@ -45,9 +51,9 @@ typedef struct cli {
     const char *index, *trace, *json, *html;
     const char *metrics[MC_RUN_TARGETS_MAX];
     size_t n_metrics;
-    int uniform, quiet, have_conns;
+    int uniform, quiet, have_conns, no_optimum;
     double alpha;
-    uint64_t seed, shift_at_us, timeout_us;
+    uint64_t seed, shift_at_us, timeout_us, cache_size;
 } cli;
 
 static int bad(const char *flag, const char *value, const char *what)
@@ -81,6 +87,10 @@ static int parse_one(cli *c, int opt, const char *arg)
     case 'H': c->html = arg; return 0;
     case 'u': c->uniform = 1; return 0;
     case 'q': c->quiet = 1; return 0;
+    case 'O': c->no_optimum = 1; return 0;
+    case 'C':
+        return mc_opt_bytes(arg, &c->cache_size) < 0 || c->cache_size == 0
+                   ? bad("--cache-size", arg, "is not a size (use 512M, 8G)") : 0;
     case 'z': return mc_opt_double(arg, 0, 20, &c->alpha) < 0 ? bad("--zipf", arg, "is not in [0, 20]") : 0;
     case 's': return mc_opt_u64(arg, UINT64_MAX, &c->seed) < 0 ? bad("--seed", arg, "is not an integer") : 0;
     case 'S': return mc_opt_duration_us(arg, &c->shift_at_us) < 0 ? bad("--shift-at", arg, "is not a duration") : 0;
@@ -116,7 +126,8 @@ static int parse_args(int argc, char **argv, cli *c)
         {"warmup", required_argument, NULL, 'w'}, {"rate", required_argument, NULL, 'r'},
         {"connections", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 'o'},
         {"json", required_argument, NULL, 'j'}, {"html", required_argument, NULL, 'H'},
-        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
+        {"cache-size", required_argument, NULL, 'C'}, {"no-optimum", no_argument, NULL, 'O'}, {NULL, 0, NULL, 0},
     };
     memset(c, 0, sizeof *c);
     c->alpha = 0.9;
@@ -152,6 +163,8 @@ static int parse_args(int argc, char **argv, cli *c)
         c->run.duration_us = 10000000;
     c->run.timeout_ms = (int)(c->timeout_us / 1000);
     c->run.progress = !c->quiet && isatty(2);
+    /* no size to simulate at: nothing worth recording (the report says how to get one) */
+    c->run.record_sent = !c->no_optimum && (c->cache_size > 0 || c->n_metrics > 0);
     return 0;
 }
 
@@ -183,6 +196,17 @@ static int load_workload(cli *c, mc_trace *t, mc_wl *w, char *desc, size_t descl
     return rc;
 }
 
+/* The object sizes the simulation uses: as `simulate` does, an index's
+ * empty objects take 1 byte; a trace's objects without a size take the body
+ * size of a 200 answer seen during the run (0 if none: not simulated). */
+static uint64_t *sim_sizes(const cli *c, const mc_objset *objs, const uint64_t *observed)
+{
+    uint64_t *sz = malloc((objs->n ? objs->n : 1) * sizeof *sz);
+    for (size_t i = 0; sz && i < objs->n; i++)
+        sz[i] = objs->sizes[i] ? objs->sizes[i] : c->trace ? (observed ? observed[i] : 0) : 1;
+    return sz;
+}
+
 int mc_runcli_main(int argc, char **argv)
 {
     cli *c = calloc(1, sizeof *c);
@@ -199,13 +223,29 @@ int mc_runcli_main(int argc, char **argv)
     memset(&t, 0, sizeof t);
     memset(&w, 0, sizeof w);
     mc_run_result *res = calloc(1, sizeof *res);
+    uint64_t *observed = NULL, *sizes = NULL;
+    mc_optimum_report *opt = NULL;
     rc = res ? load_workload(c, &t, &w, desc, sizeof desc, why, sizeof why)
              : mc_err_why(why, sizeof why, MC_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && c->trace && c->run.record_sent && i < t.objs.n && !observed; i++)
+        if (t.objs.sizes[i] == 0 && (observed = calloc(t.objs.n, sizeof *observed)) == NULL)
+            rc = mc_err_why(why, sizeof why, MC_E_NOMEM, "out of memory");
+    c->run.observed_sizes = observed;
     if (rc == 0)
         rc = mc_run_execute(&c->run, res, why, sizeof why);
-    mc_report_meta meta = {.workload = desc, .seed = c->seed};
+    if (rc == 0 && !c->no_optimum) {
+        /* after the run, from the recorded sequence: nothing of this runs in the hot loop */
+        sizes = sim_sizes(c, &t.objs, observed);
+        opt = calloc(1, sizeof *opt);
+        if (!sizes || !opt || mc_optimum_compute(&c->run, res, sizes, t.objs.n, c->cache_size, opt) < 0) {
+            fprintf(stderr, "meshcdn-load: run: out of memory for the simulated optimum (--no-optimum skips it)\n");
+            free(opt);
+            opt = NULL;
+        }
+    }
+    mc_report_meta meta = {.workload = desc, .seed = c->seed, .optimum = opt};
     if (rc == 0) {
-        mc_report_text(stdout, &c->run, res);
+        mc_report_text(stdout, &c->run, &meta, res);
         if (c->json)
             rc = mc_report_json(c->json, &c->run, &meta, res, why, sizeof why);
         if (rc == 0 && c->html)
@@ -216,6 +256,9 @@ int mc_runcli_main(int argc, char **argv)
     if (res)
         mc_run_result_free(res);
     free(res);
+    free(opt);
+    free(sizes);
+    free(observed);
     if (w.kind == MC_WL_ZIPF || w.kind == MC_WL_UNIFORM)
         mc_wl_free(&w);
     mc_trace_free(&t);

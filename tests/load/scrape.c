@@ -69,6 +69,8 @@ void mc_scrape_parse(const char *page, mc_scrape *out)
             out->upstream += v;
         } else if (namelen == 29 && strncmp(l, "meshcdn_edge_bytes_sent_total", 29) == 0) {
             out->bytes_sent += v;
+        } else if (namelen == 29 && strncmp(l, "meshcdn_edge_store_size_bytes", 29) == 0) {
+            out->store_size += v;
         }
     }
 }

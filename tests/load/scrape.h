@@ -1,5 +1,6 @@
 /* scrape.h — read an edge's admin /metrics page (Prometheus text) and sum
- * the counters the load report compares against.
+ * the counters the load report compares against, and the store's size
+ * (the cache size for the simulated optimum).
  *
  * mc_scrape_url fetches with one blocking HTTP/1.0 GET (Connection: close)
  * with a timeout; call it outside the hot path (before the run, at the end
@@ -20,6 +21,8 @@ typedef struct mc_scrape {
     double hits;              /* ... with result="hit" */
     double upstream;          /* sum of meshcdn_edge_upstream_requests_total */
     double bytes_sent;        /* meshcdn_edge_bytes_sent_total */
+    double store_size;        /* meshcdn_edge_store_size_bytes (a gauge: the configured
+                                 store bound; 0 when the page has none) */
 } mc_scrape;
 
 void mc_scrape_parse(const char *page, mc_scrape *out);

@@ -13,6 +13,7 @@
 #include "tests/load/httpc.h"
 #include "tests/load/run.h"
 #include "tests/load/scrape.h"
+#include "tests/load/optimum.h"
 #include "tests/load/opts.h"
 #include "tests/load/sim.h"
 #include "tests/load/workload.h"
@@ -356,6 +357,135 @@ static void belady_bounds_online_policies_on_unit_sizes(void **state)
     assert_int_equal(mc_sim_run(&bad, MC_SIM_LRU, &res[0]), MC_E_INVAL);
 }
 
+/* ---- the optimum next to a run ----------------------------------------------- */
+
+/* Sets target t's recorded sequence to the letters of seq (A = object 0). */
+static void set_sent(mc_run_result *r, size_t t, const char *seq, size_t warmup)
+{
+    size_t n = strlen(seq);
+    r->targets[t].sent = calloc(n, sizeof *r->targets[t].sent);
+    assert_non_null(r->targets[t].sent);
+    for (size_t k = 0; k < n; k++)
+        r->targets[t].sent[k] = (uint32_t)(seq[k] - 'A');
+    r->targets[t].n_sent = r->targets[t].cap_sent = n;
+    r->targets[t].sent_warmup = warmup;
+}
+
+static uint64_t opt_hits(const mc_optimum_size *s, mc_sim_policy p)
+{
+    for (int i = 0; i < MC_OPTIMUM_N; i++)
+        if (mc_optimum_policies[i] == p)
+            return s->res[i].hits;
+    fail_msg("policy %d not compared", (int)p);
+    return 0;
+}
+
+/* Pins what `run` prints next to its hit ratio, on sequences small enough
+ * to compute by hand, as the run records them (per target, warm-up first). */
+static void optimum_of_recorded_sequences(void **state)
+{
+    static char p0[] = "/a", p1[] = "/b", p2[] = "/c";
+    char *paths[26];
+    uint64_t sizes[26];
+    for (int k = 0; k < 26; k++) {
+        paths[k] = k == 0 ? p0 : k == 1 ? p1 : p2;
+        sizes[k] = 1;
+    }
+    mc_objset objs = {.n = 26, .paths = paths, .sizes = sizes};
+    mc_run_opts o = {.n_targets = 2, .objs = &objs};
+    strcpy(o.targets[0].url, "http://127.0.0.1:1");
+    strcpy(o.targets[1].url, "http://127.0.0.1:2");
+    mc_run_result *r = calloc(1, sizeof *r);
+    mc_optimum_report *opt = calloc(1, sizeof *opt);
+    assert_true(r && opt);
+
+    /* --cache-size 3 (unit objects). Target 0: the textbook string
+     * ABCDABEABCDE (see sim_cases): Belady 5 hits, LRU, SIEVE, S3-FIFO 2.
+     * Target 1: AB warm-up then ABAB: 4 measured hits for every policy. */
+    set_sent(r, 0, "ABCDABEABCDE", 0);
+    set_sent(r, 1, "ABABAB", 2);
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 3, opt), 0);
+    assert_true(opt->targets[0].done && opt->targets[1].done && opt->total.done);
+    assert_false(opt->total.from_metrics || opt->total.have_full);
+    assert_int_equal(opt->targets[0].at.cache_size, 3);
+    assert_int_equal(opt_hits(&opt->targets[0].at, MC_SIM_BELADY), 5);
+    assert_int_equal(opt_hits(&opt->targets[0].at, MC_SIM_LRU), 2);
+    assert_int_equal(opt_hits(&opt->targets[0].at, MC_SIM_SIEVE), 2);
+    assert_int_equal(opt_hits(&opt->targets[0].at, MC_SIM_S3FIFO), 2);
+    assert_int_equal(opt->targets[1].at.res[0].requests, 4);
+    assert_int_equal(opt_hits(&opt->targets[1].at, MC_SIM_LRU), 4);
+    assert_int_equal(opt->total.requests, 18);
+    assert_int_equal(opt->total.warmup, 2);
+    assert_int_equal(opt->total.at.res[0].requests, 16);
+    assert_int_equal(opt_hits(&opt->total.at, MC_SIM_BELADY), 9);
+    assert_int_equal(opt_hits(&opt->total.at, MC_SIM_LRU), 6);
+    assert_int_equal(opt->total.at.cache_size, 3);
+    assert_string_equal(mc_optimum_policy_label(0), "Belady");
+
+    /* From /metrics: a 1000-byte store, 100-byte objects. The edge evicts
+     * above 80%, so 8 objects fit there and 10 in the whole store. A cyclic
+     * scan of 10 objects twice: at 8, LRU, SIEVE and S3-FIFO (objects
+     * larger than its 80-byte small queue go to main, a FIFO without hits)
+     * miss everything; Belady bypasses I and J and hits A..H in the second
+     * pass (8). At the whole 1000, every policy hits the second pass (10). */
+    for (int k = 0; k < 26; k++)
+        sizes[k] = 100;
+    mc_run_result_free(r);
+    memset(r, 0, sizeof *r);
+    o.n_targets = 1;
+    set_sent(r, 0, "ABCDEFGHIJABCDEFGHIJ", 0);
+    r->targets[0].have_metrics = 1;
+    mc_scrape_parse("meshcdn_edge_store_size_bytes 1000\n", &r->targets[0].after);
+    assert_int_equal(mc_optimum_effective_size(1000), 800);
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 0, opt), 0);
+    const mc_optimum_target *t = &opt->total;
+    assert_true(t->done && t->from_metrics && t->have_full);
+    assert_int_equal(t->store_size, 1000);
+    assert_int_equal(t->at.cache_size, 800);
+    assert_int_equal(t->full.cache_size, 1000);
+    assert_int_equal(opt_hits(&t->at, MC_SIM_BELADY), 8);
+    assert_int_equal(opt_hits(&t->at, MC_SIM_LRU), 0);
+    assert_int_equal(opt_hits(&t->at, MC_SIM_SIEVE), 0);
+    assert_int_equal(opt_hits(&t->at, MC_SIM_S3FIFO), 0);
+    for (int i = 0; i < MC_OPTIMUM_N; i++)
+        assert_int_equal(t->full.res[i].hits, 10);
+    assert_int_equal(t->at.res[0].hit_bytes, 800);
+    /* --cache-size wins over the store size; no "whole store" then */
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 900, opt), 0);
+    assert_true(opt->total.done && !opt->total.from_metrics && !opt->total.have_full);
+    assert_int_equal(opt_hits(&opt->total.at, MC_SIM_BELADY), 9);
+
+    /* Not simulated, with the reason: no size known, no metrics, an object
+     * of unknown size (a trace line without SIZE), an incomplete record. */
+    r->targets[0].have_metrics = 0;
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 0, opt), 0);
+    assert_false(opt->total.done);
+    assert_non_null(strstr(opt->total.why, "--cache-size"));
+    assert_null(strstr(opt->total.why, "http://"));   /* the HTML report shows it and links to nothing */
+    sizes[1] = 0;
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_false(opt->total.done);
+    assert_non_null(strstr(opt->total.why, "/b: size unknown"));
+    sizes[1] = 100;
+    r->targets[0].sent_overflow = 1;
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_false(opt->total.done);
+    r->targets[0].sent_overflow = 0;
+    /* a target that was sent nothing measured does not hold up the total */
+    o.n_targets = 2;
+    set_sent(r, 1, "AB", 2);
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_true(opt->total.done && opt->targets[0].done && !opt->targets[1].done);
+    assert_int_equal(opt->total.requests, 20);
+    assert_int_equal(opt_hits(&opt->total.at, MC_SIM_LRU), 0);
+    r->targets[0].n_sent = 0;
+    assert_int_equal(mc_optimum_compute(&o, r, sizes, 26, 500, opt), 0);
+    assert_false(opt->total.done);
+    mc_run_result_free(r);
+    free(r);
+    free(opt);
+}
+
 /* ---- response classification, metrics, targets ---------------------------- */
 
 static void cache_headers_classify(void **state)
@@ -385,10 +515,13 @@ static void metrics_page_sums(void **state)
         "meshcdn_edge_requests_total{result=\"hit\",code=\"206\"} 1\n"
         "meshcdn_edge_requests_total_bogus 1000\n"
         "meshcdn_edge_upstream_requests_total{upstream=\"origin\",code=\"200\"} 9\n"
-        "meshcdn_edge_bytes_sent_total 12345\n";
+        "meshcdn_edge_bytes_sent_total 12345\n"
+        "# TYPE meshcdn_edge_store_size_bytes gauge\n"
+        "meshcdn_edge_store_size_bytes 67108864\n";
     mc_scrape s;
     mc_scrape_parse(page, &s);
     assert_true(s.requests == 100 && s.hits == 91 && s.upstream == 9 && s.bytes_sent == 12345);
+    assert_true(s.store_size == 67108864);
 }
 
 static void targets_parse(void **state)
@@ -453,6 +586,7 @@ int main(void)
         cmocka_unit_test(histo_buckets_are_contiguous_and_narrow),
         cmocka_unit_test(sims_match_hand_computed_traces),
         cmocka_unit_test(belady_bounds_online_policies_on_unit_sizes),
+        cmocka_unit_test(optimum_of_recorded_sequences),
         cmocka_unit_test(cache_headers_classify),
         cmocka_unit_test(metrics_page_sums),
         cmocka_unit_test(targets_parse),

@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-
 if [ "${1:-}" = "--test" ]; then
   # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin
   # python3-botocore: tests/e2e/ctlpeer.py checks meshcdnctl's signatures with it too
-  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore)
+  # systemd: systemd-analyze verify checks deploy/systemd/ (ctest deploy_systemd_verify)
+  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore systemd)
 fi
 
 missing=()

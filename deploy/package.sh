@@ -20,10 +20,11 @@ rm -f "$build"/meshcdn_*.deb
 deb=$(ls "$build"/meshcdn_*.deb)
 dpkg-deb -I "$deb"
 dpkg-deb -c "$deb" | awk '{print $1, $6}'
+listing=$(dpkg-deb -c "$deb")
 for f in usr/bin/meshcdn-edge usr/bin/meshcdn-origin usr/bin/meshcdnctl \
          usr/lib/systemd/system/meshcdn-edge@.service usr/lib/systemd/system/meshcdn-origin.service \
          usr/share/meshcdn/examples/origin.ini usr/share/meshcdn/examples/us-east-1/edge-a.ini; do
-  dpkg-deb -c "$deb" | grep -q " ./$f\$" || { echo "package.sh: $f missing from $deb" >&2; exit 1; }
+  grep -q " ./$f\$" <<<"$listing" || { echo "package.sh: $f missing from $deb" >&2; exit 1; }
 done
-dpkg-deb -f "$deb" Depends | grep -q adduser || { echo "package.sh: no adduser dependency" >&2; exit 1; }
+grep -q adduser <<<"$(dpkg-deb -f "$deb" Depends)" || { echo "package.sh: no adduser dependency" >&2; exit 1; }
 echo "built $deb"

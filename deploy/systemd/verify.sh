@@ -16,7 +16,11 @@ if ! command -v systemd-analyze >/dev/null; then
   exit 77
 fi
 root=$(mktemp -d "${TMPDIR:-/tmp}/meshcdn-verify.XXXXXX")
-trap 'rm -rf "$root"' EXIT
+# systemd-analyze, run as root without systemd as PID 1, stamps
+# /run/systemd/systemd-units-load; remove it when it was not there before.
+stamp=/run/systemd/systemd-units-load
+had_stamp=0; [ -e $stamp ] && had_stamp=1
+trap 'rm -rf "$root"; if [ $had_stamp = 0 ]; then rm -f $stamp; fi' EXIT
 DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null
 units=$root/usr/lib/systemd/system
 for u in meshcdn-origin.service meshcdn-edge@.service; do

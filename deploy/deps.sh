@@ -9,8 +9,12 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-
 if [ "${1:-}" = "--test" ]; then
   # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin;
   # python3-botocore: tests/e2e/ctlpeer.py checks meshcdnctl's signatures with it too;
-  # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it
-  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl)
+  # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it;
+  # systemd: systemd-analyze verify checks deploy/systemd/ (ctest deploy_systemd_verify);
+  # strace: test_deploy.py checks the daemons' system calls against the units' filter;
+  # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn
+  pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
+         systemd-container)
 fi
 
 missing=()

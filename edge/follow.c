@@ -160,6 +160,16 @@ static int poll_once(mc_follow *f, int wait_s)
     }
     atomic_store(&f->last_contact, (int64_t)time(NULL));
     atomic_store(&f->log_last, (uint64_t)json_integer_value(last));
+    if ((uint64_t)json_integer_value(last) < cursor) {
+        /* the log is shorter than what we applied: a new control database.
+         * Its entries are new, whatever their numbers: follow it from the start. */
+        mc_log_warn("follow", "msg=\"the control API's log restarted: following it from the start\" "
+                    "cursor=%llu log_last=%lld", (unsigned long long)cursor, (long long)json_integer_value(last));
+        atomic_store(&f->cursor, 0);
+        atomic_store(&f->caught_up, 0);
+        json_decref(root);
+        return 1;   /* poll again at once */
+    }
     size_t i;
     json_t *e;
     int applied = 0, rc = 0;

@@ -82,6 +82,8 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));
     counter(b, "meshcdn_edge_client_aborts_total", "viewers that left mid-response", mc_counter_get(&s->client_aborts));
     counter(b, "meshcdn_edge_loops_detected_total", "requests refused by CDN-Loop", mc_counter_get(&s->loops_detected));
+    gauge(b, "meshcdn_edge_store_map_used_bytes", "LMDB map in use up to its last page (bounded by the store size)",
+          mc_store_map_used_bytes(node->store));
     return 0;
 }
 

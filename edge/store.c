@@ -1035,3 +1035,16 @@ int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32
     mdb_txn_reset(r->txn);
     return rc;
 }
+
+/* ---------- for tooling and metrics (storecheck.h, admin.c) ---------- */
+
+unsigned mc_store_format_version(void) { return FORMAT_VERSION; }
+
+uint64_t mc_store_map_used_bytes(mc_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}

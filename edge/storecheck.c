@@ -340,7 +340,6 @@ static int run_checks(checker *c, mc_err *err, const char *dir)
     MDB_stat st;
     mdb_env_info(c->env, &info);
     mdb_env_stat(c->env, &st);
-    rep->map_size = info.me_mapsize;
     rep->map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     return 0;
 }
@@ -354,6 +353,7 @@ int mc_storecheck_run(const char *dir, FILE *out, unsigned max_lines, mc_storech
     if (stat(data, &sb) < 0)
         return mc_err_set(err, MC_E_NOTFOUND, "store %s: no data.mdb: %s", dir, strerror(errno));
     checker c = {.out = out, .max_lines = max_lines, .rep = rep};
+    rep->file_bytes = (uint64_t)sb.st_size;
     rep->live = node_running(dir);
     int rc = mdb_env_create(&c.env);
     if (!rc) rc = mdb_env_set_maxdbs(c.env, 8);
@@ -421,7 +421,8 @@ int mc_storecheck_main(int argc, char **argv)
            (unsigned long long)rep.chunk_bytes, (unsigned long long)rep.paths);
     printf("pending fills %llu (%llu chunks): running, or left by a crash and removed at the next start\n",
            (unsigned long long)rep.pending, (unsigned long long)rep.pending_chunks);
-    printf("map used %llu of %llu bytes\n", (unsigned long long)rep.map_used, (unsigned long long)rep.map_size);
+    printf("map used %llu bytes (data.mdb %llu bytes)\n", (unsigned long long)rep.map_used,
+           (unsigned long long)rep.file_bytes);
     if (rep.problems) {
         printf("DAMAGED: %llu problems\n", (unsigned long long)rep.problems);
         return 1;

@@ -39,7 +39,7 @@ typedef struct mc_storecheck_report {
     uint64_t paths;          /* path index entries */
     uint64_t pending;        /* unpublished fills (running, or left by a crash) */
     uint64_t pending_chunks; /* chunks belonging to them */
-    uint64_t map_size;       /* LMDB map size (bytes) */
+    uint64_t file_bytes;     /* size of data.mdb */
     uint64_t map_used;       /* pages in use up to the last one, in bytes */
     int live;                /* a node had the store open: totals not compared */
     uint64_t problems;       /* damage found; 0 = sound */

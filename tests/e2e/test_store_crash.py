@@ -61,17 +61,20 @@ class TestCrash(StoreCase):
             e = self.edge(start=False)
             t0 = time.monotonic()
             e.start()
+            t_ready = time.monotonic()
             if known:
+                # committed before the kill: the very first answer is a hit
                 path = rng.choice(sorted(known))
-                while True:
-                    s, hd, b, c = self.get(e, path)
-                    if hd.get("x-cache") == ["Hit from meshcdn"] or time.monotonic() - t0 > 5:
-                        break
-                first_hits.append(time.monotonic() - t0)
+                s, hd, b, c = self.get(e, path)
+                t_hit = time.monotonic()
+                first_hits.append((t_hit - t0, t_hit - t_ready))
                 self.assertEqual((s, c, hd["x-cache"]), (200, True, ["Hit from meshcdn"]),
                                  f"round {round_}: {path} lost")
                 self.assertEqual(b, bodies[path], f"round {round_}: {path} differs")
-                self.assertLess(first_hits[-1], 1.0, f"round {round_}: first hit slow")
+                # from listening to the hit: nothing (index rebuild, crash
+                # cleanup) stands in the way; exec to listening is the
+                # process start, slow under ASan on a loaded machine
+                self.assertLess(t_hit - t_ready, 1.0, f"round {round_}: first hit slow")
             stop = threading.Event()
             fresh = add_objects(f"r{round_}", 16)
             paths = old + fresh * 3   # weighted toward the new ones
@@ -97,8 +100,12 @@ class TestCrash(StoreCase):
             pending += int(re.search(r"pending fills (\d+)", r.stdout).group(1))
         self.assertGreater(len(known), 10)
         self.assertGreater(pending, 0)   # the kills did land during fills
-        print(f"\ncrash: 20 kills, {pending} fills cut off, {len(known)} objects known stored, first hit after start: "
-              f"max {max(first_hits):.3f} s, median {sorted(first_hits)[len(first_hits) // 2]:.3f} s")
+        from_exec = sorted(x for x, _ in first_hits)
+        median = from_exec[len(from_exec) // 2]
+        print(f"\ncrash: 20 kills, {pending} fills cut off, {len(known)} objects known stored, first hit "
+              f"after exec: median {median:.3f} s, max {from_exec[-1]:.3f} s; after listening: max "
+              f"{max(y for _, y in first_hits):.3f} s")
+        self.assertLess(median, 1.0)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ static void test_sound_store_passes(void **state)
     assert_int_equal(rep.pending, 0);
     assert_int_equal(rep.format, mc_store_format_version());
     assert_false(rep.live);
-    assert_true(rep.map_used > 0 && rep.map_used <= rep.map_size);
+    assert_true(rep.map_used > 0 && rep.map_used <= rep.file_bytes);
     remove_dir(dir);
 }
 

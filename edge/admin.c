@@ -97,6 +97,8 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     mc_metrics_value(b, "meshcdn_edge_tls_handshakes_total", "resumed=\"yes\"", (double)mc_counter_get(&s->tls_resumed));
     counter(b, "meshcdn_edge_tls_handshake_failures_total", "viewer TLS handshakes refused (version, ALPN, cipher)", mc_counter_get(&s->tls_failures));
     counter(b, "meshcdn_edge_tls_reloads_total", "viewer certificate reloads (SIGHUP)", mc_counter_get(&s->tls_reloads));
+    gauge(b, "meshcdn_edge_store_map_used_bytes", "LMDB map in use up to its last page (bounded by the store size)",
+          mc_store_map_used_bytes(node->store));
     return 0;
 }
 

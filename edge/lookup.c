@@ -105,12 +105,14 @@ static void pump_hit(mc_resp *r)
 {
     while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
-        mc_buf_reset(&r->scratch);
-        int n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
+        /* serve_hit leaves the first chunk, already verified, in scratch */
+        int n = (int)r->scratch.len;
+        if (n == 0)
+            n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
         if (n < 0) {
-            /* damaged (checksum) or replaced under us: never send a wrong or
-             * short body; a damaged object is deleted so the next request
-             * refetches it */
+            /* damaged (checksum) or replaced under us after the headers went
+             * out: abort the connection, never a wrong or short body; a
+             * damaged object is deleted so the next request refetches it */
             mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable\" chunk=%u error=%s", r->keystr, idx,
                         mc_err_name(n));
             if (n == MC_E_CHECKSUM)
@@ -118,7 +120,9 @@ static void pump_hit(mc_resp *r)
             mc_resp_fail(r, 502);
             return;
         }
-        if (mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, r->scratch.data, (size_t)n))
+        int complete = mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, r->scratch.data, (size_t)n);
+        mc_buf_reset(&r->scratch);
+        if (complete)
             break;
     }
     if (r->done)
@@ -136,6 +140,27 @@ static void serve_hit(mc_resp *r, mc_result result)
     r->result = result;
     mc_store_touch(r->w->node->store, r->skey);   /* SIEVE's visited bit */
     mc_resp_plan(r, r->meta.status, r->meta.headers, (int64_t)r->meta.length);
+    mc_buf_reset(&r->scratch);
+    if (r->has_body) {
+        /* Read and verify the first chunk to send before the headers go out:
+         * a damaged or vanished chunk here (most objects are one chunk) turns
+         * the hit into a miss, and the viewer gets the origin's bytes. */
+        uint32_t idx = (uint32_t)(r->first / r->meta.chunk_size);
+        int n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
+        if (n < 0) {
+            mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable, refetching\" chunk=%u error=%s",
+                        r->keystr, idx, mc_err_name(n));
+            if (n == MC_E_CHECKSUM)
+                mc_store_delete(r->w->node->store, r->skey);
+            mc_buf_reset(&r->scratch);
+            mc_object_meta_free(&r->meta);
+            r->has_meta = 0;
+            mc_http_owner o = {on_fill_drain, on_resp_close, r};
+            mc_http_set_owner(r->conn, &o);
+            mc_fill_join(r, 0);
+            return;
+        }
+    }
     mc_resp_cache cache = {age, r->meta.lifetime_s - age, 0, 0};
     mc_resp_start(r, r->meta.headers, &cache);
     if (!r->has_body) {

@@ -14,13 +14,15 @@
 #include "edge/signer.h"
 #include "edge/stats.h"
 #include "edge/store.h"
+#include "edge/storecheck.h"
 #include "edge/tls.h"
 
 static const char synopsis[] =
     "[--config FILE] [--listen ADDR:PORT] [--tls-listen ADDR[:PORT]] [--admin ADDR:PORT] [--origin URL]\n"
     "       [--origin-sign sigv4|none] [--credentials FILE] [--store DIR] [--store-size SIZE]\n"
     "       [--workers N] [--node-id ID] [--region NAME] [--control URL] [--admin-keys FILE]\n"
-    "       [--SECTION.KEY=VALUE ...]";
+    "       [--SECTION.KEY=VALUE ...]\n"
+    "       meshcdn-edge check --store DIR   (verify a store; see check --help)";
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -144,6 +146,8 @@ static int run(const mc_edge_config *cfg)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "check") == 0)
+        return mc_storecheck_main(argc - 1, argv + 1);
     mc_edge_config cfg;
     mc_err err = {0};
     int rc = mc_edge_config_load(&cfg, argc, argv, &err);

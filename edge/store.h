@@ -187,4 +187,10 @@ int mc_store_read_cursor(mc_store_reader *r, uint64_t *out);
 int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out);
 int mc_object_meta_decode(const void *p, size_t n, mc_object_meta *out);
 
+/* The store format this build reads and writes (state "format"). */
+unsigned mc_store_format_version(void);
+/* Bytes of the map in use: pages up to the last one written, free ones
+ * included (LMDB reuses those only once no reader still sees them). Any thread. */
+uint64_t mc_store_map_used_bytes(mc_store *s);
+
 #endif

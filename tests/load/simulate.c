@@ -27,6 +27,9 @@ static const char usage[] =
     "    --seed S               PRNG seed (default 1); `run` with the same index, seed\n"
     "                           and popularity sends the same sequence\n"
     "    --shift-at-request K   new popularity permutation from request K on\n"
+    "    --drift-every K        popularity keeps shifting: every K requests the\n"
+    "    --drift-step S         S coldest objects (default 1% of them) become the\n"
+    "                           hottest and the rest move S ranks down\n"
     "  --warmup-requests K      replay but do not count the first K requests\n"
     "  --json FILE              also write the results as JSON\n"
     "\n"
@@ -39,7 +42,7 @@ typedef struct sim_opts {
     const char *trace, *index, *json;
     int uniform;
     double alpha;
-    uint64_t requests, seed, shift_at, warmup;
+    uint64_t requests, seed, shift_at, warmup, drift_every, drift_step;
 } sim_opts;
 
 static int bad(const char *flag, const char *value, const char *what)
@@ -51,13 +54,14 @@ static int bad(const char *flag, const char *value, const char *what)
 
 static int parse_args(int argc, char **argv, sim_opts *o)
 {
-    enum { O_CACHE = 1, O_TRACE, O_INDEX, O_ZIPF, O_UNI, O_REQ, O_SEED, O_SHIFT, O_WARM, O_JSON, O_HELP };
+    enum { O_CACHE = 1, O_TRACE, O_INDEX, O_ZIPF, O_UNI, O_REQ, O_SEED, O_SHIFT, O_WARM, O_JSON, O_HELP, O_DEVERY, O_DSTEP };
     static const struct option longopts[] = {
         {"cache-size", required_argument, NULL, O_CACHE}, {"trace", required_argument, NULL, O_TRACE},
         {"index", required_argument, NULL, O_INDEX}, {"zipf", required_argument, NULL, O_ZIPF},
         {"uniform", no_argument, NULL, O_UNI}, {"requests", required_argument, NULL, O_REQ},
         {"seed", required_argument, NULL, O_SEED}, {"shift-at-request", required_argument, NULL, O_SHIFT},
         {"warmup-requests", required_argument, NULL, O_WARM}, {"json", required_argument, NULL, O_JSON},
+        {"drift-every", required_argument, NULL, O_DEVERY}, {"drift-step", required_argument, NULL, O_DSTEP},
         {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -92,6 +96,14 @@ static int parse_args(int argc, char **argv, sim_opts *o)
         case O_SHIFT:
             if (mc_opt_u64(optarg, MC_WL_REQUESTS_MAX, &o->shift_at) < 0)
                 return bad("--shift-at-request", optarg, "is not a request number");
+            break;
+        case O_DEVERY:
+            if (mc_opt_u64(optarg, MC_WL_REQUESTS_MAX, &o->drift_every) < 0 || o->drift_every == 0)
+                return bad("--drift-every", optarg, "is not a request count in 1..1000000000");
+            break;
+        case O_DSTEP:
+            if (mc_opt_u64(optarg, MC_WL_OBJECTS_MAX, &o->drift_step) < 0 || o->drift_step == 0)
+                return bad("--drift-step", optarg, "is not an object count");
             break;
         case O_WARM:
             if (mc_opt_u64(optarg, MC_WL_REQUESTS_MAX, &o->warmup) < 0)
@@ -133,6 +145,9 @@ static int build_requests(const sim_opts *o, mc_trace *t, char *why, size_t whyl
     mc_wl w;
     rc = mc_wl_init(&w, o->uniform ? MC_WL_UNIFORM : MC_WL_ZIPF, t->objs.n, o->alpha, o->seed, o->shift_at,
                     why, whylen);
+    if (rc == 0 && o->drift_every)
+        rc = mc_wl_set_drift(&w, o->drift_every,
+                             o->drift_step ? o->drift_step : (t->objs.n + 99) / 100);
     if (rc == 0) {
         t->ids = malloc(o->requests * sizeof *t->ids);
         if (t->ids == NULL)

@@ -404,6 +404,15 @@ void mc_wl_free(mc_wl *w)
     memset(w, 0, sizeof *w);
 }
 
+int mc_wl_set_drift(mc_wl *w, uint64_t every, uint64_t step)
+{
+    if (w->kind == MC_WL_TRACE || (every && step == 0))
+        return MC_E_INVAL;
+    w->drift_every = every;
+    w->drift_step = step;
+    return 0;
+}
+
 uint32_t mc_wl_object_at_rank(const mc_wl *w, int phase, uint64_t r)
 {
     assert(r >= 1 && r <= w->n && w->kind != MC_WL_TRACE);
@@ -419,5 +428,9 @@ uint32_t mc_wl_next(mc_wl *w, uint64_t clock)
         return id;
     }
     uint64_t r = w->kind == MC_WL_ZIPF ? mc_wl_zipf_rank(w) : mc_rng_below(&w->rng, w->n) + 1;
+    if (w->drift_every) {
+        uint64_t off = (clock / w->drift_every) % w->n * (w->drift_step % w->n) % w->n;
+        r = (r - 1 + w->n - off) % w->n + 1;
+    }
     return mc_wl_object_at_rank(w, clock >= w->shift_at, r);
 }

@@ -23,6 +23,11 @@
  * independent permutation (a product launch: new objects become the hot
  * ones). The clock is the caller's: microseconds since the start for `run`,
  * the request number for `simulate`. TRACE ignores the shift.
+ * Drift (mc_wl_set_drift): every `every` clock units, `step` objects that
+ * were the coldest become the hottest and every other object moves `step`
+ * ranks down: new content arrives hot and ages (popularity that keeps
+ * shifting, not once). Rank r in drift period p is the object at
+ * (r - 1 - p * step) mod n of the phase's permutation.
  * Same seed, same options, same sequence, on any machine (xoshiro256**
  * seeded by splitmix64; no rand(), no clock).
  *
@@ -98,6 +103,8 @@ typedef struct mc_wl {
     double alpha;
     uint32_t *perm[2];       /* rank -> id before / after the shift (owned) */
     uint64_t shift_at;       /* clock value, or MC_WL_NO_SHIFT */
+    uint64_t drift_every;    /* clock units per drift period, 0: no drift */
+    uint64_t drift_step;     /* ranks moved per period */
     const mc_trace *trace;   /* TRACE: borrowed */
     size_t pos;              /* TRACE: next request */
     mc_rng rng;
@@ -110,6 +117,10 @@ int mc_wl_init(mc_wl *w, mc_wl_kind kind, size_t n, double alpha, uint64_t seed,
 /* TRACE over t (borrowed; n > 0). */
 int mc_wl_init_trace(mc_wl *w, const mc_trace *t);
 void mc_wl_free(mc_wl *w);
+
+/* ZIPF or UNIFORM: let the popularity drift (see above); every 0 turns it
+ * off. MC_E_INVAL for step 0 or a TRACE workload. */
+int mc_wl_set_drift(mc_wl *w, uint64_t every, uint64_t step);
 
 /* Next object id for clock value `clock` (see the shift above). */
 uint32_t mc_wl_next(mc_wl *w, uint64_t clock);

@@ -115,6 +115,29 @@ static void shift_changes_the_hot_set(void **state)
     mc_wl_free(&w);
 }
 
+static void drift_moves_the_hot_set_step_by_step(void **state)
+{
+    (void)state;
+    mc_wl w;
+    /* alpha 20: rank 1 takes all but ~1e-6 of the draws, so a draw is rank 1 */
+    assert_int_equal(mc_wl_init(&w, MC_WL_ZIPF, 50, 20.0, 3, MC_WL_NO_SHIFT, NULL, 0), 0);
+    assert_int_equal(mc_wl_set_drift(&w, 100, 3), 0);
+    for (uint64_t p = 0; p < 40; p++) {
+        /* period p: rank 1 is the object that was rank 3p+1 at the start,
+         * counted from the cold end (the coldest become the hottest) */
+        uint32_t want = mc_wl_object_at_rank(&w, 0, (50 - p * 3 % 50) % 50 + 1);
+        assert_int_equal(mc_wl_next(&w, p * 100), want);
+        assert_int_equal(mc_wl_next(&w, p * 100 + 99), want);
+    }
+    /* last period's hottest is now rank 4 (moved down by the step) */
+    uint32_t hot = mc_wl_next(&w, 0);
+    assert_int_not_equal(mc_wl_next(&w, 100), hot);
+    assert_int_equal(mc_wl_set_drift(&w, 10, 0), MC_E_INVAL);
+    assert_int_equal(mc_wl_set_drift(&w, 0, 0), 0);
+    assert_int_equal(mc_wl_next(&w, 12345), hot);
+    mc_wl_free(&w);
+}
+
 static void uniform_and_bad_parameters(void **state)
 {
     mc_wl w;
@@ -578,6 +601,7 @@ int main(void)
         cmocka_unit_test(zipf_matches_formula),
         cmocka_unit_test(zipf_is_deterministic_by_seed),
         cmocka_unit_test(shift_changes_the_hot_set),
+        cmocka_unit_test(drift_moves_the_hot_set_step_by_step),
         cmocka_unit_test(uniform_and_bad_parameters),
         cmocka_unit_test(trace_parses_paths_sizes_and_comments),
         cmocka_unit_test(trace_errors_name_the_line),

@@ -598,8 +598,7 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- upstream callbacks ---------- */
 
-/* Hop-by-hop fields (RFC 9110 7.6.1) and what the edge sets itself. */
-static int drop_header(const char *name, const char *connection)
+int mc_fill_drop_header(const char *name, const char *connection)
 {
     static const char *const drop[] = {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
                                        "Transfer-Encoding", "Upgrade", "Proxy-Authenticate",
@@ -675,7 +674,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
             f->upstream_chunked = 1;
     mc_buf b = MC_BUF_INIT;
     for (int i = 0; i < n; i++)
-        if (!drop_header(h[i].name, connection) &&
+        if (!mc_fill_drop_header(h[i].name, connection) &&
             !(pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
             mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
     f->hdrs = mc_buf_steal(&b);

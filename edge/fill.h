@@ -63,6 +63,11 @@ typedef struct mc_fresh {
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
                        const mc_cache_policy *pol, mc_fresh *out);
 
+/* Is an upstream response field kept from viewers? Hop-by-hop fields (RFC
+ * 9110 7.6.1), those the Connection value (may be NULL) names, and what the
+ * edge sets itself (Content-Length, Age, Cache-Status, X-Cache, S3 ids). */
+int mc_fill_drop_header(const char *name, const char *connection);
+
 /* Start a background revalidation of r's stale copy (stale-while-revalidate)
  * unless a fill for the key already runs; r itself is not attached. */
 void mc_fill_background(mc_resp *r);

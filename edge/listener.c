@@ -103,7 +103,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     mc_worker *w = arg;
     (void)l, (void)sa, (void)sl;
-    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns, 0};
+    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns,
+                           (size_t)w->node->cfg->max_request_body};
     mc_http_conn_new(w->base, fd, &o);
 }
 

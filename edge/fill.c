@@ -521,7 +521,8 @@ static int publish(mc_fill *f)
     m.key = f->skeystr;
     m.headers = f->hdrs;
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
-    int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary, on_published, f)
+    int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary,
+                                                    f->pol->max_variants, on_published, f)
                        : mc_store_publish(f->w->node->store, f->skey, &m, on_published, f);
     if (rc < 0) {
         stop_storing(f, "publish refused");

@@ -242,6 +242,49 @@ class TestLimitsAndBehaviors(MethodsCase):
         self.assertEqual(self.origin.requests, [])
 
 
+class TestVariantCap(MethodsCase):
+    """[cache] max_variants: a URL keeps at most N Vary variants; a new one
+    beyond replaces an expired variant, else the oldest stored."""
+
+    def setUp(self):
+        super().setUp()
+        self.edge = self.start_edge("--cache.max_variants", "3", store="s-var")
+
+        def handler(req):
+            lang = req.headers.get("accept-language", "-")
+            ttl = "1" if lang == "short" else "600"
+            return 200, {"Cache-Control": f"max-age={ttl}", "Vary": "Accept-Language"}, lang.encode()
+        self.origin.route("/v.glb", handler)
+
+    def lang(self, value):
+        s, hd, b, c = self.req("GET", "/v.glb", {"Accept-Language": value})
+        self.assertEqual(b, value.encode())
+        return hd["x-cache"][0].split()[0]
+
+    def store_all(self, *values):
+        for v in values:
+            self.assertEqual(self.lang(v), "Miss", v)
+            time.sleep(0.15)
+
+    def test_a_new_variant_beyond_the_cap_replaces_the_oldest(self):
+        self.store_all("a", "b", "c")
+        self.assertEqual([self.lang(v) for v in ("a", "b", "c")], ["Hit"] * 3)
+        self.store_all("d")                                   # served, stored, "a" goes
+        self.assertEqual([self.lang(v) for v in ("b", "c", "d")], ["Hit"] * 3)
+        self.assertEqual(self.lang("a"), "Miss")
+        time.sleep(0.15)
+        m = h.metrics(*self.edge.addr["admin"])
+        self.assertEqual(m["meshcdn_edge_vary_variants_replaced_total"], 2)   # "a" for "d", then "b" for "a"
+        self.assertEqual(m["meshcdn_edge_store_objects"], 3)
+
+    def test_an_expired_variant_goes_first(self):
+        self.store_all("a", "short", "c")
+        time.sleep(1.2)                                       # "short" (max-age=1) expires
+        self.store_all("d")
+        self.assertEqual([self.lang(v) for v in ("a", "c", "d")], ["Hit"] * 3)   # "a", the oldest, kept
+        self.assertEqual(h.metrics(*self.edge.addr["admin"])["meshcdn_edge_vary_variants_replaced_total"], 1)
+
+
 class TestSignedOrigin(unittest.TestCase):
     AK, SECRET = "AKIDMETHODS", "methods-test-secret-0123456789"
 

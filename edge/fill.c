@@ -107,6 +107,14 @@ static reg_entry **reg_find(mc_hash128 k)
     return pp;
 }
 
+int mc_fill_running(mc_hash128 key)
+{
+    pthread_mutex_lock(&registry.mu);
+    int found = *reg_find(key) != NULL;
+    pthread_mutex_unlock(&registry.mu);
+    return found;
+}
+
 static void on_remote_ready(void *arg)
 {
     mc_remote_wait *rw = arg;
@@ -752,16 +760,20 @@ static int on_up_body(void *arg, const void *data, size_t len)
         stop_storing(f, "too big");   /* no Content-Length told us before */
     if (f->length >= 0 && f->received + len > (uint64_t)f->length)
         return -1;   /* more than declared: refuse, never store it */
+    /* two or more viewers share one copy of the bytes (their backlogs
+     * reference it) instead of one copy each */
+    mc_shared *blk = f->subs && f->subs->next ? mc_shared_new(data, len) : NULL;
     mc_resp *r = f->subs;
     while (r) {
         mc_resp *next = r->next;
-        if (mc_resp_write(r, f->received, data, len)) {
+        if (blk ? mc_resp_write_shared(r, f->received, blk) : mc_resp_write(r, f->received, data, len)) {
             unlink_resp(&f->subs, r);
             r->fill = NULL;
             mc_resp_finish(r);   /* its range is complete */
         }
         r = next;
     }
+    mc_shared_release(blk);
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;

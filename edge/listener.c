@@ -154,7 +154,10 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     if (w->listen_fd < 0)
         return w->listen_fd;
     node->viewer_port = actual;
-    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, w->listen_fd);
+    /* backlog 0: the socket already listens with 1024; libevent's -1 would
+     * call listen(fd, 128) again, and a burst of 1,000 connects then loses
+     * SYNs and waits 1-3 s for retransmits */
+    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0, w->listen_fd);
     if (!w->listener)
         return mc_err_set(err, MC_E_IO, "worker %d: cannot listen", id);
     return 0;

@@ -236,6 +236,21 @@ static int invalidate(mc_pass *p, const mc_http_header *h, int n)
     for (int i = 0; i < n && p->ntargets < MAX_TARGETS; i++)
         if (strcasecmp(h[i].name, "Location") == 0 || strcasecmp(h[i].name, "Content-Location") == 0)
             add_target(p, same_host_key(p, h[i].value));
+    /* nothing stored and nothing being filled under these keys: no purge,
+     * so that API traffic does not bump the purge generation (each bump
+     * costs fills in flight a check, and too many make them unstorable) */
+    int needed = 0;
+    for (int i = 0; i < p->ntargets && !needed; i++) {
+        mc_hash128 k = mc_hash_key(p->targets[i], strlen(p->targets[i]));
+        mc_object_meta m;
+        if (mc_store_read_meta(p->w->reader, k, &m) == 0) {
+            mc_object_meta_free(&m);
+            needed = 1;
+        }
+        needed |= mc_fill_running(k);
+    }
+    if (!needed)
+        return 0;
     mc_invspec spec = {0};
     spec.paths = p->targets;
     spec.npaths = (size_t)p->ntargets;

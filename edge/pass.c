@@ -192,6 +192,9 @@ static char *same_host_key(mc_pass *p, const char *uri)
     size_t rl = strcspn(rest, "#");
     if (rest[0] == '/' || rl == 0) {
         mc_buf_append(&path, rl ? rest : "/", rl ? rl : 1);
+    } else if (rest[0] == '?') {   /* the target with another query */
+        mc_buf_puts(&path, p->req->path);
+        mc_buf_append(&path, rest, rl);
     } else {   /* relative to the target's directory (RFC 3986 5.2.3) */
         const char *slash = strrchr(p->req->path, '/');
         mc_buf_append(&path, p->req->path, slash ? (size_t)(slash - p->req->path) + 1 : 0);

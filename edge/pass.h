@@ -15,7 +15,9 @@
  * Invalidation (RFC 9111 4.4): when a method other than OPTIONS gets a 2xx or
  * 3xx, the stored responses for the target URI and for the answer's Location
  * and Content-Location URIs are purged (hard; the exact key strings, which
- * also cover their Vary variants: common/invspec.h). Location and
+ * also cover their Vary variants and, for a URI without a query, its query
+ * variants: common/invspec.h). Nothing is purged when none of them is stored
+ * or being filled (the purge generation is not bumped for nothing). Location and
  * Content-Location count only when they name the same host: relative, or
  * absolute with the request's Host or the origin's host (whose bucket path
  * is taken off). The viewer's response starts only once the store has

@@ -174,14 +174,20 @@ class TestInvalidation(MethodsCase):
             (200, {"Location": "http://elsewhere.example/items/b.glb"}),        # another host: never
             (303, {"Location": "d.glb"}),                                        # relative to /items/
             (200, {"Content-Location": f"{self.origin.url}/items/e.glb"}),       # the origin's own URL
+            (200, {"Content-Location": "?page=2"}),                              # the target, another query
         ])
-        self.origin.route("/items/new", lambda r: next(answers) + (b"",))
-        for _ in range(4):
-            self.assertLess(self.req("POST", "/items/new", body=b"{}")[0], 400)
-        self.assertEqual({p: self.xcache(p) for p in ("/items/a.glb", "/items/b.glb", "/items/c.glb?x=1",
-                                                      "/items/d.glb", "/items/e.glb")},
+        self.origin.route("/items/new", lambda r: (200, CACHED, b"list") if r.method == "GET"
+                          else next(answers) + (b"",))
+        self.cache("/items/new?page=2")
+        self.cache("/items/new?page=3")
+        for _ in range(5):   # the target has a query: it covers no other query of /items/new
+            self.assertLess(self.req("POST", "/items/new?op=add", body=b"{}")[0], 400)
+        paths = ("/items/a.glb", "/items/b.glb", "/items/c.glb?x=1", "/items/d.glb", "/items/e.glb",
+                 "/items/new?page=2", "/items/new?page=3")
+        self.assertEqual({p: self.xcache(p) for p in paths},
                          {"/items/a.glb": "Miss", "/items/b.glb": "Hit", "/items/c.glb?x=1": "Miss",
-                          "/items/d.glb": "Miss", "/items/e.glb": "Miss"})
+                          "/items/d.glb": "Miss", "/items/e.glb": "Miss", "/items/new?page=2": "Miss",
+                          "/items/new?page=3": "Hit"})
 
     def test_a_fill_in_flight_does_not_store_the_old_body_after_a_put(self):
         state = {"body": b"old"}

@@ -82,6 +82,8 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_evictions_total", "objects evicted to keep the store under its bound", mc_counter_get(&st->evictions));
     counter(b, "meshcdn_edge_evicted_bytes_total", "body bytes evicted", mc_counter_get(&st->evicted_bytes));
     counter(b, "meshcdn_edge_purged_objects_total", "objects removed or marked stale by purges", mc_counter_get(&st->purged));
+    counter(b, "meshcdn_edge_vary_variants_replaced_total", "Vary variants replaced to keep a URL under cache.max_variants",
+            mc_counter_get(&st->variants_replaced));
     counter(b, "meshcdn_edge_fills_started_total", "origin fills started", mc_counter_get(&s->fills_started));
     counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));

@@ -23,6 +23,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
     {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
+    {"edge", "max_request_body", NULL, MC_CFG_SIZE, "16M", "viewer request bodies (passed through to the origin) up to this; larger get 413", NULL, 0, 0},
     {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
     {"origin", "sign", "origin-sign", MC_CFG_ENUM, "sigv4", "sign origin requests: sigv4|none", "sigv4|none", 0, 0},
     {"origin", "credentials", "credentials", MC_CFG_STR, NULL, "file with one line ACCESS_KEY_ID SECRET [SESSION_TOKEN] (mode 0600); re-read when it changes", NULL, 0, 0},
@@ -50,7 +51,9 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
     {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
      "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
-    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=..", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N", NULL, 0, 0},
+    {"cache", "methods", NULL, MC_CFG_ENUM, "all", "all: POST, PUT, PATCH, DELETE, OPTIONS and unknown methods pass through to the origin (never stored; a success invalidates the URL); read: GET and HEAD only (others 405)", "read|all", 0, 0},
+    {"cache", "max_variants", NULL, MC_CFG_INT, "32", "Vary: variants stored per URL; a new one beyond replaces an expired or else the oldest", NULL, 1, 65536},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -138,6 +141,24 @@ static int parse_ttl(const char *v, int64_t *out)
     return 0;
 }
 
+static int parse_methods(mc_cache_policy *p, const char *v)
+{
+    if (strcmp(v, "all") != 0 && strcmp(v, "read") != 0)
+        return -1;
+    p->pass_unsafe = strcmp(v, "all") == 0;
+    return 0;
+}
+
+static int parse_variants(mc_cache_policy *p, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < 1 || n > 65536)
+        return -1;
+    p->max_variants = (int)n;
+    return 0;
+}
+
 typedef struct behavior_ctx {
     mc_edge_config *out;
     mc_err *err;
@@ -169,11 +190,14 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "negative_ttl") == 0) bad = parse_ttl(v, &p->negative_ttl_s);
             else if (strcmp(tok, "query") == 0) bad = parse_query_mode(p, v);
             else if (strcmp(tok, "forward_headers") == 0) bad = set_forward(p, v);
+            else if (strcmp(tok, "methods") == 0) bad = parse_methods(p, v);
+            else if (strcmp(tok, "max_variants") == 0) bad = parse_variants(p, v);
             else bad = 1;
         }
         if (bad)
             return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
-                              "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b", where, key, tok);
+                              "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b, forward_headers=a,b, "
+                              "methods=read|all, max_variants=N", where, key, tok);
     }
     out->nbehaviors++;
     return 0;
@@ -206,6 +230,8 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     p->max_ttl_s = mc_config_str(c, "cache", "max_ttl") ? mc_config_duration_ms(c, "cache", "max_ttl") / 1000 : -1;
     p->default_ttl_s = mc_config_str(c, "cache", "default_ttl") ? mc_config_duration_ms(c, "cache", "default_ttl") / 1000 : -1;
     p->negative_ttl_s = mc_config_duration_ms(c, "cache", "negative_ttl") / 1000;
+    p->pass_unsafe = strcmp(mc_config_str(c, "cache", "methods"), "all") == 0;
+    p->max_variants = (int)mc_config_int(c, "cache", "max_variants");
     if (set_forward(p, mc_config_str(c, "cache", "forward_headers")) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "cache", "forward_headers", "too long");
     if (parse_query_mode(p, mc_config_str(c, "cache", "query")) < 0)
@@ -337,6 +363,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     mc_log_level_parse(mc_config_str(c, "edge", "log_level"), &lvl);
     mc_log_set_level(lvl);
     out->client_timeout_ms = mc_config_duration_ms(c, "edge", "client_timeout");
+    out->max_request_body = mc_config_size(c, "edge", "max_request_body");
     if ((rc = split_origin(out, c, err)) < 0)
         return rc;
     out->origin_sign = strcmp(mc_config_str(c, "origin", "sign"), "sigv4") == 0;

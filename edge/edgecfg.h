@@ -38,6 +38,8 @@ typedef struct mc_cache_policy {
     int64_t default_sie_s;       /* stale-if-error when the response has none */
     int set_cookie_strip;        /* 0: responses with Set-Cookie are not stored; 1: stored without it */
     int honor_viewer_no_cache;   /* a viewer's Cache-Control: no-cache forces revalidation */
+    int pass_unsafe;             /* 1: methods other than GET/HEAD go to the origin (pass.h); 0: 405 */
+    int max_variants;            /* Vary: variants stored per URL (store.h) */
 } mc_cache_policy;
 
 typedef struct mc_edge_config {
@@ -71,6 +73,7 @@ typedef struct mc_edge_config {
     int64_t connect_timeout_ms;
     int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */
+    uint64_t max_request_body;   /* viewer request bodies read up to this (413 beyond) */
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */

@@ -110,6 +110,14 @@ static reg_entry **reg_find(mc_hash128 k)
     return pp;
 }
 
+int mc_fill_running(mc_hash128 key)
+{
+    pthread_mutex_lock(&registry.mu);
+    int found = *reg_find(key) != NULL;
+    pthread_mutex_unlock(&registry.mu);
+    return found;
+}
+
 static void on_remote_ready(void *arg)
 {
     mc_remote_wait *rw = arg;
@@ -527,7 +535,8 @@ static int publish(mc_fill *f)
     m.key = f->skeystr;
     m.headers = f->hdrs;
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
-    int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary, on_published, f)
+    int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary,
+                                                    f->pol->max_variants, on_published, f)
                        : mc_store_publish(f->w->node->store, f->skey, &m, on_published, f);
     if (rc < 0) {
         stop_storing(f, "publish refused");
@@ -604,8 +613,7 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- upstream callbacks ---------- */
 
-/* Hop-by-hop fields (RFC 9110 7.6.1) and what the edge sets itself. */
-static int drop_header(const char *name, const char *connection)
+int mc_fill_drop_header(const char *name, const char *connection)
 {
     static const char *const drop[] = {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
                                        "Transfer-Encoding", "Upgrade", "Proxy-Authenticate",
@@ -681,7 +689,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
             f->upstream_chunked = 1;
     mc_buf b = MC_BUF_INIT;
     for (int i = 0; i < n; i++)
-        if (!drop_header(h[i].name, connection) &&
+        if (!mc_fill_drop_header(h[i].name, connection) &&
             !(pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
             mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
     f->hdrs = mc_buf_steal(&b);
@@ -802,16 +810,20 @@ static int on_up_body(void *arg, const void *data, size_t len)
         stop_storing(f, "too big");   /* no Content-Length told us before */
     if (f->length >= 0 && f->received + len > (uint64_t)f->length)
         return -1;   /* more than declared: refuse, never store it */
+    /* two or more viewers share one copy of the bytes (their backlogs
+     * reference it) instead of one copy each */
+    mc_shared *blk = f->subs && f->subs->next ? mc_shared_new(data, len) : NULL;
     mc_resp *r = f->subs;
     while (r) {
         mc_resp *next = r->next;
-        if (mc_resp_write(r, f->received, data, len)) {
+        if (blk ? mc_resp_write_shared(r, f->received, blk) : mc_resp_write(r, f->received, data, len)) {
             unlink_resp(&f->subs, r);
             r->fill = NULL;
             mc_resp_finish(r);   /* its range is complete */
         }
         r = next;
     }
+    mc_shared_release(blk);
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;

@@ -9,7 +9,9 @@
  * store in MC_STORE_CHUNK_SIZE chunks. It publishes only when the whole body
  * arrived, its length matches Content-Length and every chunk is committed;
  * a truncated or failed fill publishes nothing and aborts its viewers'
- * connections. Memory: one chunk buffer per fill; when a viewer's backlog
+ * connections. Memory: one chunk buffer per fill; the viewers' connections
+ * reference one shared copy of each body piece (respond.h mc_shared), so
+ * many viewers cost one backlog, not one each; when a viewer's backlog
  * passes store.fill_buffer the upstream is paused until it drains.
  *
  * Threads: a fill table per worker; everything on that worker's loop (the
@@ -30,6 +32,8 @@ void mc_fill_table_free(mc_fill_table *t);
  * fill's waits for it (remote wait) and is served from the store once it has
  * published. The registry is the only lock on the miss path, held for a
  * hash lookup. */
+/* Is a (stored) fill for key running on any worker? Any thread. */
+int mc_fill_running(mc_hash128 key);
 /* Shutdown check: asserts that no key is still registered. */
 void mc_fill_registry_check_empty(void);
 
@@ -62,6 +66,11 @@ typedef struct mc_fresh {
 } mc_fresh;
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
                        const mc_cache_policy *pol, mc_fresh *out);
+
+/* Is an upstream response field kept from viewers? Hop-by-hop fields (RFC
+ * 9110 7.6.1), those the Connection value (may be NULL) names, and what the
+ * edge sets itself (Content-Length, Age, Cache-Status, X-Cache, S3 ids). */
+int mc_fill_drop_header(const char *name, const char *connection);
 
 /* Start a background revalidation of r's stale copy (stale-while-revalidate)
  * unless a fill for the key already runs; r itself is not attached. */

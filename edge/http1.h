@@ -96,6 +96,13 @@ void mc_http_set_owner(mc_http_conn *c, const mc_http_owner *o);
 void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, const char *hdrs,
                            int64_t content_length);
 void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len);
+/* The same without copying: the connection keeps a reference to data and
+ * calls release(data, len, arg) once when it no longer needs it (sent, or
+ * the connection closed), on this loop — at once when nothing is sent (HEAD,
+ * 204, 304). Lets one buffer go to many viewers (a fill's fan-out). */
+typedef void (*mc_http_release_fn)(const void *data, size_t len, void *arg);
+void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_http_release_fn release,
+                              void *arg);
 /* The response is complete; a keep-alive connection reads the next request. */
 void mc_http_respond_end(mc_http_conn *c);
 /* One-shot: a complete response with a small body. */

@@ -104,7 +104,8 @@ void mc_worker_post_mail(mc_worker *w, mc_mail *m, void (*fn)(void *arg), void *
 /* How a viewer connection is served, over TCP or TLS alike. */
 static mc_http_server_opts viewer_opts(mc_worker *w)
 {
-    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns, 0};
+    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns,
+                             (size_t)w->node->cfg->max_request_body};
     return o;
 }
 
@@ -190,7 +191,10 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     if (w->listen_fd < 0)
         return w->listen_fd;
     node->viewer_port = actual;
-    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, w->listen_fd);
+    /* backlog 0: the socket already listens with 1024; libevent's -1 would
+     * call listen(fd, 128) again, and a burst of 1,000 connects then loses
+     * SYNs and waits 1-3 s for retransmits */
+    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0, w->listen_fd);
     if (!w->listener)
         return mc_err_set(err, MC_E_IO, "worker %d: cannot listen", id);
     if (node->tls) {

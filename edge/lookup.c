@@ -9,6 +9,7 @@
 #include "common/sigv4.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
+#include "edge/pass.h"
 #include "edge/vary.h"
 
 static int cmp_str(const void *a, const void *b)
@@ -339,8 +340,18 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
 {
     mc_worker *w = ud;
     const mc_edge_config *cfg = w->node->cfg;
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        respond_error(c, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served");
+    int cacheable = mc_pass_method_cacheable(req->method);
+    if (strcmp(req->method, "CONNECT") == 0 || strcmp(req->method, "TRACE") == 0) {
+        respond_error(c, 405, "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n",
+                      "CONNECT and TRACE are not served");
+        return;
+    }
+    if (strcmp(req->path, "*") == 0) {   /* OPTIONS * (RFC 9110 9.3.7): about this server */
+        const char *allow = "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nCache-Control: no-store\r\n";
+        if (strcmp(req->method, "OPTIONS") == 0)
+            mc_http_respond(c, 200, NULL, allow, NULL, "", 0);
+        else
+            respond_error(c, 400, NULL, "\"*\" is a target for OPTIONS only");
         return;
     }
     if (loop_detected(req, cfg->node_id)) {
@@ -355,6 +366,23 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         mc_buf_free(&keystr);
         mc_buf_free(&norm);
         respond_error(c, 400, NULL, "bad request path");
+        return;
+    }
+    if (!cacheable) {
+        if (!pol->pass_unsafe) {
+            respond_error(c, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served here");
+        } else {
+            /* what is signed is what is sent (S3 encoding); else as received */
+            char *up = cfg->origin_sign ? mc_sigv4_s3_path(norm.data) : strdup(req->path);
+            if (up)
+                mc_pass_handle(c, req, w, keystr.data, up);
+            else
+                respond_error(c, 400, NULL, "bad request path");
+            free(up);
+        }
+        free(upq);
+        mc_buf_free(&keystr);
+        mc_buf_free(&norm);
         return;
     }
     mc_resp *r = mc_resp_new(w, c, req);

@@ -1,6 +1,8 @@
 /* lookup.h — the front of the request path: method and loop checks, path
  * normalisation, the cache key, the store lookup, freshness, and serving a
- * hit from the store; misses go to fill.h.
+ * hit from the store; misses go to fill.h. Methods other than GET and HEAD
+ * go to pass.h where the path's behavior allows them (else 405); CONNECT
+ * and TRACE get 405, `OPTIONS *` is answered here.
  *
  * The cache key string is the normalised path (common/path.h) plus "?" and
  * the query exactly as received when there is one; the key is its XXH3-128.

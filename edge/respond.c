@@ -252,27 +252,70 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     mc_buf_free(&h);
 }
 
-/* Write what [off, end) has of the window [pos, limit); 1 when it is complete. */
-static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end, uint64_t limit)
+mc_shared *mc_shared_new(const void *data, size_t len)
+{
+    mc_shared *b = malloc(sizeof *b + len);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = len;
+    memcpy(b->data, data, len);
+    return b;
+}
+
+void mc_shared_release(mc_shared *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void on_shared_sent(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    mc_shared_release(arg);
+}
+
+/* Write what [off, end) has of the window [pos, limit); 1 when it is
+ * complete. data is shared's bytes when shared is set (sent by reference). */
+static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end, uint64_t limit,
+                        mc_shared *shared)
 {
     if (end > r->pos && off <= r->pos && r->pos < limit) {
         uint64_t take_end = end < limit ? end : limit;
         size_t n = (size_t)(take_end - r->pos);
-        mc_http_respond_body(r->conn, (const char *)data + (r->pos - off), n);
+        const char *p = (const char *)data + (r->pos - off);
+        if (shared) {
+            shared->refs++;
+            mc_http_respond_body_ref(r->conn, p, n, on_shared_sent, shared);
+        } else {
+            mc_http_respond_body(r->conn, p, n);
+        }
         r->pos += n;
         r->sent += n;
     }
     return r->pos >= limit;
 }
 
+static int resp_write(mc_resp *r, uint64_t off, const void *data, size_t len, mc_shared *shared);
+
 int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
+{
+    return resp_write(r, off, data, len, NULL);
+}
+
+int mc_resp_write_shared(mc_resp *r, uint64_t off, mc_shared *b)
+{
+    return resp_write(r, off, b->data, b->len, b);
+}
+
+static int resp_write(mc_resp *r, uint64_t off, const void *data, size_t len, mc_shared *shared)
 {
     if (r->done || !r->has_body)
         return 1;
     uint64_t end = off + len;   /* exclusive */
     if (!r->nparts) {
         uint64_t limit = r->last == UINT64_MAX ? UINT64_MAX : r->last + 1;
-        return r->done = write_window(r, off, data, end, limit);
+        return r->done = write_window(r, off, data, end, limit, shared);
     }
     char head[512];
     while (r->cur_part < r->nparts) {
@@ -281,7 +324,7 @@ int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
             int n = part_head(r, r->cur_part, head, sizeof head);
             mc_http_respond_body(r->conn, head, (size_t)n);
         }
-        if (!write_window(r, off, data, end, p->end + 1))
+        if (!write_window(r, off, data, end, p->end + 1, shared))
             return 0;                 /* the rest of this part is in later bytes */
         if (++r->cur_part < r->nparts)
             r->pos = r->parts[r->cur_part].start;

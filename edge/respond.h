@@ -90,6 +90,21 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache);
 /* Offer object bytes [off, off+len); the part inside the window is sent.
  * Returns 1 when the window is complete. */
 int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len);
+
+/* Body bytes shared by the viewers of one fill: one copy, referenced by each
+ * viewer's connection instead of copied into it, freed when the last
+ * reference goes (worker loop only: a plain count). With 500 viewers on one
+ * fill this is what keeps their backlogs at one copy of the data. */
+typedef struct mc_shared {
+    uint32_t refs;
+    size_t len;
+    unsigned char data[];
+} mc_shared;
+/* A block holding a copy of data, refs = 1 (the caller's); NULL on NOMEM. */
+mc_shared *mc_shared_new(const void *data, size_t len);
+void mc_shared_release(mc_shared *b);
+/* mc_resp_write of b's bytes (b->data at object offset off), by reference. */
+int mc_resp_write_shared(mc_resp *r, uint64_t off, mc_shared *b);
 /* Done: end the response (complete) and free r. */
 void mc_resp_finish(mc_resp *r);
 /* Failed: an error status when nothing was sent yet (502, 504, ...), else

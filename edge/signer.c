@@ -219,6 +219,12 @@ int mc_signer_refresh(mc_signer *s, mc_err *err)
 
 int mc_signer_sign_get(mc_signer *s, const char *path, const char *query, time_t now, mc_signed *out)
 {
+    return mc_signer_sign(s, "GET", path, query, "UNSIGNED-PAYLOAD", now, out);
+}
+
+int mc_signer_sign(mc_signer *s, const char *method, const char *path, const char *query,
+                   const char *payload_hash, time_t now, mc_signed *out)
+{
     assert(s && s->magic == MC_SIGNER_MAGIC);
     memset(out, 0, sizeof *out);
     mc_sigv4_amz_date(now, out->amz_date);
@@ -234,10 +240,10 @@ int mc_signer_sign_get(mc_signer *s, const char *path, const char *query, time_t
     const mc_key *k = &s->keys.v[0];
     const char *token = s->file_token ? s->file_token : k->session_token;
     mc_sigv4_header h[4] = {{"Host", s->host},
-                            {"X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"},
+                            {"X-Amz-Content-Sha256", payload_hash},
                             {"X-Amz-Date", out->amz_date},
                             {"X-Amz-Security-Token", token}};
-    mc_sigv4_request rq = {"GET", path, query ? query : "", h, token ? 4 : 3, NULL, 0, "UNSIGNED-PAYLOAD"};
+    mc_sigv4_request rq = {method, path, query ? query : "", h, token ? 4 : 3, NULL, 0, payload_hash};
     mc_sigv4_params p = {k->access_key, k->secret, token, s->region, s->service, out->amz_date, 0};
     mc_sigv4_result res;
     memset(&res, 0, sizeof res);

@@ -1,8 +1,9 @@
 /* signer.h — the edge's origin request signer (SigV4, OAC style) and the
  * credentials it signs with.
  *
- * What is signed: GET PATH?QUERY with headers host (the origin URL's
- * host[:port], as sent), x-amz-content-sha256 (UNSIGNED-PAYLOAD), x-amz-date
+ * What is signed: METHOD PATH?QUERY with headers host (the origin URL's
+ * host[:port], as sent), x-amz-content-sha256 (UNSIGNED-PAYLOAD without a
+ * body, else the body's SHA-256), x-amz-date
  * and, with temporary credentials, x-amz-security-token. Path-style origins
  * (http://HOST:PORT/BUCKET) sign /BUCKET/KEY; virtual-hosted ones
  * (https://BUCKET.s3.REGION.amazonaws.com) sign /KEY with that host, which is
@@ -63,6 +64,10 @@ int mc_signer_refresh(mc_signer *s, mc_err *err);
 /* Sign GET path?query at time now. path is the wire path in the S3 canonical
  * encoding (mc_sigv4_s3_path); query without '?', NULL or "" for none. */
 int mc_signer_sign_get(mc_signer *s, const char *path, const char *query, time_t now, mc_signed *out);
+/* The same for any method; payload_hash is what x-amz-content-sha256 says
+ * ("UNSIGNED-PAYLOAD", or the hex SHA-256 of the body an S3 origin checks). */
+int mc_signer_sign(mc_signer *s, const char *method, const char *path, const char *query,
+                   const char *payload_hash, time_t now, mc_signed *out);
 void mc_signed_free(mc_signed *sg);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "common/invspec.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@
 #define FAILED_RING 256
 #define PURGE_RING 64        /* recent purges remembered for fills in flight */
 #define PURGE_TXN_OBJECTS 2000 /* objects removed per transaction of a big purge */
+#define MAX_DROPPED 4        /* variants one publish may replace (a lowered cap converges) */
 
 typedef struct store_op {
     struct store_op *next;
@@ -40,6 +42,9 @@ typedef struct store_op {
     uint64_t length;        /* PUBLISH: body length, checked against the chunks */
     uint32_t nchunks;
     uint64_t gen;           /* PUBLISH/UPDATE: purge generation at fill start */
+    int max_variants;       /* PUBLISH of a variant: the URL's cap (0: none) */
+    unsigned char dropped[MAX_DROPPED][16];   /* variants it replaced (for the evictor) */
+    int ndropped;
     mc_invspec *spec;       /* PURGE (owned) */
     int has_cursor;         /* PURGE: also store the fleet-log cursor */
     uint64_t cursor;
@@ -438,6 +443,85 @@ static int purge_beats_publish(mc_store *s, store_op *op, mc_object_meta *m)
     return hit == 1;
 }
 
+typedef struct variant_ent {
+    unsigned char key[16];
+    uint64_t seq;
+    int expired;
+} variant_ent;
+
+static int by_replace_order(const void *a, const void *b)
+{
+    const variant_ent *x = a, *y = b;
+    if (x->expired != y->expired)
+        return y->expired - x->expired;          /* expired ones first */
+    return x->seq < y->seq ? -1 : x->seq > y->seq;   /* then the oldest */
+}
+
+/* Keep a varying URL under op->max_variants: before op's variant goes in,
+ * replace expired variants first, else the oldest stored (a FIFO, so a
+ * stream of new header values cannot grow one URL without bound, and the
+ * cache still follows what viewers ask for now). */
+static int cap_variants(mc_store *s, MDB_txn *txn, store_op *op)
+{
+    op->ndropped = 0;
+    if (!op->marker || op->max_variants <= 0)
+        return 0;
+    size_t pl = strlen(op->marker_path);
+    if (pl + 1 > 511)
+        return 0;
+    char *prefix = malloc(pl + 2);
+    if (!prefix)
+        return MC_E_NOMEM;
+    memcpy(prefix, op->marker_path, pl);
+    prefix[pl] = '\n';
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->paths, &cur);
+    variant_ent *v = NULL;
+    size_t n = 0, cap = 0;
+    int64_t now = (int64_t)time(NULL);
+    MDB_val k = {pl + 1, prefix}, d;
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+         rc == 0 && k.mv_size >= pl + 1 && memcmp(k.mv_data, prefix, pl + 1) == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (d.mv_size != 16 || memcmp(d.mv_data, op->key, 16) == 0)
+            continue;   /* op's own variant is replaced, not added */
+        MDB_val ok_ = {16, d.mv_data}, od;
+        mc_object_meta m;
+        if (mdb_get(txn, s->objects, &ok_, &od) != 0 || mc_object_meta_decode(od.mv_data, od.mv_size, &m) < 0)
+            continue;
+        if (n == cap) {
+            variant_ent *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
+            if (!nv) {
+                mc_object_meta_free(&m);
+                rc = MC_E_NOMEM;
+                break;
+            }
+            v = nv;
+        }
+        memcpy(v[n].key, d.mv_data, 16);
+        v[n].seq = m.seq;
+        v[n].expired = m.initial_age_s + (now - m.response_time) >= m.lifetime_s;
+        n++;
+        mc_object_meta_free(&m);
+    }
+    if (!rc || rc == MDB_NOTFOUND)
+        rc = 0;
+    mdb_cursor_close(cur);
+    free(prefix);
+    if (!rc && n >= (size_t)op->max_variants) {
+        qsort(v, n, sizeof *v, by_replace_order);
+        size_t drop = n - (size_t)op->max_variants + 1;
+        for (size_t i = 0; !rc && i < drop && i < MAX_DROPPED; i++) {
+            int removed = 0;
+            rc = remove_object_ex(s, txn, v[i].key, &removed);
+            if (!rc && removed)
+                memcpy(op->dropped[op->ndropped++], v[i].key, 16);
+        }
+    }
+    free(v);
+    return rc;
+}
+
 static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
 {
     *ok = 0;
@@ -455,7 +539,9 @@ static int exec_publish(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
             rc = 0;
         return rc;
     }
-    int rc = remove_object(s, txn, op->key);
+    int rc = cap_variants(s, txn, op);
+    if (!rc)
+        rc = remove_object(s, txn, op->key);
     MDB_val k = {16, op->key}, d = {op->len, op->data};
     if (!rc)
         rc = mdb_put(txn, s->objects, &k, &d, 0);
@@ -601,6 +687,9 @@ static void account(mc_store *s, const store_op *op, int ok)
     if (!ok)
         return;
     if (op->kind == MC_STORE_OP_PUBLISH) {
+        for (int i = 0; i < op->ndropped; i++)
+            mc_evict_remove(s->ev, op->dropped[i]);
+        mc_counter_add(&s->stats.variants_replaced, (uint64_t)op->ndropped);
         if (mc_evict_insert(s->ev, op->key, op->length) == MC_E_FULL) {
             evict_some(s, 0, 64);   /* the index is full: make room by count */
             mc_evict_insert(s->ev, op->key, op->length);
@@ -1038,7 +1127,7 @@ typedef struct marker_spec {
 } marker_spec;
 
 static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const mc_object_meta *meta,
-                      mc_store_done_fn done, void *arg, marker_spec *spec)
+                      mc_store_done_fn done, void *arg, marker_spec *spec, int max_variants)
 {
     store_op *op = calloc(1, sizeof *op);
     mc_buf b = MC_BUF_INIT;
@@ -1057,6 +1146,7 @@ static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const 
     op->gen = meta->generation;
     op->done = done;
     op->arg = arg;
+    op->max_variants = max_variants;
     if (spec) {
         /* the variant's key string is "PRIMARY\nVARY-VALUES": the marker's is PRIMARY */
         const char *nl = strchr(meta->key, '\n');
@@ -1079,15 +1169,15 @@ static int queue_meta(mc_store *s, mc_store_op_kind kind, mc_hash128 key, const 
 int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                      mc_store_done_fn done, void *arg)
 {
-    return mc_store_publish_variant(s, key, meta, NULL, NULL, done, arg);
+    return mc_store_publish_variant(s, key, meta, NULL, NULL, 0, done, arg);
 }
 
 int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
-                             const mc_hash128 *primary, const char *vary_names,
+                             const mc_hash128 *primary, const char *vary_names, int max_variants,
                              mc_store_done_fn done, void *arg)
 {
     if (!primary)
-        return queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, NULL);
+        return queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, NULL, 0);
     /* the marker: what the URL varies on, no body */
     mc_object_meta m = {0};
     m.status = MC_META_VARY_MARKER;
@@ -1099,7 +1189,8 @@ int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *
     mc_buf_printf(&hdr, "Vary: %s\r\n", vary_names);
     m.headers = hdr.data;
     marker_spec spec = {primary, &m};
-    int rc = hdr.data ? queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, &spec) : MC_E_NOMEM;
+    int rc = hdr.data ? queue_meta(s, MC_STORE_OP_PUBLISH, key, meta, done, arg, &spec, max_variants)
+                      : MC_E_NOMEM;
     mc_buf_free(&hdr);
     return rc;
 }
@@ -1107,7 +1198,7 @@ int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *
 int mc_store_update_meta(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                          mc_store_done_fn done, void *arg)
 {
-    return queue_meta(s, MC_STORE_OP_UPDATE, key, meta, done, arg, NULL);
+    return queue_meta(s, MC_STORE_OP_UPDATE, key, meta, done, arg, NULL, 0);
 }
 
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks)

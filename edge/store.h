@@ -91,6 +91,7 @@ typedef struct mc_store_stats {
     _Atomic uint64_t evictions;       /* objects removed to keep the store under its bound */
     _Atomic uint64_t evicted_bytes;
     _Atomic uint64_t purged;          /* objects removed or marked by purges */
+    _Atomic uint64_t variants_replaced; /* Vary variants removed to keep a URL under its cap */
 } mc_store_stats;
 
 /* Open (or create) the store: takes an exclusive lock on DIR/meshcdn.lock
@@ -147,9 +148,12 @@ int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
 int mc_store_abort(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t nchunks);
 /* Publish a variant of a varying URL: the object at key (meta->key is
  * "PRIMARY\nVALUES") and, in the same transaction, the marker at primary
- * listing vary_names. */
+ * listing vary_names. With max_variants > 0 the URL keeps at most that many
+ * variants: a new one beyond replaces an expired variant, else the oldest
+ * stored (stats.variants_replaced counts them; a lowered cap converges by up
+ * to 4 per publish). */
 int mc_store_publish_variant(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
-                             const mc_hash128 *primary, const char *vary_names,
+                             const mc_hash128 *primary, const char *vary_names, int max_variants,
                              mc_store_done_fn done, void *arg);
 /* Queue a metadata update after a revalidation (RFC 9111 4.3.4): applied
  * only if the stored object is still version meta->seq with the same length

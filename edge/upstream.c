@@ -290,13 +290,18 @@ static int add_header(struct curl_slist **l, const char *name, const char *value
     return 0;
 }
 
-/* SigV4 headers for GET path?query (signer.h says what is signed). */
-static int sign_request(mc_upstream *u, const char *path, const char *query, struct curl_slist **l)
+/* SigV4 headers for METHOD path?query (signer.h says what is signed): the
+ * payload UNSIGNED-PAYLOAD for a request without a body, else the body's
+ * SHA-256 (what an S3 origin checks a PUT against). */
+static int sign_request(mc_upstream *u, const mc_upstream_req *rq, const char *path, struct curl_slist **l)
 {
+    char sha[65] = "UNSIGNED-PAYLOAD";
+    if (rq->has_body)
+        mc_sigv4_sha256_hex(rq->body, rq->body_len, sha);
     mc_signed sg;
-    int rc = mc_signer_sign_get(u->signer, path, query, time(NULL), &sg);
+    int rc = mc_signer_sign(u->signer, rq->method ? rq->method : "GET", path, rq->query, sha, time(NULL), &sg);
     if (rc == 0) {
-        rc = add_header(l, "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
+        rc = add_header(l, "X-Amz-Content-Sha256", sha);
         if (!rc) rc = add_header(l, "X-Amz-Date", sg.amz_date);
         if (!rc && sg.session_token) rc = add_header(l, "X-Amz-Security-Token", sg.session_token);
         if (!rc) rc = add_header(l, "Authorization", sg.authorization);
@@ -309,6 +314,14 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
                                   const char *const *extra_headers, const mc_upstream_cbs *cbs,
                                   void *arg)
 {
+    mc_upstream_req rq = {NULL, path, query, extra_headers, NULL, 0, 0};
+    return mc_upstream_send(u, &rq, cbs, arg);
+}
+
+mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
+                                   void *arg)
+{
+    const char *path = rq->path, *query = rq->query;
     mc_upstream_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -325,13 +338,22 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
     int rc = (x->url && x->easy) ? 0 : MC_E_NOMEM;
     if (!rc) rc = add_header(&x->hdrs, "Host", u->host);
     if (!rc) x->hdrs = curl_slist_append(x->hdrs, "Accept:");   /* drop curl's default */
-    for (const char *const *e = extra_headers; !rc && e && *e; e++) {
+    int has_type = 0;
+    for (const char *const *e = rq->headers; !rc && e && *e; e++) {
         struct curl_slist *n = curl_slist_append(x->hdrs, *e);
+        rc = n ? 0 : MC_E_NOMEM;
+        x->hdrs = n ? n : x->hdrs;
+        has_type |= strncasecmp(*e, "Content-Type:", 13) == 0;
+    }
+    if (!rc && rq->has_body) {   /* no form type or 100-continue of curl's own */
+        struct curl_slist *n = curl_slist_append(x->hdrs, "Expect:");
+        if (n && !has_type)
+            n = curl_slist_append(n, "Content-Type:");
         rc = n ? 0 : MC_E_NOMEM;
         x->hdrs = n ? n : x->hdrs;
     }
     if (!rc && u->signer)
-        rc = sign_request(u, full.data, query, &x->hdrs);
+        rc = sign_request(u, rq, full.data, &x->hdrs);
     mc_buf_free(&full);
     if (rc) {
         xfer_free(x);
@@ -363,6 +385,12 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
         curl_easy_setopt(e, CURLOPT_CAINFO, u->cfg->origin_ca_file);
     if (u->cfg->origin_ca_dir[0])
         curl_easy_setopt(e, CURLOPT_CAPATH, u->cfg->origin_ca_dir);
+    if (rq->method && strcmp(rq->method, "GET") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
+    if (rq->has_body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
+    }
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         xfer_free(x);
         return NULL;

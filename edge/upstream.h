@@ -1,8 +1,9 @@
 /* upstream.h — fetching from the origin: libcurl's multi interface driven by
  * the worker's libevent loop, each request signed with SigV4 the way
- * CloudFront's Origin Access Control signs (service s3, UNSIGNED-PAYLOAD,
- * signed host, x-amz-content-sha256, x-amz-date and, with temporary
- * credentials, x-amz-security-token: see signer.h).
+ * CloudFront's Origin Access Control signs (service s3; signed host,
+ * x-amz-content-sha256, x-amz-date and, with temporary credentials,
+ * x-amz-security-token: see signer.h; the payload UNSIGNED-PAYLOAD without
+ * a body, else the body's real SHA-256).
  *
  * Threads: one mc_upstream per worker; all calls and callbacks on that
  * worker's loop. No DNS, connect or read ever blocks the loop.
@@ -53,6 +54,22 @@ void mc_upstream_free(mc_upstream *u);
 mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
                                   const char *const *extra_headers, const mc_upstream_cbs *cbs,
                                   void *arg);
+/* Any method, with a body or not (request pass-through, pass.h). The body
+ * is borrowed: it must stay valid until on_done has run or the transfer is
+ * cancelled. Headers as for mc_upstream_get; without a Content-Type of the
+ * caller's none is sent. */
+typedef struct mc_upstream_req {
+    const char *method;               /* NULL: GET */
+    const char *path;                 /* as for mc_upstream_get */
+    const char *query;
+    const char *const *headers;       /* "Name: value", NULL-terminated, or NULL */
+    const void *body;
+    size_t body_len;
+    int has_body;                     /* send body (Content-Length: body_len) */
+} mc_upstream_req;
+mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
+                                   void *arg);
+
 void mc_upstream_resume(mc_upstream_xfer *x);
 void mc_upstream_cancel(mc_upstream_xfer *x);
 

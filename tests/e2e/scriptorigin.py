@@ -3,13 +3,15 @@
     o = ScriptOrigin()                      # listening on 127.0.0.1:<ephemeral>
     o.route("/a.glb", lambda req: (200, {"Cache-Control": "max-age=60", "ETag": '"v1"'}, b"body"))
     ... o.url ...                           # http://127.0.0.1:PORT/b  (the edge's --origin)
-    o.requests                              # [Request(method, path, headers)], in arrival order
+    o.requests                              # [Request(method, path, headers, body)], in arrival order
     o.stop()                                # open connections are cut; new ones refused
 
 A handler gets a Request and returns (status, headers dict or list of pairs, body),
 body being bytes (sent with Content-Length), a list of bytes (sent chunked), or
 ("close", bytes) (no length: the body ends when the connection closes).
 Unrouted paths get 404. Paths are matched without the "/b" bucket prefix.
+Every method is routed the same way (POST, PUT, ... get their request body
+read into Request.body).
 """
 
 import http.server
@@ -18,7 +20,7 @@ import socketserver
 import threading
 from collections import namedtuple
 
-Request = namedtuple("Request", "method path headers")
+Request = namedtuple("Request", "method path headers body", defaults=(b"",))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -42,7 +44,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, with_body):
         o = self.server.origin
         path = self.path[len(o.prefix):] if self.path.startswith(o.prefix) else self.path
-        req = Request(self.command, path, {k.lower(): v for k, v in self.headers.items()})
+        req = Request(self.command, path, {k.lower(): v for k, v in self.headers.items()}, self._body())
         with o.lock:
             o.requests.append(req)
             fn = o.routes.get(path.split("?")[0])
@@ -73,8 +75,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.wfile.write(body)
 
+    def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
     def do_GET(self):
         self._answer(True)
+
+    def do_POST(self):
+        self._answer(True)
+
+    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_FROBNICATE = do_POST
 
     def do_HEAD(self):
         self._answer(False)

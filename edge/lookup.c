@@ -154,6 +154,11 @@ static void serve_hit(mc_resp *r, mc_result result)
             if (n == MC_E_CHECKSUM)
                 mc_store_delete(r->w->node->store, r->skey);
             mc_buf_reset(&r->scratch);
+            if (result == MC_RESULT_STALE && r->detail && strcmp(r->detail, "stale-if-error") == 0) {
+                /* the fill that failed is calling us: no copy, no origin */
+                mc_resp_fail(r, 502);
+                return;
+            }
             mc_object_meta_free(&r->meta);
             r->has_meta = 0;
             mc_http_owner o = {on_fill_drain, on_resp_close, r};

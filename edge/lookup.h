@@ -11,6 +11,10 @@
  * A hit is streamed chunk by chunk: each chunk is copied out of the map in
  * its own short read transaction when the client's backlog has drained, so
  * a slow client never pins the map and memory per response is one chunk.
+ * The first chunk to send is read and its checksum verified before the
+ * headers go out: if it fails (or is gone), the hit becomes a miss (a
+ * damaged object is deleted) and the viewer gets the origin's bytes. A chunk
+ * failing later aborts the connection, never a short or wrong body.
  *
  * Threads: runs on the worker that accepted the connection.
  */

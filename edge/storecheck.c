@@ -13,9 +13,12 @@
 #include "edge/store.h"
 #include "edge/storecheck.h"
 
-/* Records walked per read snapshot while a node runs: short enough that
- * the writer can reuse freed pages, long enough that renewing costs nothing. */
+/* Records walked, or chunk bytes read, per read snapshot while a node runs:
+ * short enough that the writer can reuse freed pages, long enough that
+ * renewing costs nothing. (One object's chunks are always read in one
+ * snapshot, so a 4 GiB object holds it for as long as reading it takes.) */
 #define RENEW_EVERY 256
+#define RENEW_BYTES (64u << 20)
 
 typedef struct checker {
     MDB_env *env;
@@ -24,6 +27,7 @@ typedef struct checker {
     FILE *out;
     unsigned max_lines;
     uint64_t state_seq;
+    uint64_t bytes_read;     /* chunk bytes read in this snapshot */
     mc_storecheck_report *rep;
 } checker;
 
@@ -67,6 +71,7 @@ __attribute__((format(printf, 3, 4))) static void problem(checker *c, const unsi
 /* A fresh snapshot (only while a node runs; see storecheck.h). */
 static int renew(checker *c)
 {
+    c->bytes_read = 0;
     mdb_txn_reset(c->txn);
     int rc = mdb_txn_renew(c->txn);
     if (rc == MDB_MAP_RESIZED) {
@@ -97,7 +102,8 @@ static int walk(checker *c, MDB_dbi dbi, visit_fn fn)
     rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
     while (rc == 0) {
         fn(c, &k, &d);
-        if (!c->rep->live || ++n % RENEW_EVERY != 0 || k.mv_size > sizeof last) {
+        int due = ++n % RENEW_EVERY == 0 || c->bytes_read >= RENEW_BYTES;
+        if (!c->rep->live || !due || k.mv_size > sizeof last) {
             rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
             continue;
         }
@@ -146,6 +152,7 @@ static void check_body(checker *c, const unsigned char *key, const mc_object_met
         }
         const unsigned char *p = d.mv_data;
         size_t n = d.mv_size - 8;
+        c->bytes_read += n;
         uint64_t want = i + 1 < m->nchunks ? m->chunk_size : m->length - (uint64_t)i * m->chunk_size;
         if (n != want) {
             problem(c, key, "path=\"%s\" chunk %u holds %zu bytes, expected %llu", m->key, i, n,

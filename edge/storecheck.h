@@ -13,7 +13,7 @@
  *
  * A running node is never disturbed: the environment is opened MDB_RDONLY,
  * the node's DIR/meshcdn.lock is only probed, never held, and while a node
- * runs the read snapshot is renewed every few hundred records, so no long
+ * runs the read snapshot is renewed every 256 records or 64 MiB read, so no long
  * read transaction pins pages (each object is still checked inside one
  * snapshot; only the totals need a single one, and are skipped then).
  *

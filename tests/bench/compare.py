@@ -187,7 +187,6 @@ master_process on;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-worker_rlimit_nofile 65536;
 events {{ worker_connections 16384; }}
 http {{
     access_log off;
@@ -237,8 +236,31 @@ sub vcl_backend_fetch {{ set bereq.url = "/assets" + bereq.url; }}
 
 
 class Target:
-    def __init__(self, name, port, proc):
-        self.name, self.port, self.p = name, port, proc
+    def __init__(self, name, port, proc, d, admin=None):
+        self.name, self.port, self.p, self.dir, self.admin = name, port, proc, d, admin
+
+    def bytes_held(self):
+        """Bytes of cached objects the cache holds now, read the cache's own way."""
+        if self.name == "meshcdn":
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("meshcdn_edge_store_bytes"):
+                        return int(float(line.split()[-1]))
+            return 0
+        if self.name == "nginx-cache":   # file sizes (not du: levels=1:2 makes 4096 directories)
+            n = 0
+            for root, _, files in os.walk(f"{self.dir}/cache"):
+                for fn in files:
+                    try:
+                        n += os.stat(os.path.join(root, fn)).st_size
+                    except OSError:
+                        pass
+            return n
+        if self.name == "varnish":       # malloc storage in use (bodies, headers, object structs)
+            out = subprocess.run(["varnishstat", "-n", f"{self.dir}/work", "-1", "-f", "SMA.s0.g_bytes"],
+                                 capture_output=True, text=True).stdout.split()
+            return int(out[1]) if len(out) > 1 else 0
+        return 0
 
 
 def start_meshcdn(a, d, oport, cache_bytes):
@@ -250,7 +272,7 @@ def start_meshcdn(a, d, oport, cache_bytes):
                           "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
                           "--node-id", "bench", "--log-level", "warn"], f"{d}/edge.log", 1)
     wait_port(port, p, "meshcdn-edge")
-    return Target("meshcdn", port, p)
+    return Target("meshcdn", port, p, d, admin)
 
 
 def nginx_conf(d, body):
@@ -269,7 +291,7 @@ def start_nginx(name, d, body, port):
     p = start(name, ["nginx", "-p", d, "-c", f"{d}/nginx.conf", "-e", f"{d}/error.log"],
               f"{d}/stdout.log", 1)
     wait_port(port, p, name)
-    return Target(name, port, p)
+    return Target(name, port, p, d)
 
 
 def start_nginx_cache(d, oport, cache_bytes):
@@ -297,7 +319,7 @@ def start_varnish(d, oport, cache_bytes):
                           "-s", f"malloc,{cache_bytes}", "-p", "thread_pools=1"],
               f"{d}/varnishd.log", 1)
     wait_port(port, p, "varnishd", timeout=60)
-    return Target("varnish", port, p)
+    return Target("varnish", port, p, d)
 
 
 def start_caches(a, run, phase, oport, cache_bytes, nginx_max=None):
@@ -430,6 +452,14 @@ def miss(a, run):
     rss = {t.name: tree_rss(t.p.pid) for t in targets}
     for t in targets:
         stop(t.p)
+    script = f"{run}/miss/cold-direct.lua"
+    with open(script, "w") as f:
+        f.write(COLD_LUA % "direct")
+    r = wrk(f"http://127.0.0.1:{slow.port}/", a.miss_conns, a.miss_duration, script)
+    r["origin_requests"] = r["requests"] = r["rps"] * a.miss_duration
+    runs["origin-direct"] = [r]
+    rss["origin-direct"] = tree_rss(slow.p.pid)
+    log(f"miss origin-direct {r['rps']:>8.0f} req/s p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms")
     stop(slow.p)
     res = {}
     for name, v in runs.items():
@@ -443,7 +473,7 @@ def miss_table(a, res, rss):
     ideal = a.miss_conns / (a.miss_delay_ms / 1000.0)
     out = [f"| target | req/s | p50 ms | p99 ms | origin requests per request | ×nginx-cache | RSS after MiB |",
            "|---|---|---|---|---|---|---|"]
-    for t in ("meshcdn", "nginx-cache", "varnish"):
+    for t in ("meshcdn", "nginx-cache", "varnish", "origin-direct"):
         r = res.get(t)
         if not r:
             continue
@@ -452,8 +482,8 @@ def miss_table(a, res, rss):
         name = f"**{t}**" if t == "meshcdn" else t
         out.append(f"| {name}{' ⚠' if r['errors'] else ''} | {r['rps']:,.0f} | {r['p50']:.2f} | "
                    f"{r['p99']:.2f} | {r['origin_per_request']:.2f} | {ratio} | {rss[t][0] / 2**20:.1f} |")
-    out.append(f"\n(ceiling with {a.miss_conns} connections and a {a.miss_delay_ms:g} ms origin: "
-               f"{ideal:,.0f} req/s)")
+    out.append(f"\n(origin-direct: wrk straight at slow_origin.py, no cache; the ceiling with "
+               f"{a.miss_conns} connections and a {a.miss_delay_ms:g} ms origin is {ideal:,.0f} req/s)")
     return "\n".join(out)
 
 
@@ -469,17 +499,26 @@ def zipf(a, run, origin, index):
     for t in targets:
         before = origin.requests()
         rj = f"{run}/zipf/{t.name}.json"
-        subprocess.run(["taskset", "-c", "0", f"{a.bin}/meshcdn-load", "run", "--target",
-                        f"http://127.0.0.1:{t.port}", "--index", index, "--zipf", "0.9",
-                        "--seed", "1", "--requests", str(a.zipf_requests), "--connections", "16",
-                        "--quiet", "--json", rj], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        lp = subprocess.Popen(["taskset", "-c", "0", f"{a.bin}/meshcdn-load", "run", "--target",
+                               f"http://127.0.0.1:{t.port}", "--index", index, "--zipf", "0.9",
+                               "--seed", "1", "--requests", str(a.zipf_requests), "--connections", "16",
+                               "--quiet", "--json", rj], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        held = []
+        while lp.poll() is None:        # how far over its budget each cache goes, sampled
+            held.append(t.bytes_held())
+            time.sleep(0.2)
+        if lp.returncode != 0:
+            raise SystemExit(f"meshcdn-load run against {t.name} failed ({lp.returncode})")
+        held.append(t.bytes_held())
+        peak, mean = max(held), statistics.mean(held)
         with open(rj) as f:
             tot = json.load(f)["total"]
         n = origin.requests() - before
         errs = sum(v for k, v in tot.get("errors", {}).items()) if isinstance(tot.get("errors"), dict) else 0
         res[t.name] = {"requests": tot["requests"], "origin": n, "rps": tot["requests_per_s"],
-                       "errors": errs, "rss": tree_rss(t.p.pid)}
+                       "errors": errs, "rss": tree_rss(t.p.pid), "peak": peak,
+                       "mean": mean}
         log(f"zipf {t.name:<12} {tot['requests']} requests, origin {n}, "
             f"hit ratio at the origin {1 - n / max(1, tot['requests']):.4f}")
     for t in targets:
@@ -492,8 +531,9 @@ def zipf(a, run, origin, index):
 
 def zipf_table(res, total, budget, sim):
     out = [f"catalog {total / 1e6:.1f} MB, each cache limited to {budget / 1e6:.1f} MB (10%)", "",
-           "| target | requests | origin requests | hit ratio (at the origin) | ×nginx-cache origin requests | RSS after MiB |",
-           "|---|---|---|---|---|---|"]
+           "| target | requests | origin requests | hit ratio (at the origin) | ×nginx-cache origin requests "
+           "| bytes held: mean, peak (sampled, ×budget) | RSS after MiB |",
+           "|---|---|---|---|---|---|---|"]
     base = res.get("nginx-cache")
     for t in ("meshcdn", "nginx-cache", "varnish"):
         r = res.get(t)
@@ -502,7 +542,8 @@ def zipf_table(res, total, budget, sim):
         ratio = f"{r['origin'] / base['origin']:.2f}" if base and base["origin"] else "-"
         name = f"**{t}**" if t == "meshcdn" else t
         out.append(f"| {name}{' ⚠' if r['errors'] else ''} | {r['requests']} | {r['origin']} | "
-                   f"{1 - r['origin'] / max(1, r['requests']):.4f} | {ratio} | {r['rss'][0] / 2**20:.1f} |")
+                   f"{1 - r['origin'] / max(1, r['requests']):.4f} | {ratio} | "
+                   f"{r['mean'] / budget:.2f}, {r['peak'] / budget:.2f} | {r['rss'][0] / 2**20:.1f} |")
     out += ["", "simulator, same sequence and byte budget:", "```", sim.strip(), "```"]
     return "\n".join(out)
 
@@ -549,7 +590,7 @@ def main():
 
         report = [f"meshcdn side-by-side benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
                   f"machine: {os.cpu_count()} cores, {platform_line()}",
-                  f"versions: {versions()}", ""]
+                  f"versions: {versions()}", f"load average at start: {loadavg()}", ""]
         if "hot" in phases:
             sizes, res, rss = hot(a, run, origin, paths)
             report += [f"## Hot hits: one object per size, wrk -t1 on core 0, {a.duration} s x "
@@ -566,14 +607,20 @@ def main():
             report += [f"## Zipf(0.9), seed 1, {a.zipf_requests} requests, 16 connections "
                        f"(meshcdn-load on core 0), cold start", "", zipf_table(res, total, budget, sim), ""]
             print("\n".join(report[-4:]), flush=True)
+        report.insert(3, f"load average at end: {loadavg()}")
         with open(f"{run}/report.md", "w") as f:
             f.write("\n".join(report) + "\n")
-        print("\n".join(report[:3]))
+        print("\n".join(report[:5]))
         log(f"report: {run}/report.md")
     finally:
         stop_all()
         if not a.keep and not a.run_dir:
             shutil.rmtree(run, ignore_errors=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def platform_line():

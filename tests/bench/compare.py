@@ -345,7 +345,8 @@ def ms(text):
 
 
 def wrk(url, conns, secs, script=None):
-    argv = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency"]
+    argv = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
+            "--timeout", "10s"]
     if script:
         argv += ["-s", script]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
@@ -395,7 +396,7 @@ def hot(a, run, origin, paths):
                     r["errors"] += 1
                 runs.setdefault((t.name, label), []).append(r)
                 log(f"hot round {rnd + 1}/{a.rounds} {label:>3} {t.name:<12} {r['rps']:>10.0f} req/s "
-                    f"p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms origin +{r['origin_requests']}")
+                    f"p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms origin +{r['origin_requests']} errors {r['errors']}")
     rss = {t.name: tree_rss(t.p.pid) for t in targets}
     for t in targets:
         stop(t.p)
@@ -420,7 +421,9 @@ def hot_table(sizes, res, rss):
             out.append(f"| {label} | {CONNS[label]} | {name}{flag} | {r['rps']:,.0f} | "
                        f"{r['rps'] * size / 1e6:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
                        + " | ".join(ratios) + " |")
-    out += ["", "| target | RSS after (MiB, whole process tree) | of which anonymous |", "|---|---|---|"]
+    out += ["", "⚠: wrk counted socket errors, timeouts or non-2xx answers, or the origin saw a request "
+            "during the measurement (so not every answer was a hit).", "",
+            "| target | RSS after (MiB, whole process tree) | of which anonymous |", "|---|---|---|"]
     for t in TARGETS:
         if t in rss:
             out.append(f"| {t} | {rss[t][0] / 2**20:.1f} | {rss[t][1] / 2**20:.1f} |")
@@ -620,7 +623,7 @@ def main():
             report += [f"## Zipf(0.9), seed 1, {a.zipf_requests} requests, 16 connections "
                        f"(meshcdn-load on core 0), cold start", "", zipf_table(res, total, budget, sim), ""]
             print("\n".join(report[-4:]), flush=True)
-        report.insert(3, f"load average at end: {loadavg()}")
+        report.insert(4, f"load average at end: {loadavg()}")
         with open(f"{run}/report.md", "w") as f:
             f.write("\n".join(report) + "\n")
         print("\n".join(report[:5]))
@@ -656,7 +659,7 @@ def versions():
             return (p.stdout + p.stderr).strip().splitlines()[0]
         except (OSError, IndexError):
             return "?"
-    return "; ".join([first(["nginx", "-v"]), first(["varnishd", "-V"]).split(" revision")[0],
+    return "; ".join([first(["nginx", "-v"]), first(["varnishd", "-V"]).split(" revision")[0].replace("varnishd (", ""),
                       first(["wrk", "-v"]).split(" [")[0]])
 
 

@@ -364,7 +364,8 @@ def wrk(url, conns, secs, script=None):
 
 
 def median_of(runs):
-    return {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")} | {
+    keys = ("rps", "p50", "p99") + (("load_rps",) if all("load_rps" in r for r in runs) else ())
+    return {k: statistics.median(r[k] for r in runs) for k in keys} | {
         "errors": sum(r["errors"] for r in runs), "rounds": len(runs),
         "origin_requests": sum(r.get("origin_requests", 0) for r in runs)}
 
@@ -394,8 +395,15 @@ def hot(a, run, origin, paths):
                 r["hit_after"] = is_hit(t.name, h)
                 if not r["hit_after"]:
                     r["errors"] += 1
+                if a.with_load:             # the same load from the project's own tool
+                    before = origin.requests()
+                    lr = load_hot(a, run, t, paths[label], CONNS[label])
+                    r["load_rps"] = lr["rps"]
+                    r["origin_requests"] += origin.requests() - before
+                    r["errors"] += lr["errors"]
                 runs.setdefault((t.name, label), []).append(r)
                 log(f"hot round {rnd + 1}/{a.rounds} {label:>3} {t.name:<12} {r['rps']:>10.0f} req/s "
+                    f"(meshcdn-load {r.get('load_rps', 0):.0f}) "
                     f"p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms origin +{r['origin_requests']} errors {r['errors']}")
     rss = {t.name: tree_rss(t.p.pid) for t in targets}
     for t in targets:
@@ -404,9 +412,24 @@ def hot(a, run, origin, paths):
     return sizes, res, rss
 
 
+def load_hot(a, run, t, path, conns):
+    trace = f"{run}/hot/trace-{t.name}"
+    with open(trace, "w") as f:
+        f.write(path + "\n")
+    rj = f"{run}/hot/load-{t.name}.json"
+    subprocess.run(["taskset", "-c", "0", f"{a.bin}/meshcdn-load", "run", "--target",
+                    f"http://127.0.0.1:{t.port}", "--trace", trace, "--connections", str(conns),
+                    "--duration", f"{a.duration}s", "--quiet", "--json", rj], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(rj) as f:
+        tot = json.load(f)["total"]
+    return {"rps": tot["requests_per_s"], "errors": sum(tot["errors"].values())}
+
+
 def hot_table(sizes, res, rss):
-    out = ["| size | conns | target | req/s | MB/s | p50 ms | p99 ms | ×nginx-cache | ×varnish | ×static |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| size | conns | target | req/s | MB/s | p50 ms | p99 ms | ×nginx-cache | ×varnish | ×static "
+           "| meshcdn-load req/s | ×nginx-cache by meshcdn-load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, size in sizes:
         for t in TARGETS:
             r = res.get((t, label))
@@ -418,6 +441,12 @@ def hot_table(sizes, res, rss):
                 pr = res.get((peer, label))
                 ratios.append(f"{r['rps'] / pr['rps']:.2f}" if pr and pr["rps"] else "-")
             name = f"**{t}**" if t == "meshcdn" else t
+            base = res.get(("nginx-cache", label), {})
+            if "load_rps" in r:
+                ratios += [f"{r['load_rps']:,.0f}",
+                           f"{r['load_rps'] / base['load_rps']:.2f}" if base.get("load_rps") else "-"]
+            else:
+                ratios += ["-", "-"]
             out.append(f"| {label} | {CONNS[label]} | {name}{flag} | {r['rps']:,.0f} | "
                        f"{r['rps'] * size / 1e6:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
                        + " | ".join(ratios) + " |")
@@ -565,6 +594,8 @@ def main():
     ap.add_argument("--run-dir", help="where configs, stores and logs go (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the run dir")
     ap.add_argument("--only", default="hot,miss,zipf", help="phases to run (comma list)")
+    ap.add_argument("--no-load", dest="with_load", action="store_false",
+                    help="hot phase: wrk only, not also meshcdn-load")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     a.sizes = ["4k", "1M"] if a.quick else [s for s, _ in SIZES]
@@ -627,7 +658,8 @@ def main():
         with open(f"{run}/report.md", "w") as f:
             f.write("\n".join(report) + "\n")
         print("\n".join(report[:5]))
-        log(f"report: {run}/report.md")
+        log(f"report: {run}/report.md" if a.keep or a.run_dir else
+            "(run dir removed; --keep or --run-dir DIR keeps configs, logs and report.md)")
     finally:
         stop_all()
         if not a.keep and not a.run_dir:

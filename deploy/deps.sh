@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages meshcdn needs to build, run and test, only the
 # ones missing (idempotent; apt-get update runs only when something is missing).
-# Usage: deploy/deps.sh [--test]
+# Usage: deploy/deps.sh [--test | --bench]
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
@@ -9,6 +9,10 @@ pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-
 if [ "${1:-}" = "--test" ]; then
   # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver
+  pkgs+=(python3 nginx varnish wrk)
 fi
 
 missing=()

@@ -5,27 +5,17 @@
 # Zipf(0.9) with each cache at 10% of the catalog. Prints markdown tables;
 # tests/bench/README.md says how to read them and holds the last figures.
 #
-#   tests/bench/compare.sh [--quick] [--keep] [--run-dir DIR] [--only hot,miss,zipf]
+#   tests/bench/compare.sh [--quick] [--keep] [--run-dir DIR] [--only hot,miss,zipf] [--no-load]
 #
-# Installs what is missing (apt-get: the build deps, nginx, varnish, wrk),
-# builds meshcdn in Release into build-bench/, runs everything on 127.0.0.1.
+# Installs what is missing (deploy/deps.sh --bench: the build deps, nginx,
+# varnish, wrk), builds meshcdn in Release into build-bench/, runs everything
+# on 127.0.0.1.
 # The system nginx/varnish services are never started or configured: each
 # server runs from a generated config in the run directory.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
-bash deploy/deps.sh
-missing=()
-for p in nginx varnish wrk python3; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash deploy/deps.sh --bench
 [ "$(nproc)" -ge 2 ] || { echo "bench: needs 2 cores (servers on core 1, clients on core 0)" >&2; exit 1; }
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMESHCDN_TESTS=OFF >/dev/null
 cmake --build build-bench -j2 --target meshcdn-edge meshcdn-origin meshcdn-load >/dev/null

@@ -603,7 +603,7 @@ def main():
     a.duration = 3 if a.quick else 10
     a.miss_duration = 3 if a.quick else 5
     a.miss_conns, a.miss_delay_ms, a.miss_size = 32, 10.0, 16384
-    a.zipf_requests = 8000 if a.quick else 40000
+    a.zipf_requests = 5000 if a.quick else 40000
     phases = a.only.split(",")
 
     run = a.run_dir or tempfile.mkdtemp(prefix="mcbench-")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages meshcdn needs to build, run and test, only the
 # ones missing (idempotent; apt-get update runs only when something is missing).
-# Usage: deploy/deps.sh [--test]
+# Usage: deploy/deps.sh [--test | --bench]
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
@@ -15,6 +15,10 @@ if [ "${1:-}" = "--test" ]; then
   # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
          systemd-container)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver
+  pkgs+=(python3 nginx varnish wrk)
 fi
 
 missing=()

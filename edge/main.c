@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,13 @@ static int run(const mc_edge_config *cfg)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* Hits move 256 KiB chunks through buffers allocated and freed per
+     * chunk; above glibc's default mmap threshold (128 KiB) each one was a
+     * fresh mmap, page-faulted in and unmapped again: half the time of a
+     * 64 KiB-1 MiB hit (perf, tests/bench/README.md). Keep them on the heap,
+     * and keep freed heap for the next response instead of trimming it. */
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     if (argc > 1 && strcmp(argv[1], "check") == 0)
         return mc_storecheck_main(argc - 1, argv + 1);
     mc_edge_config cfg;

@@ -30,7 +30,7 @@ stamp="$mode $(cat "$here/package.json" "$here/package-lock.json" "$here/.npmrc"
 if [ ! -d "$npm_dir/node_modules/three" ] || [ "$(cat "$npm_dir/.meshcdn-stamp" 2>/dev/null)" != "$stamp" ]; then
   cp "$here/package.json" "$here/package-lock.json" "$here/.npmrc" "$npm_dir/"
   omit=(); [ "$mode" = prod ] && omit=(--omit=dev)
-  (cd "$npm_dir" && npm ci --no-audit --no-fund "${omit[@]}" >/dev/null)
+  (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error "${omit[@]}" >/dev/null)
   echo "$stamp" > "$npm_dir/.meshcdn-stamp"
 fi
 

@@ -25,6 +25,17 @@ if [ ! -f "$run/root/assets/index.json" ]; then
   "$bin/meshcdn-load" catalog --out "$run/root/assets" --count 24 --seed 42 \
       --sizes lognormal:median=200k,max=16M --gltf-count 3
 fi
+# The viewer page and its three.js files (npm registry; node_modules in
+# run/demo/npm) in the catalog's root: the edge serves them as /viewer/.
+viewer=""
+if bash deploy/viewer/install.sh "$run/npm" "$run/root/assets/viewer"; then
+  viewer=yes
+else
+  echo "demo: no viewer page (deploy/viewer/install.sh failed); the rest runs without it"
+fi
+# The page's files change with the repository: the edge revalidates them on
+# each use instead of keeping a copy for a day like the models.
+printf '[cache-control]\n/assets/viewer/ = no-cache\n' > "$run/origin.ini"
 # One key for the demo: the origin accepts it, the edge signs with it.
 if [ ! -f "$run/keys" ]; then
   umask 077
@@ -48,7 +59,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$bin/meshcdn-origin" --listen 127.0.0.1:$ORIGIN_PORT --control 127.0.0.1:$CONTROL_PORT \
+"$bin/meshcdn-origin" --config "$run/origin.ini" --listen 127.0.0.1:$ORIGIN_PORT --control 127.0.0.1:$CONTROL_PORT \
     --root "$run/root" --keys "$run/keys" --control.operator_keys "$run/operator.cred" \
     --control.db "$run/control" >"$run/origin.log" 2>&1 &
 pids+=($!)
@@ -76,6 +87,16 @@ meshcdn demo is running (Ctrl-C stops it)
   admin   http://127.0.0.1:$ADMIN_PORT/metrics
   origin  http://127.0.0.1:$ORIGIN_PORT/assets  (SigV4 only: try it unsigned, get AccessDenied)
   catalog $run/root/assets/index.json
+
+MSG
+if [ -n "$viewer" ]; then
+  cat <<MSG
+  viewer  http://127.0.0.1:$EDGE_PORT/viewer/index.html
+          the catalog's models in a browser, fetched through the edge, each file's
+          X-Cache and Cache-Status beside it; "fetch again" shows Miss -> Hit
+MSG
+fi
+cat <<MSG
 
 Try:
   curl -sI http://127.0.0.1:$EDGE_PORT$glb | grep -E 'X-Cache|Cache-Status|Age'   # Miss

@@ -6,15 +6,20 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
       libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
+# Node.js and npm: deploy/viewer/install.sh installs the demo's viewer page
+# from the npm registry (a node that came with its own npm is left alone)
+if ! command -v node >/dev/null; then pkgs+=(nodejs npm)
+elif ! command -v npm >/dev/null; then pkgs+=(npm); fi
 if [ "${1:-}" = "--test" ]; then
   # awscli, s3cmd, python3-boto3: tests/e2e/test_s3clients.py drives them against the origin;
   # python3-botocore: tests/e2e/ctlpeer.py checks meshcdnctl's signatures with it too;
   # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it;
   # systemd: systemd-analyze verify checks deploy/systemd/ (ctest deploy_systemd_verify);
   # strace: test_deploy.py checks the daemons' system calls against the units' filter;
-  # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn
+  # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn;
+  # chromium: tests/e2e/test_viewer.py opens the viewer page in it, headless
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
-         systemd-container)
+         systemd-container chromium)
 fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver

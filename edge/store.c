@@ -23,7 +23,7 @@
 #define BATCH_MAX_BYTES (64u << 20)
 #define FAILED_RING 256
 #define PURGE_RING 64        /* recent purges remembered for fills in flight */
-#define PURGE_TXN_OBJECTS 2000 /* objects removed per transaction of a big purge */
+#define PURGE_TXN_OBJECTS 20000 /* objects removed per transaction of a big purge (each commit syncs) */
 #define MAX_DROPPED 4        /* variants one publish may replace (a lowered cap converges) */
 
 typedef struct store_op {
@@ -288,9 +288,16 @@ static int index_tags(mc_store *s, MDB_txn *txn, const unsigned char key[16], co
     return t.rc;
 }
 
+/* Totals changes gathered over many removals, written once (big purges). */
+typedef struct totals_acc {
+    int64_t bytes, objects;
+} totals_acc;
+
 /* Remove the object at key (meta, chunks, path and tag entries); *removed
- * (may be NULL) says whether a body-carrying object went (not a marker). */
-static int remove_object_ex(mc_store *s, MDB_txn *txn, const unsigned char key[16], int *removed)
+ * (may be NULL) says whether a body-carrying object went (not a marker).
+ * With acc the totals change is added there for the caller to write. */
+static int remove_object_acc(mc_store *s, MDB_txn *txn, const unsigned char key[16], int *removed,
+                             totals_acc *acc)
 {
     if (removed)
         *removed = 0;
@@ -309,7 +316,12 @@ static int remove_object_ex(mc_store *s, MDB_txn *txn, const unsigned char key[1
         if (!rc)
             rc = index_tags(s, txn, key, old.headers, 1);
         if (!rc && old.status != MC_META_VARY_MARKER) {
-            rc = adjust_totals(s, txn, -(int64_t)old.length, -1);
+            if (acc) {
+                acc->bytes -= (int64_t)old.length;
+                acc->objects--;
+            } else {
+                rc = adjust_totals(s, txn, -(int64_t)old.length, -1);
+            }
             if (removed)
                 *removed = 1;
         }
@@ -322,7 +334,7 @@ static int remove_object_ex(mc_store *s, MDB_txn *txn, const unsigned char key[1
 
 static int remove_object(mc_store *s, MDB_txn *txn, const unsigned char key[16])
 {
-    return remove_object_ex(s, txn, key, NULL);
+    return remove_object_acc(s, txn, key, NULL, NULL);
 }
 
 static int failed_has(mc_store *s, uint64_t seq)
@@ -513,7 +525,7 @@ static int cap_variants(mc_store *s, MDB_txn *txn, store_op *op)
         size_t drop = n - (size_t)op->max_variants + 1;
         for (size_t i = 0; !rc && i < drop && i < MAX_DROPPED; i++) {
             int removed = 0;
-            rc = remove_object_ex(s, txn, v[i].key, &removed);
+            rc = remove_object_acc(s, txn, v[i].key, &removed, NULL);
             if (!rc && removed)
                 memcpy(op->dropped[op->ndropped++], v[i].key, 16);
         }
@@ -988,11 +1000,14 @@ static void run_purge(mc_store *s, store_op *op)
         size_t end = i + PURGE_TXN_OBJECTS < v.n ? i + PURGE_TXN_OBJECTS : v.n;
         size_t first = i;
         uint64_t batch_affected = 0;
+        totals_acc acc = {0, 0};
         for (; !rc && i < end; i++) {
             int n = 0;
-            rc = sp->soft ? soft_mark(s, txn, v.k[i], &n) : remove_object_ex(s, txn, v.k[i], &n);
+            rc = sp->soft ? soft_mark(s, txn, v.k[i], &n) : remove_object_acc(s, txn, v.k[i], &n, &acc);
             batch_affected += (uint64_t)n;
         }
+        if (!rc && (acc.bytes || acc.objects))
+            rc = adjust_totals(s, txn, acc.bytes, acc.objects);
         if (!rc && i == v.n && op->has_cursor)
             rc = state_put_u64(txn, s->state, "cursor", op->cursor);
         if (!rc)

@@ -126,7 +126,9 @@ static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
         mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
     } else if (strcmp(req->path, "/readyz") == 0) {
         char why[200], body[220];
-        if (mc_follow_ready(a->follow, why, sizeof why)) {
+        if (atomic_load(&a->node->draining)) {
+            mc_http_respond(c, 503, NULL, "Cache-Control: no-store\r\n", "text/plain", "not ready: draining\n", 20);
+        } else if (mc_follow_ready(a->follow, why, sizeof why)) {
             mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ready\n", 6);
         } else {
             int n = snprintf(body, sizeof body, "not ready: %s\n", why);

@@ -23,6 +23,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
     {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
+    {"edge", "drain_timeout", NULL, MC_CFG_DURATION, "30s", "SIGTERM: how long responses in progress may take to finish (0: stop at once)", NULL, 0, 0},
     {"edge", "max_request_body", NULL, MC_CFG_SIZE, "16M", "viewer request bodies (passed through to the origin) up to this; larger get 413", NULL, 0, 0},
     {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
     {"origin", "sign", "origin-sign", MC_CFG_ENUM, "sigv4", "sign origin requests: sigv4|none", "sigv4|none", 0, 0},
@@ -363,6 +364,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     mc_log_level_parse(mc_config_str(c, "edge", "log_level"), &lvl);
     mc_log_set_level(lvl);
     out->client_timeout_ms = mc_config_duration_ms(c, "edge", "client_timeout");
+    out->drain_timeout_ms = mc_config_duration_ms(c, "edge", "drain_timeout");
     out->max_request_body = mc_config_size(c, "edge", "max_request_body");
     if ((rc = split_origin(out, c, err)) < 0)
         return rc;

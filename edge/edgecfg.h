@@ -73,6 +73,7 @@ typedef struct mc_edge_config {
     int64_t connect_timeout_ms;
     int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */
+    int64_t drain_timeout_ms;    /* SIGTERM: in-flight responses may take this long (0: stop at once) */
     uint64_t max_request_body;   /* viewer request bodies read up to this (413 beyond) */
     char store_dir[1024];
     uint64_t store_size;

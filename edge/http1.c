@@ -571,6 +571,17 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     return 0;
 }
 
+void mc_http_drain(mc_http_conn **registry)
+{
+    for (mc_http_conn *c = *registry, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_READING && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            conn_free(c);                /* idle keep-alive: nothing is lost */
+        else
+            c->close_after = 1;          /* answer what it asked, then close */
+    }
+}
+
 void mc_http_close_all(mc_http_conn **registry)
 {
     while (*registry)

@@ -79,6 +79,11 @@ typedef struct mc_http_server_opts {
  * owners get on_close as if the peer had gone. */
 void mc_http_close_all(mc_http_conn **registry);
 
+/* Draining (shutdown): close the registry's connections that wait for a
+ * request with nothing buffered; the others close once the response in
+ * progress (or the one to the request already arriving) is complete. */
+void mc_http_drain(mc_http_conn **registry);
+
 /* Take ownership of an accepted socket. */
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
 /* Take ownership of a ready bufferevent over an accepted socket (e.g. a

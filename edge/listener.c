@@ -143,7 +143,7 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 static void *worker_main(void *arg)
 {
     mc_worker *w = arg;
-    event_base_dispatch(w->base);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);   /* an idle, draining worker still waits for its stop mail */
     return NULL;
 }
 
@@ -158,6 +158,8 @@ static void worker_free(mc_worker *w)
     else if (w->tls_fd >= 0)
         close(w->tls_fd);
     on_wake(-1, 0, w);   /* run what was posted (publish results): nothing may leak */
+    if (w->drain_check)
+        event_free(w->drain_check);
     mc_http_close_all(&w->conns);
     mc_fill_table_free(w->fills);
     mc_upstream_free(w->upstream);
@@ -235,6 +237,47 @@ int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_
             return mc_err_set(err, MC_E_IO, "cannot start worker threads");
         }
     return 0;
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    mc_worker *w = arg;
+    (void)fd, (void)what;
+    if (!w->conns) {
+        atomic_store(&w->drained, 1);
+        event_del(w->drain_check);
+    }
+}
+
+static void drain_worker(void *arg)
+{
+    mc_worker *w = arg;
+    if (w->listener)
+        evconnlistener_disable(w->listener);
+    if (w->tls_listener)
+        evconnlistener_disable(w->tls_listener);
+    mc_http_drain(&w->conns);
+    w->drain_check = event_new(w->base, -1, EV_PERSIST, on_drain_check, w);
+    struct timeval tv = {0, 20 * 1000};
+    if (w->drain_check)
+        event_add(w->drain_check, &tv);
+    on_drain_check(-1, 0, w);
+}
+
+void mc_node_drain(mc_node *node)
+{
+    if (atomic_exchange(&node->draining, 1))
+        return;
+    for (int i = 0; i < node->nworkers; i++)
+        mc_worker_post(&node->workers[i], drain_worker, &node->workers[i]);
+}
+
+int mc_node_draining_workers(mc_node *node)
+{
+    int n = 0;
+    for (int i = 0; i < node->nworkers; i++)
+        n += !atomic_load(&node->workers[i].drained);
+    return n;
 }
 
 static void stop_loop(void *arg)

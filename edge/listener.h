@@ -16,6 +16,7 @@
 #define MC_LISTENER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <event2/event.h>
 #include "common/err.h"
 #include "edge/edgecfg.h"
@@ -53,6 +54,8 @@ typedef struct mc_worker {
     pthread_mutex_t mail_mu;
     mc_mail *mail_head, *mail_tail;
     struct event *wake;
+    struct event *drain_check;    /* while draining: is the registry empty yet? */
+    _Atomic int drained;          /* no viewer connection left (set by the worker) */
 } mc_worker;
 
 typedef struct mc_tls mc_tls;
@@ -67,12 +70,19 @@ struct mc_node {
     int nworkers;
     int viewer_port;     /* actual port (after binding port 0) */
     int tls_port;        /* actual HTTPS port, 0 without TLS */
+    _Atomic int draining;  /* SIGTERM: no new connections; /readyz answers 503 */
 };
 
 /* Bind the viewer listeners (one per worker, HTTP and, with node->tls,
  * HTTPS), start the worker threads.
  * err names the address on failure. */
 int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err);
+/* Start a graceful stop (SIGTERM): every worker stops accepting, closes
+ * its idle keep-alive connections and lets the others finish the response
+ * in progress (then closes them). Any thread. */
+void mc_node_drain(mc_node *node);
+/* How many workers still have viewer connections open. */
+int mc_node_draining_workers(mc_node *node);
 /* Stop accepting, break every loop, join and free the workers. */
 void mc_node_stop(mc_node *node);
 

@@ -4,9 +4,11 @@
 #include <event2/thread.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "common/log.h"
 #include "edge/admin.h"
 #include "edge/edgecfg.h"
@@ -25,12 +27,44 @@ static const char synopsis[] =
     "       [--SECTION.KEY=VALUE ...]\n"
     "       meshcdn-edge check --store DIR   (verify a store; see check --help)";
 
+/* Shutdown: SIGTERM drains (no new connections, in-flight responses finish,
+ * up to edge.drain_timeout), SIGINT or a second signal stops at once. */
+typedef struct stopper {
+    struct event_base *base;
+    mc_node *node;
+    struct event *poll;
+    struct timespec t0;
+    int64_t timeout_ms;
+} stopper;
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    stopper *st = arg;
+    (void)fd, (void)what;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int64_t ms = (int64_t)(t.tv_sec - st->t0.tv_sec) * 1000 + (t.tv_nsec - st->t0.tv_nsec) / 1000000;
+    int left = mc_node_draining_workers(st->node);
+    if (left == 0 || ms >= st->timeout_ms) {
+        mc_log_info("main", "msg=\"drained\" ms=%lld workers_with_connections=%d", (long long)ms, left);
+        event_base_loopbreak(st->base);
+    }
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct event_base *base = arg;
+    stopper *st = arg;
     (void)what;
+    if (sig == SIGTERM && !atomic_load(&st->node->draining) && st->timeout_ms > 0) {
+        mc_log_info("main", "msg=\"draining\" signal=%d timeout_ms=%lld", (int)sig, (long long)st->timeout_ms);
+        clock_gettime(CLOCK_MONOTONIC, &st->t0);
+        mc_node_drain(st->node);
+        struct timeval tv = {0, 20 * 1000};
+        if (st->poll && event_add(st->poll, &tv) == 0)
+            return;
+    }
     mc_log_info("main", "msg=\"stopping\" signal=%d", (int)sig);
-    event_base_loopbreak(base);
+    event_base_loopbreak(st->base);
 }
 
 /* SIGHUP: new TLS certificate and key for new handshakes (open connections
@@ -113,8 +147,10 @@ static int run(const mc_edge_config *cfg)
         return 1;
     }
     mc_admin_set_follow(admin, follow);
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    stopper stop = {base, &node, NULL, {0, 0}, cfg->drain_timeout_ms};
+    stop.poll = event_new(base, -1, EV_PERSIST, on_drain_poll, &stop);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &stop);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &stop);
     event_add(sigint, NULL);
     struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, &node);
     event_add(sigterm, NULL);
@@ -138,6 +174,8 @@ static int run(const mc_edge_config *cfg)
     mc_tls_free(tls);
     event_free(sigint);
     event_free(sigterm);
+    if (stop.poll)
+        event_free(stop.poll);
     event_free(sighup);
     event_base_free(base);
     mc_log_info("main", "msg=stopped");

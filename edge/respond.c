@@ -339,9 +339,18 @@ static void access_log(mc_resp *r, int status)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double ms = (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6;
-    mc_log_info("access", "client=%s method=%s path=\"%s\" status=%d bytes=%llu result=%s ms=%.1f",
-                mc_http_peer(r->conn), r->req->method, r->keystr ? r->keystr : r->req->path, status,
-                (unsigned long long)r->sent, mc_result_name(r->result), ms);
+    const char *range = mc_http_req_header(r->req, "Range");
+    char rq[80] = "-";
+    if (range) {   /* quoted, bounded, no quotes inside: one parsable field */
+        size_t i = 0;
+        for (const char *p = range; *p && i < sizeof rq - 1; p++)
+            rq[i++] = *p == '"' ? '\'' : *p;
+        rq[i] = '\0';
+    }
+    mc_log_info("access", "node=%s client=%s method=%s path=\"%s\" range=\"%s\" status=%d bytes=%llu result=%s ms=%.1f",
+                r->w->node->cfg->node_id, mc_http_peer(r->conn), r->req->method,
+                r->keystr ? r->keystr : r->req->path, rq, status, (unsigned long long)r->sent,
+                mc_result_name(r->result), ms);
 }
 
 void mc_resp_finish(mc_resp *r)

@@ -151,7 +151,7 @@ class Daemon:
     args        argument list; pass 127.0.0.1:0 for ports and read .addr
     listeners   listener names to wait for
     env         extra environment variables
-    expect_exit exit status stop() requires (0: a clean SIGTERM shutdown)
+    expect_exit exit status stop() requires (0: a clean shutdown)
     logdir      where daemon.log goes (default: a fresh temporary directory)
 
     Attributes: .addr {name: (host, port)}, .proc (subprocess.Popen), .log_path.
@@ -245,19 +245,20 @@ class Daemon:
         if found:
             self._fail("sanitizer report: " + found[0])
 
-    def stop(self, timeout=10.0):
-        """SIGTERM, wait `timeout` s (then SIGKILL and fail); require expect_exit
+    def stop(self, timeout=10.0, sig=signal.SIGINT):
+        """`sig` (SIGINT: an immediate clean stop; SIGTERM makes meshcdn-edge
+        drain first, up to its drain_timeout), wait `timeout` s (then SIGKILL and fail); require expect_exit
         (not checked after a deliberate kill9()) and a log without sanitizer
         reports. Returns the exit status. Idempotent, so addCleanup(d.stop) is safe."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill9()
-                self._fail(f"did not exit within {timeout} s of SIGTERM")
+                self._fail(f"did not exit within {timeout} s of {signal.Signals(sig).name}")
         self._close_log()
         self._check_log()
         if (not self._killed and self.expect_exit is not None

@@ -48,6 +48,7 @@ struct mc_http_conn {
     int chunked;
     int64_t remaining;          /* declared Content-Length left to send; -1 unknown */
     int close_after;            /* close after this response */
+    int aborted;                /* closing after mc_http_abort: flush, then close without close_notify */
     mc_buf body;                /* request body being read (CONN_BODY) */
     int64_t body_left;          /* Content-Length bytes still to read, or chunk bytes left */
     int body_chunked;
@@ -494,7 +495,10 @@ static void on_write(struct bufferevent *bev, void *arg)
     } else if (c->state == CONN_FLUSHING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         finish_or_next(c);
     } else if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        conn_close_clean(c, 0);
+        if (c->aborted)
+            conn_free(c);                     /* no close_notify after a cut body */
+        else
+            conn_close_clean(c, 0);
     }
 }
 
@@ -710,6 +714,18 @@ void mc_http_abort(mc_http_conn *c)
     if (c->started && !c->chunked && c->remaining < 0) {
         struct linger lg = {1, 0};
         setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        conn_free(c);
+        return;
+    }
+    /* Framed (Content-Length or chunked): what is already buffered (the
+     * status line, part of the body) still goes out, then the connection
+     * closes short of the framing, so the viewer sees a truncated 200, not
+     * a connection closed before any answer. The write timeout bounds it. */
+    if (c->started && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        c->state = CONN_CLOSING;
+        c->aborted = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
     }
     conn_free(c);
 }

@@ -113,8 +113,10 @@ void mc_http_respond_end(mc_http_conn *c);
 /* One-shot: a complete response with a small body. */
 void mc_http_respond(mc_http_conn *c, int status, const char *reason, const char *hdrs,
                      const char *ctype, const void *body, size_t len);
-/* Abandon the response: the connection is closed at once, so a client sees
- * fewer bytes than Content-Length (or no last chunk), never a short success. */
+/* Abandon the response: the connection closes short of its framing, so a
+ * client sees fewer bytes than Content-Length (or no last chunk), never a
+ * short success. What is already buffered is sent first (a close-delimited
+ * body is reset at once instead); the handler must not touch c again. */
 void mc_http_abort(mc_http_conn *c);
 /* Bytes written but not yet sent to the client. */
 size_t mc_http_backlog(const mc_http_conn *c);

@@ -12,9 +12,10 @@ if [ "${1:-}" = "--test" ]; then
   # openssl (the CLI): tests/e2e/test_tls.py makes its throwaway CA and certificates with it;
   # systemd: systemd-analyze verify checks deploy/systemd/ (ctest deploy_systemd_verify);
   # strace: test_deploy.py checks the daemons' system calls against the units' filter;
-  # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn
+  # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn;
+  # etcd-server, etcd-client: tests/e2e/test_etcd.py runs a 3-member cluster for the etcd backend
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
-         systemd-container)
+         systemd-container etcd-server etcd-client)
 fi
 
 missing=()

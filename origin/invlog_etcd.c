@@ -21,7 +21,7 @@
  * written at most once a second per node. An edge whose alive key has
  * expired is reported with last_seen at least lease_ttl_s + 1 old, hence
  * unreachable whatever the origins' clocks say.
- * Compaction: at most every COMPACT_EVERY_S, during an ack, entries older
+ * Compaction: at most once a second per origin, during an ack, entries older
  * than both the slowest registered edge's ack and the newest `keep` are
  * deleted in one DeleteRange (etcd's own MVCC history is compacted by
  * etcd's --auto-compaction-* flags, not here).
@@ -58,7 +58,7 @@
 #define DEFAULT_TIMEOUT_MS 2000
 #define CONNECT_TIMEOUT_MS 500
 #define HEARTBEAT_WRITE_S 1
-#define COMPACT_EVERY_S 10
+#define COMPACT_EVERY_S 1
 #define APPEND_TRIES 64
 #define MAX_ENDPOINTS 16
 #define KEY_MAX 600   /* a base (< 260) + a node id or a seq */

@@ -9,7 +9,8 @@ concurrent creates through both get unique, contiguous ids; a long poll
 parked on one origin wakes when the other appends (the watch); killing the
 etcd leader loses nothing; with two members of three down a create answers
 503 Unavailable and an edge's poll fails with a clean JSON 503; with the
-members back, it works again and no id is reused.
+members back, it works again and no id is reused. Compaction deletes only
+entries every registered edge has acknowledged (beyond `keep`).
 
 Skipped (with the reason) only when etcd is not installed
 (deploy/deps.sh --test installs etcd-server).
@@ -117,28 +118,38 @@ class EtcdCluster:
 @unittest.skipUnless(ETCD, "etcd is not installed (deploy/deps.sh --test installs etcd-server)")
 class EtcdBackendTest(unittest.TestCase):
 
-    def setUp(self):
-        self.tmp = h.tempdir(self, prefix="meshcdn-etcd-")
-        self.etcd = EtcdCluster(self.tmp)
-        self.addCleanup(self.etcd.stop)
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = h.tempdir(prefix="meshcdn-etcd-")
+        cls.etcd = EtcdCluster(cls.tmp)
         for i in range(3):
-            self.etcd.start(i)
+            cls.etcd.start(i)
         for i in range(3):
-            self.etcd.healthy(i)
-        root = os.path.join(self.tmp, "root")
+            cls.etcd.healthy(i)
+        root = os.path.join(cls.tmp, "root")
         os.makedirs(os.path.join(root, "assets"))
-        h.write_keys(os.path.join(self.tmp, "keys"), [(EDGE_AK, EDGE_SECRET)])
-        h.write_keys(os.path.join(self.tmp, "opkeys"), [(OP_AK, OP_SECRET)])
+        h.write_keys(os.path.join(cls.tmp, "keys"), [(EDGE_AK, EDGE_SECRET)])
+        h.write_keys(os.path.join(cls.tmp, "opkeys"), [(OP_AK, OP_SECRET)])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.etcd.stop()
+        if os.environ.get("MESHCDN_KEEP_TMP") != "1":
+            shutil.rmtree(cls.tmp, True)
+
+    def start_origins(self, prefix, *extra):
+        """Two origins on the cluster, on their own key prefix (one log per test)."""
         self.origins = []
         for k in range(2):
             # each origin lists the members in another order: both are used
             eps = self.etcd.client[k:] + self.etcd.client[:k]
             d = h.Daemon("meshcdn-origin", [
-                "--root", root, "--keys", os.path.join(self.tmp, "keys"),
+                "--root", os.path.join(self.tmp, "root"),
+                "--keys", os.path.join(self.tmp, "keys"),
                 "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
                 "--control.operator_keys=" + os.path.join(self.tmp, "opkeys"),
                 "--control.backend=etcd", "--control.endpoints=" + ",".join(eps),
-                "--control.etcd_timeout=1s"])
+                "--control.prefix=" + prefix, "--control.etcd_timeout=1s"] + list(extra))
             self.addCleanup(d.stop)
             self.origins.append(d.addr["control"])
 
@@ -189,8 +200,30 @@ class EtcdBackendTest(unittest.TestCase):
 
     # ---- the test -------------------------------------------------------------
 
+    def test_compaction_waits_for_every_edge(self):
+        self.start_origins("/compaction/", "--control.keep=2")
+        self.poll(0, "e1", 0)
+        self.poll(1, "e2", 0)
+        for j in range(6):
+            self.create(j % 2, f"/k{j}")
+        self.ack(0, "e1", 6)
+        time.sleep(1.1)   # compaction runs at most once a second per origin
+        self.ack(0, "e2", 3)
+        # e2 has applied 3: 1..3 go (keep 2 would allow 1..4)
+        for k in range(2):
+            self.assertEqual([i[0] for i in self.listing(k)], ["I6", "I5", "I4"])
+            self.assertEqual(self.call(k, "GET", "/invalidations/I3")[0], 404)
+        time.sleep(1.1)
+        self.ack(1, "e2", 6)
+        # everyone has applied 6: only the newest keep=2 remain
+        self.assertEqual([i[0] for i in self.listing(0)], ["I6", "I5"])
+        doc = self.poll(1, "e3", 0)   # a new edge starts from what is left
+        self.assertEqual(([e["seq"] for e in doc["entries"]], doc["last"]), ([5, 6], 6))
+        self.assertEqual(self.create(1, "/next")["id"], "I7")   # ids never reused
+
     def test_two_origins_one_log_through_member_failures(self):
         t0 = time.monotonic()
+        self.start_origins("/meshcdn/")
         # edges register through either origin; both origins see both
         self.poll(0, "e1", 0)
         self.poll(1, "e2", 0)

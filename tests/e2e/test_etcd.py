@@ -221,6 +221,52 @@ class EtcdBackendTest(unittest.TestCase):
         self.assertEqual(([e["seq"] for e in doc["entries"]], doc["last"]), ([5, 6], 6))
         self.assertEqual(self.create(1, "/next")["id"], "I7")   # ids never reused
 
+    def test_six_edges_on_two_origins_complete_fifty_invalidations(self):
+        """Six fake edges (three per origin: long-poll, ack); each invalidation is
+        created on one origin and watched on the other until Completed. Prints
+        p50/p99 of create answered -> Completed (compare test_control.FleetTest,
+        the embedded backend)."""
+        self.start_origins("/fleet/")
+        stop = threading.Event()
+        errors = []
+
+        def edge(k, node):
+            cursor = 0
+            try:
+                while not stop.is_set():
+                    doc = self.poll(k, node, cursor, wait=1)
+                    if doc["entries"]:
+                        cursor = doc["entries"][-1]["seq"]
+                        self.ack(k, node, cursor)
+            except Exception as e:   # reported by the main thread
+                errors.append(f"{node}: {e!r}")
+
+        threads = [threading.Thread(target=edge, args=(i % 2, f"edge-{i}")) for i in range(6)]
+        for t in threads:
+            t.start()
+        self.addCleanup(lambda: [t.join(5) for t in threads])
+        self.addCleanup(stop.set)
+        deadline = time.monotonic() + 10
+        while len(self.call(0, "GET", "/edges")[1]["edges"]) < 6:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        took = []
+        for i in range(50):
+            inv = self.create(i % 2, f"/models/m{i}/*")
+            t0 = time.monotonic()
+            while self.detail(1 - i % 2, inv["id"])["status"] != "Completed":
+                self.assertLess(time.monotonic() - t0, 10, errors)
+                time.sleep(0.002)
+            took.append(time.monotonic() - t0)
+        stop.set()
+        self.assertEqual(errors, [])
+        took.sort()
+        p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+        print(f"\netcd, 2 origins, 6 fake edges, 50 invalidations: create answered -> "
+              f"Completed p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+              f"max {took[-1] * 1000:.1f} ms")
+        self.assertLess(p99, 2.0)
+
     def test_two_origins_one_log_through_member_failures(self):
         t0 = time.monotonic()
         self.start_origins("/meshcdn/")

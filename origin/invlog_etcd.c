@@ -29,8 +29,10 @@
  * I/O: blocking libcurl easy calls on the loop thread, timeout_ms each
  * (~1 ms on loopback). A refused connection moves to the next endpoint at
  * once; a timeout (no quorum: etcd holds the request) fails the call with
- * MC_E_IO and the next call starts at the next endpoint. So without quorum
- * every call fails after timeout_ms and the control API answers 503.
+ * MC_E_IO, the next call starts at the next endpoint, and every call in
+ * the next BACKOFF_MS fails at once. So without quorum the control API
+ * answers 503, and the loop is held at most timeout_ms in every
+ * timeout_ms + BACKOFF_MS.
  * Watch: a thread keeps POST /v3/watch open on PREFIX seq (its own curl
  * handle, endpoints round-robin, reconnecting after 200 ms) and writes a
  * byte to a pipe on every message, the (re)connection's "created" one
@@ -58,6 +60,10 @@
 #define DEFAULT_TIMEOUT_MS 2000
 #define CONNECT_TIMEOUT_MS 500
 #define HEARTBEAT_WRITE_S 1
+/* After a call timed out, calls fail at once for this long: without quorum
+ * each call would otherwise hold the origin's loop (S3 included) for
+ * timeout_ms. */
+#define BACKOFF_MS 2000
 #define COMPACT_EVERY_S 1
 #define APPEND_TRIES 64
 #define MAX_ENDPOINTS 16
@@ -88,7 +94,8 @@ typedef struct etcd_log {
     edge_cache *edges;
     size_t nedges;
     int64_t compact_s;
-    uint64_t compacted;           /* entries <= this were deleted */
+    uint64_t compacted;
+    int64_t backoff_until_ms;     /* monotonic */           /* entries <= this were deleted */
     int pipe[2];
     pthread_t watcher;
     bool watching;
@@ -113,12 +120,23 @@ static void set_tls(CURL *c, const etcd_log *l)
         curl_easy_setopt(c, CURLOPT_SSLKEY, l->key);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* POST body (consumed) to path; *answer is the parsed 200 answer. MC_E_IO
  * when etcd cannot be reached or refuses (logged), MC_E_NOTFOUND for a
  * gRPC NotFound (an expired lease), MC_E_NOMEM. */
 static int call(etcd_log *l, const char *path, json_t *body, json_t **answer)
 {
     *answer = NULL;
+    if (mono_ms() < l->backoff_until_ms) {
+        json_decref(body);
+        return MC_E_IO;
+    }
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s)
@@ -140,7 +158,14 @@ static int call(etcd_log *l, const char *path, json_t *body, json_t **answer)
             if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_SEND_ERROR ||
                 cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)
                 continue;   /* this member is down: another may answer at once */
-            break;          /* a timeout: no quorum, or a stuck member; fail now */
+            /* a timeout: no quorum, or a stuck member; fail now, and fast
+             * for a while */
+            if (cc == CURLE_OPERATION_TIMEDOUT) {
+                l->backoff_until_ms = mono_ms() + BACKOFF_MS;
+                mc_log_warn("etcd", "msg=\"etcd did not answer in time: the control API "
+                            "answers 503 without asking for %d ms\"", BACKOFF_MS);
+            }
+            break;
         }
         json_t *j = json_loadb(l->answer.data ? l->answer.data : "", l->answer.len, 0, NULL);
         if (status == 200 && json_is_object(j)) {

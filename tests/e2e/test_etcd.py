@@ -8,7 +8,8 @@ invalidation created on one is Completed on the other once every edge acked;
 concurrent creates through both get unique, contiguous ids; a long poll
 parked on one origin wakes when the other appends (the watch); killing the
 etcd leader loses nothing; with two members of three down a create answers
-503 Unavailable and an edge's poll fails with a clean JSON 503; with the
+503 Unavailable (meshcdnctl exits 1 with it), an edge's poll fails with a
+clean JSON 503 and S3 is still served; with the
 members back, it works again and no id is reused. Compaction deletes only
 entries every registered edge has acknowledged (beyond `keep`).
 
@@ -128,6 +129,8 @@ class EtcdBackendTest(unittest.TestCase):
             cls.etcd.healthy(i)
         root = os.path.join(cls.tmp, "root")
         os.makedirs(os.path.join(root, "assets"))
+        with open(os.path.join(root, "assets", "obj.bin"), "wb") as f:
+            f.write(b"still served")
         h.write_keys(os.path.join(cls.tmp, "keys"), [(EDGE_AK, EDGE_SECRET)])
         h.write_keys(os.path.join(cls.tmp, "opkeys"), [(OP_AK, OP_SECRET)])
 
@@ -139,7 +142,7 @@ class EtcdBackendTest(unittest.TestCase):
 
     def start_origins(self, prefix, *extra):
         """Two origins on the cluster, on their own key prefix (one log per test)."""
-        self.origins = []
+        self.origins, self.s3 = [], []
         for k in range(2):
             # each origin lists the members in another order: both are used
             eps = self.etcd.client[k:] + self.etcd.client[:k]
@@ -152,6 +155,7 @@ class EtcdBackendTest(unittest.TestCase):
                 "--control.prefix=" + prefix, "--control.etcd_timeout=1s"] + list(extra))
             self.addCleanup(d.stop)
             self.origins.append(d.addr["control"])
+            self.s3.append(d.addr["s3"])
 
     # ---- requests (as test_control.py) -------------------------------------
 
@@ -350,6 +354,19 @@ class EtcdBackendTest(unittest.TestCase):
             self.assertLess(time.monotonic() - t, 5.0)
             doc = self.poll(k, f"e{k + 1}", 15, expect=503)
             self.assertEqual(doc["error"], "Unavailable")
+        # meshcdnctl says why and exits 1; the origin still serves S3 meanwhile
+        host, port = self.origins[0]
+        p = h.run("meshcdnctl", ["--control", f"http://{host}:{port}", "--credentials",
+                                 os.path.join(self.tmp, "opkeys"), "invalidate", "/ctl.glb"])
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("503 Unavailable", p.stderr)
+        s3host, s3port = self.s3[0]
+        path = "/assets/obj.bin"
+        hdrs = h.sign("GET", f"http://{s3host}:{s3port}{path}", {}, EDGE_AK, EDGE_SECRET)
+        t = time.monotonic()
+        status, _, body, _ = h.http("GET", s3host, s3port, path, hdrs)
+        self.assertEqual((status, body), (200, b"still served"))
+        self.assertLess(time.monotonic() - t, 1.5)
 
         # back up: the same log, and the next id is the next one
         for i in range(3):

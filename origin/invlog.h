@@ -43,8 +43,8 @@
  * mc_inval_free / mc_inval_list_free / mc_edge_list_free); append copies
  * nothing it keeps.
  * Errors: 0 or a negative MC_E_*: MC_E_NOTFOUND (no such seq),
- * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed; the
- * message is logged), MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
+ * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed or, for
+ * etcd, did not answer in time / has no quorum; the message is logged), MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
  */
 #ifndef MC_INVLOG_H
 #define MC_INVLOG_H
@@ -101,7 +101,7 @@ bool mc_inval_completed(const mc_edge_list *edges, uint64_t seq, int64_t now_s,
 /* ---- the backend interface -------------------------------------------------- */
 
 typedef struct mc_invlog_ops {
-    const char *name;   /* "lmdb" */
+    const char *name;   /* "lmdb", "etcd" */
     /* Assign in->seq (and in->created_s when 0) and store in durably. */
     int (*append)(void *self, mc_inval *in);
     /* Entries with seq > after, ascending, at most max (<= MC_INVLOG_MAX_READ). */

@@ -44,7 +44,8 @@
  * nothing it keeps.
  * Errors: 0 or a negative MC_E_*: MC_E_NOTFOUND (no such seq),
  * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed or, for
- * etcd, did not answer in time / has no quorum; the message is logged), MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
+ * etcd, did not answer in time / has no quorum; the message is logged),
+ * MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
  */
 #ifndef MC_INVLOG_H
 #define MC_INVLOG_H

@@ -10,7 +10,8 @@ parked on one origin wakes when the other appends (the watch); killing the
 etcd leader loses nothing; with two members of three down a create answers
 503 Unavailable (meshcdnctl exits 1 with it), an edge's poll fails with a
 clean JSON 503 and S3 is still served; with the
-members back, it works again and no id is reused. Compaction deletes only
+members back, it works again and no id is reused; with one origin killed,
+the other carries on and its edges move over. Compaction deletes only
 entries every registered edge has acknowledged (beyond `keep`).
 
 Skipped (with the reason) only when etcd is not installed
@@ -142,7 +143,7 @@ class EtcdBackendTest(unittest.TestCase):
 
     def start_origins(self, prefix, *extra):
         """Two origins on the cluster, on their own key prefix (one log per test)."""
-        self.origins, self.s3 = [], []
+        self.origins, self.s3, self.daemons = [], [], []
         for k in range(2):
             # each origin lists the members in another order: both are used
             eps = self.etcd.client[k:] + self.etcd.client[:k]
@@ -156,6 +157,7 @@ class EtcdBackendTest(unittest.TestCase):
             self.addCleanup(d.stop)
             self.origins.append(d.addr["control"])
             self.s3.append(d.addr["s3"])
+            self.daemons.append(d)
 
     # ---- requests (as test_control.py) -------------------------------------
 
@@ -388,6 +390,16 @@ class EtcdBackendTest(unittest.TestCase):
         self.assertNotIn("/no-quorum", [p for i in self.listing(0) for p in i[2]])   # refused
         self.edges_apply(16)
         self.assertEqual(self.detail(0, "I16")["status"], "Completed")
+
+        # one control API dies: the other carries on, its edges move over
+        self.daemons[0].kill9()
+        self.assertEqual(self.create(1, "/survivor")["id"], "I17")
+        for node in ("e1", "e2"):
+            doc = self.poll(1, node, 16)
+            self.assertEqual([e["seq"] for e in doc["entries"]], [17])
+            self.ack(1, node, 17)
+        d = self.detail(1, "I17")
+        self.assertEqual((d["status"], len(d["edges"])), ("Completed", 2), d)
         self.assertLess(time.monotonic() - t0, 50)
 
 

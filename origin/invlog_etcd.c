@@ -12,8 +12,8 @@
  *
  * Append: read seq (value, mod_revision), then one txn "if mod_revision(seq)
  * is still M: put seq = N+1 and log/N+1", retried on conflict with the
- * failure branch's fresh read; so two origins never assign one seq, and a
- * seq is burnt at most by a crash between nothing (the txn is atomic).
+ * failure branch's fresh read; so two origins never assign one seq, and no
+ * seq is skipped (the counter and the entry are written by one txn).
  * Ack: txn "if value(acked/NODE) < SEQ: put" (a missing key: "if version
  * == 0: put"): cumulative under concurrency. Heartbeat: the record plus the
  * alive key attached to this origin's lease for the node (granted once,
@@ -37,6 +37,9 @@
  * handle, endpoints round-robin, reconnecting after 200 ms) and writes a
  * byte to a pipe on every message, the (re)connection's "created" one
  * included, so appends made while it was disconnected still wake polls.
+ * The stream is re-made on the next endpoint every WATCH_MAX_S: a watch on
+ * a member cut off from the others (alive, so nothing breaks the stream)
+ * hears nothing, and this bounds how long it stays there.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +69,7 @@
 #define BACKOFF_MS 2000
 #define COMPACT_EVERY_S 1
 #define APPEND_TRIES 64
+#define WATCH_MAX_S 60
 #define MAX_ENDPOINTS 16
 #define KEY_MAX 600   /* a base (< 260) + a node id or a seq */
 
@@ -688,6 +692,7 @@ static void *watch_main(void *ud)
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, l);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)WATCH_MAX_S);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
         set_tls(c, l);

@@ -159,7 +159,8 @@ static int call(etcd_log *l, const char *path, json_t *body, json_t **answer)
             mc_log_warn("etcd", "msg=\"request failed\" url=%s error=\"%s\"", url,
                         curl_easy_strerror(cc));
             l->cur = (l->cur + 1) % l->nendpoints;
-            if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_SEND_ERROR ||
+            if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+                cc == CURLE_SEND_ERROR ||
                 cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)
                 continue;   /* this member is down: another may answer at once */
             /* a timeout: no quorum, or a stuck member; fail now, and fast

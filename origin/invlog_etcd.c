@@ -159,10 +159,12 @@ static int call(etcd_log *l, const char *path, json_t *body, json_t **answer)
             mc_log_warn("etcd", "msg=\"request failed\" url=%s error=\"%s\"", url,
                         curl_easy_strerror(cc));
             l->cur = (l->cur + 1) % l->nendpoints;
-            if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-                cc == CURLE_SEND_ERROR ||
-                cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)
-                continue;   /* this member is down: another may answer at once */
+            /* Nothing was sent: another member may answer at once. A request
+             * lost after sending is not retried here (a txn may have been
+             * applied): the caller answers 503, and the client's retry of
+             * an invalidation is harmless. */
+            if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
+                continue;
             /* a timeout: no quorum, or a stuck member; fail now, and fast
              * for a while */
             if (cc == CURLE_OPERATION_TIMEDOUT) {

@@ -294,6 +294,15 @@ static int etcd_append(void *self, mc_inval *in)
                                   mc_etcd_op_range(mc_etcd_range(l->k_seq, NULL, 0, false)));
         }
         json_t *a;
+        /* a txn without its compare would overwrite: never send one short */
+        if (json_array_size(cmp) != 1 || json_array_size(ok) != 2 ||
+            json_array_size(fail) != 1) {
+            json_decref(cmp);
+            json_decref(ok);
+            json_decref(fail);
+            rc = MC_E_NOMEM;
+            break;
+        }
         if ((rc = call(l, "/v3/kv/txn", mc_etcd_txn(cmp, ok, fail), &a)) < 0)
             break;
         if (json_is_true(json_object_get(a, "succeeded"))) {
@@ -517,8 +526,10 @@ static int edges_read(etcd_log *l, mc_edge_list *out)
         json_array_append_new(ok, mc_etcd_op_range(mc_etcd_range(bases[i], end.data, 0, false)));
     }
     mc_buf_free(&end);
-    if (!ok)
+    if (json_array_size(ok) != 3) {
+        json_decref(ok);
         return MC_E_NOMEM;
+    }
     json_t *a;
     int rc = call(l, "/v3/kv/txn", mc_etcd_txn(NULL, ok, NULL), &a);   /* one snapshot */
     if (rc < 0)
@@ -620,6 +631,13 @@ static int etcd_ack(void *self, const char *node, uint64_t seq, int64_t now_s)
                                                  : mc_etcd_cmp(k, "VALUE", "LESS", 0, v));
             json_array_append_new(ok, mc_etcd_op_put(k, v, 0));
             json_array_append_new(fail, mc_etcd_op_range(mc_etcd_range(k, NULL, 0, false)));
+        }
+        if (json_array_size(cmp) != 1 || json_array_size(ok) != 1 ||
+            json_array_size(fail) != 1) {   /* never a put without its compare */
+            json_decref(cmp);
+            json_decref(ok);
+            json_decref(fail);
+            return MC_E_NOMEM;
         }
         if ((rc = call(l, "/v3/kv/txn", mc_etcd_txn(cmp, ok, fail), &a)) < 0)
             return rc;

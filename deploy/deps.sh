@@ -17,9 +17,10 @@ if [ "${1:-}" = "--test" ]; then
   # systemd: systemd-analyze verify checks deploy/systemd/ (ctest deploy_systemd_verify);
   # strace: test_deploy.py checks the daemons' system calls against the units' filter;
   # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn;
-  # chromium: tests/e2e/test_viewer.py opens the viewer page in it, headless
+  # chromium: tests/e2e/test_viewer.py opens the viewer page in it, headless;
+  # etcd-server, etcd-client: tests/e2e/test_etcd.py runs a 3-member cluster for the etcd backend
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
-         systemd-container chromium)
+         systemd-container chromium etcd-server etcd-client)
 fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver

@@ -63,6 +63,7 @@ struct mc_ctlapi {
     mc_auth op_auth;
     mc_auth edge_auth;
     struct event *wake;           /* made active by an append: answers parked polls */
+    struct event *remote;         /* the log's wake fd: appends by other origins */
     parked *parked;               /* list head */
     size_t nparked;
     uint64_t created_api;         /* invalidations created, by source */
@@ -651,6 +652,18 @@ static void on_append(void *ud, uint64_t last_seq)
         event_active(api->wake, 0, 0);
 }
 
+/* Another origin appended to the shared log (or the backend's watch
+ * reconnected): the same path as a local append. */
+static void on_remote(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    mc_ctlapi *api = ud;
+    CHECK(api);
+    mc_invlog_wake_drain(api->log);
+    mc_invlog_notify(api->log, 0);
+}
+
 static int park(mc_ctlapi *api, struct evhttp_request *req, const char *node, uint64_t after,
                 int wait_s)
 {
@@ -946,6 +959,15 @@ int mc_ctlapi_new(mc_ctlapi **out, struct event_base *base, mc_control *ctl, mc_
         mc_ctlapi_free(api);
         return rc;
     }
+    int wfd = log ? mc_invlog_wake_fd(log) : -1;
+    if (rc == 0 && wfd >= 0 &&
+        (!(api->remote = event_new(base, wfd, EV_READ | EV_PERSIST, on_remote, api)) ||
+         event_add(api->remote, NULL) < 0))
+        rc = MC_E_NOMEM;
+    if (rc < 0) {
+        mc_ctlapi_free(api);
+        return rc;
+    }
     if (log)
         mc_invlog_set_notify(log, on_append, api);
     *out = api;
@@ -967,6 +989,8 @@ void mc_ctlapi_free(mc_ctlapi *api)
         mc_invlog_set_notify(api->log, NULL, NULL);
     if (api->wake)
         event_free(api->wake);
+    if (api->remote)
+        event_free(api->remote);
     api->magic = 0;
     free(api);
 }

@@ -23,7 +23,8 @@
  * is above the last entry's seq (answers carry at most 1000). With no entry
  * after `after`, the request is parked (wait seconds, at most 60) and
  * answered as soon as an entry is appended, or with no entries at the
- * timeout. Each call is a heartbeat for node (durable), and an `after` not
+ * timeout (also when another origin appends to a shared log: the log's
+ * wake descriptor, mc_invlog_wake_fd, is watched on the loop). Each call is a heartbeat for node (durable), and an `after` not
  * beyond last counts as an acknowledgement (an edge's cursor is what it has
  * applied; an edge whose cursor is beyond `last` follows another log and
  * must start over). While a poll is parked its node counts as seen now. A parked

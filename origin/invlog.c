@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <lmdb.h>
 #include "common/err.h"
@@ -136,6 +137,20 @@ static bool node_ok(const char *node)
     return node && node[0] && strlen(node) <= MC_EDGE_NODE_MAX;
 }
 
+int mc_invlog_wake_fd(mc_invlog *log)
+{
+    CHECK(log);
+    return log->ops->wake_fd ? log->ops->wake_fd(log->self) : -1;
+}
+
+void mc_invlog_wake_drain(mc_invlog *log)
+{
+    int fd = mc_invlog_wake_fd(log);
+    char b[64];
+    while (fd >= 0 && read(fd, b, sizeof b) > 0)
+        ;
+}
+
 int mc_invlog_append(mc_invlog *log, mc_inval *in)
 {
     CHECK(log);
@@ -251,7 +266,7 @@ static json_t *strings_json(char **v, size_t n)
     return a;
 }
 
-static char *entry_encode(const mc_inval *in)
+char *mc_invlog_entry_encode(const mc_inval *in)
 {
     json_t *o = json_pack("{s:I, s:o, s:o, s:b, s:b}", "created", (json_int_t)in->created_s,
                           "paths", strings_json(in->paths, in->npaths), "surrogate_keys",
@@ -280,13 +295,11 @@ static int strings_decode(json_t *a, mc_inval *in, bool paths)
     return 0;
 }
 
-static int entry_decode(const MDB_val *k, const MDB_val *v, mc_inval *out)
+int mc_invlog_entry_decode(uint64_t seq, const char *json, size_t len, mc_inval *out)
 {
     memset(out, 0, sizeof *out);
-    if (k->mv_size != 8)
-        return MC_E_INVAL;
-    out->seq = get_be64(k->mv_data);
-    json_t *o = json_loadb(v->mv_data, v->mv_size, 0, NULL);
+    out->seq = seq;
+    json_t *o = json_loadb(json, len, 0, NULL);
     if (!o)
         return MC_E_INVAL;
     int rc = 0;
@@ -300,6 +313,14 @@ static int entry_decode(const MDB_val *k, const MDB_val *v, mc_inval *out)
     if (rc < 0)
         mc_inval_free(out);
     return rc;
+}
+
+static int entry_decode(const MDB_val *k, const MDB_val *v, mc_inval *out)
+{
+    memset(out, 0, sizeof *out);
+    if (k->mv_size != 8)
+        return MC_E_INVAL;
+    return mc_invlog_entry_decode(get_be64(k->mv_data), v->mv_data, v->mv_size, out);
 }
 
 static int list_push(mc_inval_list *l, const MDB_val *k, const MDB_val *v)
@@ -340,7 +361,7 @@ static int lmdb_append(void *self, mc_inval *in)
     lmdb_log *l = self;
     if (in->created_s == 0)
         in->created_s = (int64_t)time(NULL);
-    char *json = entry_encode(in);
+    char *json = mc_invlog_entry_encode(in);
     if (!json)
         return MC_E_NOMEM;
     MDB_txn *txn;

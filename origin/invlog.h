@@ -9,11 +9,14 @@
  * backwards) and when it was last heard from.
  *
  * Backends are method tables (mc_invlog_ops): the embedded LMDB log here
- * (mc_invlog_open_lmdb, one machine), and later etcd (issue 12). Callers use
- * the mc_invlog_* wrappers and never test which backend they have. A backend
- * that learns of appends made elsewhere (another origin on the same etcd)
- * calls mc_invlog_notify so parked long-polls wake up; mc_invlog_append
- * notifies for local appends itself.
+ * (mc_invlog_open_lmdb, one machine), and etcd (mc_invlog_open_etcd in
+ * origin/invlog_etcd.c, a fleet of origins on one etcd cluster). Callers use
+ * the mc_invlog_* wrappers and never test which backend they have.
+ * mc_invlog_append notifies for local appends itself. A backend that learns
+ * of appends made elsewhere (another origin on the same etcd) does so on its
+ * own thread, so it cannot call into the loop: it makes mc_invlog_wake_fd
+ * readable instead, and the loop's owner (the control API) drains it with
+ * mc_invlog_wake_drain and then calls mc_invlog_notify.
  *
  * LMDB layout (DIR/data.mdb, named databases):
  *   "log"    key: seq as 8 bytes big-endian (so key order is seq order)
@@ -34,13 +37,15 @@
  * loop: fine at control-plane rates (a few invalidations, one ack and poll
  * per edge per entry).
  *
- * Threads: one thread at a time per mc_invlog (the origin's loop).
+ * Threads: one thread at a time per mc_invlog (the origin's loop); a
+ * backend's own threads never call back into the loop (see wake_fd).
  * Ownership: lists and entries returned are the caller's (free with
  * mc_inval_free / mc_inval_list_free / mc_edge_list_free); append copies
  * nothing it keeps.
  * Errors: 0 or a negative MC_E_*: MC_E_NOTFOUND (no such seq),
- * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed; the
- * message is logged), MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
+ * MC_E_INVAL (an argument out of range), MC_E_IO (the store failed or, for
+ * etcd, did not answer in time / has no quorum; the message is logged),
+ * MC_E_NOMEM, MC_E_FULL (the LMDB map is full).
  */
 #ifndef MC_INVLOG_H
 #define MC_INVLOG_H
@@ -97,7 +102,7 @@ bool mc_inval_completed(const mc_edge_list *edges, uint64_t seq, int64_t now_s,
 /* ---- the backend interface -------------------------------------------------- */
 
 typedef struct mc_invlog_ops {
-    const char *name;   /* "lmdb" */
+    const char *name;   /* "lmdb", "etcd" */
     /* Assign in->seq (and in->created_s when 0) and store in durably. */
     int (*append)(void *self, mc_inval *in);
     /* Entries with seq > after, ascending, at most max (<= MC_INVLOG_MAX_READ). */
@@ -117,6 +122,9 @@ typedef struct mc_invlog_ops {
     /* Every registered edge, ordered by node id. */
     int (*edges)(void *self, mc_edge_list *out);
     void (*close)(void *self);
+    /* Optional (NULL: -1): a non-blocking descriptor that becomes readable
+     * when the log may have grown elsewhere. */
+    int (*wake_fd)(void *self);
 } mc_invlog_ops;
 
 typedef void (*mc_invlog_notify_fn)(void *ud, uint64_t last_seq);
@@ -130,6 +138,34 @@ int mc_invlog_new(mc_invlog **out, const mc_invlog_ops *ops, void *self);
 int mc_invlog_open_lmdb(mc_invlog **out, const char *dir, mc_err *err);
 void mc_invlog_close(mc_invlog *log);
 const char *mc_invlog_backend(const mc_invlog *log);
+
+/* The etcd backend (origin/invlog_etcd.c; layout and failure behaviour
+ * documented there and in origin/README.md "Control API on etcd"). */
+typedef struct mc_invlog_etcd_config {
+    const char *endpoints;        /* "http://127.0.0.1:2379,http://..." (required) */
+    const char *cacert;           /* PEM CA bundle for https endpoints; NULL: system */
+    const char *cert, *key;       /* PEM client certificate and key; NULL: none */
+    const char *prefix;           /* key prefix, "/meshcdn/" when NULL */
+    int64_t lease_ttl_s;          /* an edge's heartbeat lease (unreachable_after) */
+    uint64_t keep;                /* entries kept behind the slowest edge's ack */
+    long timeout_ms;              /* one etcd request (0: 2000) */
+} mc_invlog_etcd_config;
+
+/* Connect to etcd (one probe read; an unreachable cluster is logged, not
+ * fatal: every call then fails with MC_E_IO until it answers) and start the
+ * watch thread. MC_E_INVAL with err filled for a bad configuration. */
+int mc_invlog_open_etcd(mc_invlog **out, const mc_invlog_etcd_config *cfg, mc_err *err);
+
+/* The backend's wake descriptor (-1: appends only happen here) and the
+ * call that empties it (on the loop, before mc_invlog_notify). */
+int mc_invlog_wake_fd(mc_invlog *log);
+void mc_invlog_wake_drain(mc_invlog *log);
+
+/* An entry as stored (JSON, the LMDB "log" value above; malloc'd, NULL when
+ * out of memory) and back (seq given; 0, MC_E_INVAL, MC_E_NOMEM). Both
+ * backends store this text. */
+char *mc_invlog_entry_encode(const mc_inval *in);
+int mc_invlog_entry_decode(uint64_t seq, const char *json, size_t len, mc_inval *out);
 
 /* Called after every append (here or, for a shared backend, elsewhere). */
 void mc_invlog_set_notify(mc_invlog *log, mc_invlog_notify_fn fn, void *ud);

@@ -60,6 +60,24 @@ static const mc_cfg_opt schema[] = {
      "key file of the edges that follow the log (default: origin.keys)", NULL, 0, 0},
     {"control", "db", NULL, MC_CFG_STR, NULL,
      "directory of the invalidation log (LMDB; default ROOT/.meshcdn-control)", NULL, 0, 0},
+    {"control", "backend", NULL, MC_CFG_ENUM, "lmdb",
+     "where the invalidation log and membership live: lmdb (embedded, db) or etcd "
+     "(endpoints; shared by several origins)", "lmdb|etcd", 0, 0},
+    {"control", "endpoints", NULL, MC_CFG_STR, NULL,
+     "etcd client URLs, comma-separated (backend = etcd)", NULL, 0, 0},
+    {"control", "cacert", NULL, MC_CFG_STR, NULL,
+     "PEM CA bundle that signed the etcd members' certificates (https endpoints)", NULL, 0, 0},
+    {"control", "cert", NULL, MC_CFG_STR, NULL,
+     "PEM client certificate for etcd (with key)", NULL, 0, 0},
+    {"control", "key", NULL, MC_CFG_STR, NULL,
+     "PEM private key of cert", NULL, 0, 0},
+    {"control", "prefix", NULL, MC_CFG_STR, "/meshcdn/",
+     "etcd key prefix of this fleet's log", NULL, 0, 0},
+    {"control", "keep", NULL, MC_CFG_INT, "1000",
+     "etcd: log entries kept after every registered edge acknowledged them", NULL, 0,
+     1000000000},
+    {"control", "etcd_timeout", NULL, MC_CFG_DURATION, "2s",
+     "etcd: one request's time limit (without quorum, calls fail after it: 503)", NULL, 0, 0},
     {"control", "unreachable_after", NULL, MC_CFG_DURATION, "30s",
      "an edge silent this long is unreachable (does not block completion)", NULL, 0, 0},
     {"control", "invalidate_on_write", NULL, MC_CFG_BOOL, "false",
@@ -448,6 +466,22 @@ static int setup_control(origin *o, mc_err *err)
         return mc_config_fail(c, err, rc, "control", "operator_keys", "%s", e.msg);
     if (edk && (rc = mc_keys_load(&o->edge_keys, edk, &e)) < 0)
         return mc_config_fail(c, err, rc, "control", "edge_keys", "%s", e.msg);
+    if (strcmp(mc_config_str(c, "control", "backend"), "etcd") == 0) {
+        mc_invlog_etcd_config ec = {
+            .endpoints = mc_config_str(c, "control", "endpoints"),
+            .cacert = mc_config_str(c, "control", "cacert"),
+            .cert = mc_config_str(c, "control", "cert"),
+            .key = mc_config_str(c, "control", "key"),
+            .prefix = mc_config_str(c, "control", "prefix"),
+            .lease_ttl_s = mc_config_duration_ms(c, "control", "unreachable_after") / 1000,
+            .keep = (uint64_t)mc_config_int(c, "control", "keep"),
+            .timeout_ms = (long)mc_config_duration_ms(c, "control", "etcd_timeout"),
+        };
+        if ((rc = mc_invlog_open_etcd(&o->invlog, &ec, &e)) < 0)
+            return mc_config_fail(c, err, rc, "control", "endpoints", "%s", e.msg);
+        o->invalidate_on_write = mc_config_bool(c, "control", "invalidate_on_write");
+        return 0;
+    }
     char dflt[4096];
     const char *db = mc_config_str(c, "control", "db");
     if (!db) {

@@ -1,7 +1,9 @@
-/* test_invlog.c — the fleet invalidation log and membership (origin/invlog.h)
- * on its LMDB backend, the status rules, and the Control API's viewer-path
- * mapping for invalidate_on_write (origin/ctlapi.h). The body parser has
- * test_inval.c. */
+/* test_invlog.c — the fleet invalidation log and membership (origin/invlog.h):
+ * the same cases against both backends, LMDB and etcd (a single-member etcd
+ * started by the test on loopback ephemeral ports; those cases are skipped,
+ * with a message, when etcd is not installed), the status rules, and the
+ * Control API's viewer-path mapping for invalidate_on_write
+ * (origin/ctlapi.h). The body parser has test_inval.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <lmdb.h>
@@ -35,17 +44,119 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The backend under test: false = LMDB in g_dir/db, true = etcd under
+ * g_prefix (a fresh prefix per test: one cluster, isolated logs). */
+static bool g_etcd;
+static char g_prefix[64];
+static char g_etcd_url[64];
+static char g_etcd_dir[64];
+static pid_t g_etcd_pid;
+static int g_test_no;
+
+static int etcd_open(mc_invlog **log, mc_err *err)
+{
+    mc_invlog_etcd_config ec = {
+        .endpoints = g_etcd_url, .prefix = g_prefix, .lease_ttl_s = 30, .keep = 1000,
+        .timeout_ms = 2000,
+    };
+    return mc_invlog_open_etcd(log, &ec, err);
+}
+
 static mc_invlog *open_log(void)
 {
     char dir[128];
     snprintf(dir, sizeof dir, "%s/db", g_dir);
     mc_invlog *log = NULL;
     mc_err err = {0, ""};
-    int rc = mc_invlog_open_lmdb(&log, dir, &err);
+    int rc = g_etcd ? etcd_open(&log, &err) : mc_invlog_open_lmdb(&log, dir, &err);
     if (rc != 0)
         fail_msg("open: %s", err.msg);
-    assert_string_equal(mc_invlog_backend(log), "lmdb");
+    assert_string_equal(mc_invlog_backend(log), g_etcd ? "etcd" : "lmdb");
     return log;
+}
+
+static int setup_etcd_case(void **state)
+{
+    snprintf(g_prefix, sizeof g_prefix, "/test-%d-%d/", (int)getpid(), ++g_test_no);
+    return setup(state);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* One etcd member on loopback for the group; -1 (the group is skipped) when
+ * etcd is not installed. */
+static int etcd_group_setup(void **state)
+{
+    (void)state;
+    g_etcd = true;
+    snprintf(g_etcd_dir, sizeof g_etcd_dir, "/tmp/mc-test-etcd-XXXXXX");
+    int cport = free_port(), pport = free_port();
+    if (!mkdtemp(g_etcd_dir) || cport < 0 || pport < 0)
+        return -1;
+    char client[64], peer[64], cluster[96], data[96], logf[96];
+    snprintf(client, sizeof client, "http://127.0.0.1:%d", cport);
+    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof cluster, "t=%s", peer);
+    snprintf(data, sizeof data, "%s/data", g_etcd_dir);
+    snprintf(logf, sizeof logf, "%s/etcd.log", g_etcd_dir);
+    snprintf(g_etcd_url, sizeof g_etcd_url, "%s", client);
+    g_etcd_pid = fork();
+    if (g_etcd_pid == 0) {
+        int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("etcd", "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls",
+               client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+               "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+               "--log-level", "warn", "--logger", "zap", (char *)NULL);
+        _exit(127);
+    }
+    if (g_etcd_pid < 0)
+        return -1;
+    snprintf(g_prefix, sizeof g_prefix, "/probe/");
+    for (int i = 0; i < 200; i++) {   /* up to 10 s */
+        int st;
+        if (waitpid(g_etcd_pid, &st, WNOHANG) == g_etcd_pid) {
+            g_etcd_pid = 0;
+            return -1;
+        }
+        mc_invlog *log = NULL;
+        mc_err err = {0, ""};
+        uint64_t last;
+        bool up = etcd_open(&log, &err) == 0 && mc_invlog_last_seq(log, &last) == 0;
+        mc_invlog_close(log);
+        if (up)
+            return 0;
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+static int etcd_group_teardown(void **state)
+{
+    (void)state;
+    if (g_etcd_pid > 0) {
+        kill(g_etcd_pid, SIGKILL);
+        waitpid(g_etcd_pid, NULL, 0);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_etcd_dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* Append one entry for path (and key when not NULL); returns its seq. */
@@ -275,7 +386,10 @@ static void test_durable_across_reopen_and_seq_never_reused(void **state)
     mc_invlog_close(log);
 
     /* seq comes from meta's high-water mark, not from the last key: even an
-     * entry removed by hand (or by a future compaction) is never reissued. */
+     * entry removed by hand (or by a future compaction) is never reissued.
+     * (etcd: the seq key, never deleted; compaction is test_etcd.py's.) */
+    if (g_etcd)
+        return;
     raw_delete(3);
     log = open_log();
     mc_inval gone;
@@ -313,6 +427,18 @@ static void test_append_notifies(void **state)
 static void test_open_failure_names_dir(void **state)
 {
     (void)state;
+    if (g_etcd) {   /* a configuration error names what is wrong */
+        mc_invlog *log = NULL;
+        mc_err err = {0, ""};
+        mc_invlog_etcd_config ec = {.endpoints = "127.0.0.1:2379"};
+        assert_int_equal(mc_invlog_open_etcd(&log, &ec, &err), MC_E_INVAL);
+        assert_null(log);
+        assert_non_null(strstr(err.msg, "127.0.0.1:2379"));
+        ec.endpoints = " , ";
+        assert_int_equal(mc_invlog_open_etcd(&log, &ec, &err), MC_E_INVAL);
+        assert_non_null(strstr(err.msg, "no etcd endpoints"));
+        return;
+    }
     mc_invlog *log = NULL;
     mc_err err = {0, ""};
     char dir[128];
@@ -320,6 +446,39 @@ static void test_open_failure_names_dir(void **state)
     assert_true(mc_invlog_open_lmdb(&log, dir, &err) < 0);
     assert_null(log);
     assert_non_null(strstr(err.msg, "missing/deeper"));
+}
+
+/* Another origin's append (a second mc_invlog on the same log) makes the
+ * wake descriptor readable (etcd: the watch thread); LMDB has none. */
+static void test_remote_append_wakes(void **state)
+{
+    (void)state;
+    mc_invlog *a = open_log();
+    if (!g_etcd) {
+        assert_int_equal(mc_invlog_wake_fd(a), -1);
+        mc_invlog_close(a);
+        return;
+    }
+    mc_invlog *b = open_log();
+    int fd = mc_invlog_wake_fd(b);
+    assert_true(fd >= 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 2000), 1);   /* the watch's "created" */
+    mc_invlog_wake_drain(b);
+    assert_int_equal(poll(&p, 1, 0), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    append(a, "/elsewhere", NULL, 0);
+    assert_int_equal(poll(&p, 1, 2000), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    mc_invlog_wake_drain(b);
+    uint64_t last = 0;
+    assert_int_equal(mc_invlog_last_seq(b, &last), 0);
+    assert_int_equal(last, 1);
+    print_message("append on one, seen by the other's watch: %.1f ms after it began\n",
+                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    mc_invlog_close(b);
+    mc_invlog_close(a);
 }
 
 /* ---- the Control API's viewer path for invalidate_on_write ---------------- */
@@ -349,19 +508,31 @@ static void test_viewer_path(void **state)
     }
 }
 
+#define BACKEND_CASES(S)                                                                  \
+    cmocka_unit_test_setup_teardown(test_append_assigns_increasing_seqs, S, teardown),       \
+    cmocka_unit_test_setup_teardown(test_empty_entry_refused, S, teardown),                  \
+    cmocka_unit_test_setup_teardown(test_read_after_in_order_and_bounded, S, teardown),      \
+    cmocka_unit_test_setup_teardown(test_membership_and_ack, S, teardown),                   \
+    cmocka_unit_test_setup_teardown(test_durable_across_reopen_and_seq_never_reused, S,      \
+                                    teardown),                                               \
+    cmocka_unit_test_setup_teardown(test_append_notifies, S, teardown),                      \
+    cmocka_unit_test_setup_teardown(test_remote_append_wakes, S, teardown),                  \
+    cmocka_unit_test_setup_teardown(test_open_failure_names_dir, S, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_assigns_increasing_seqs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_entry_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_after_in_order_and_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_membership_and_ack, setup, teardown),
+    const struct CMUnitTest lmdb[] = {
+        BACKEND_CASES(setup),
         cmocka_unit_test(test_status_computation),
-        cmocka_unit_test_setup_teardown(test_durable_across_reopen_and_seq_never_reused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_append_notifies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_failure_names_dir, setup, teardown),
         cmocka_unit_test(test_viewer_path),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest etcd[] = {BACKEND_CASES(setup_etcd_case)};
+    int failed = cmocka_run_group_tests_name("lmdb", lmdb, NULL, NULL);
+    if (system("command -v etcd >/dev/null 2>&1") != 0) {
+        printf("etcd is not installed: the etcd backend cases are skipped "
+               "(deploy/deps.sh --test installs etcd-server)\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("etcd", etcd, etcd_group_setup,
+                                                etcd_group_teardown);
 }

@@ -85,6 +85,17 @@ static void test_spread_and_minimal_disruption(void **state)
     assert_int_equal(moved_wrongly, 0);
     assert_int_equal(moved, count[2]);   /* exactly tier-c's share, ~1/5 */
     assert_in_range(moved, NKEYS / 5 * 9 / 10, NKEYS / 5 * 11 / 10);
+    /* issue #9: two parents share the keys within 10% of even */
+    static const char *const two[] = {"use1-tier-a", "use1-tier-b"};
+    mc_edge_config c2;
+    set_parents(&c2, 2, two);
+    int on_a = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        snprintf(key, sizeof key, "/models/%d/mesh.glb?v=%d", k, k % 7);
+        on_a += first(&c2, key) == 0;
+    }
+    assert_in_range(on_a, NKEYS / 2 * 9 / 10, NKEYS / 2 * 11 / 10);
+    printf("# 20000 keys over 2 parents: %d %d\n", on_a, NKEYS - on_a);
     printf("# 20000 keys over 5 parents: %d %d %d %d %d; removing tier-c moved %d (%.1f%%)\n", count[0],
            count[1], count[2], count[3], count[4], moved, 100.0 * moved / NKEYS);
 }

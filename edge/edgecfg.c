@@ -40,6 +40,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"tier", "fail_threshold", NULL, MC_CFG_INT, "3", "consecutive failures (connect error, timeout, 5xx) that eject a parent", NULL, 1, 1000},
     {"tier", "eject_time", NULL, MC_CFG_DURATION, "10s", "first ejection of a parent; doubles each time it fails again on re-probe", NULL, 0, 0},
     {"tier", "eject_max", NULL, MC_CFG_DURATION, "2m", "cap on a parent's ejection", NULL, 0, 0},
+    {"tier", "response_timeout", NULL, MC_CFG_DURATION, "10s", "a parent that sends no response head this long is given up for the next (a failure)", NULL, 0, 0},
     {"tier", "health_interval", NULL, MC_CFG_DURATION, "2s", "active checks of parents with health=URL", NULL, 0, 0},
     {"store", "dir", "store", MC_CFG_STR, "./meshcdn-store", "LMDB store directory", NULL, 0, 0},
     {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
@@ -202,6 +203,7 @@ static int load_parents(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->tier_eject_ms = mc_config_duration_ms(c, "tier", "eject_time");
     out->tier_eject_max_ms = mc_config_duration_ms(c, "tier", "eject_max");
     out->tier_health_interval_ms = mc_config_duration_ms(c, "tier", "health_interval");
+    out->tier_response_timeout_ms = mc_config_duration_ms(c, "tier", "response_timeout");
     if (out->tier_eject_ms < 100)
         return mc_config_fail(c, err, MC_E_INVAL, "tier", "eject_time", "must be at least 100ms");
     if (out->tier_eject_max_ms < out->tier_eject_ms)

@@ -93,6 +93,7 @@ typedef struct mc_edge_config {
     int64_t tier_eject_ms;       /* first ejection; doubles per repeated ejection */
     int64_t tier_eject_max_ms;   /* up to this */
     int64_t tier_health_interval_ms; /* active checks of health_url */
+    int64_t tier_response_timeout_ms; /* a parent's response head within this, else the next */
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */

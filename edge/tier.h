@@ -6,8 +6,9 @@
  * score. Removing a parent moves only the keys it had to the others; adding
  * one takes about 1/N of every other parent's keys.
  *
- * Health, passive: a parent's consecutive failures (connect error, timeout,
- * 5xx other than 508 before any body byte; upstream.c reports them) eject it
+ * Health, passive: a parent's consecutive failures (connect error, timeout
+ * or no response head within tier.response_timeout, 5xx other than 508
+ * before any body byte; upstream.c reports them) eject it
  * after tier.fail_threshold for tier.eject_time, doubling per repeated
  * ejection up to tier.eject_max. When its ejection ends it is tried again
  * (a re-probe): one success clears the count and the backoff, one failure

@@ -56,6 +56,7 @@ struct mc_upstream_xfer {
     int retry;               /* this attempt's response is not delivered: try the next target */
     char *path, *query;
     char **headers;          /* NULL-terminated copies */
+    struct event *head_timer; /* a parent attempt: tier.response_timeout */
 };
 
 typedef struct sock_ctx {
@@ -71,6 +72,9 @@ static double since(const struct timespec *t0)
 
 static void attempt_clear(mc_upstream_xfer *x)
 {
+    if (x->head_timer)
+        event_free(x->head_timer);
+    x->head_timer = NULL;
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
     curl_slist_free_all(x->hdrs);
@@ -162,6 +166,22 @@ static int attempt_ended(mc_upstream_xfer *x, int rc)
     return 0;
 }
 
+/* The current attempt ended with rc: the next target, or on_done. */
+static void finish_attempt(mc_upstream_xfer *x, int rc, const char *why)
+{
+    if (rc < 0)
+        mc_log_warn("upstream", "msg=\"fetch failed\" url=%s error=\"%s\" status=%d", x->url, why, x->status);
+    if (attempt_ended(x, rc))
+        return;
+    if (!x->easy) {   /* the next attempt could not start */
+        x->cbs.on_done(x->arg, MC_E_IO, "no upstream left");
+        xfer_free(x);
+        return;
+    }
+    x->cbs.on_done(x->arg, rc, why);
+    xfer_free(x);
+}
+
 static void check_done(mc_upstream *u)
 {
     CURLMsg *msg;
@@ -197,18 +217,20 @@ static void check_done(mc_upstream *u)
                 rc = x->headers_done ? MC_E_TRUNCATED : MC_E_IO;
             }
         }
-        if (rc < 0)
-            mc_log_warn("upstream", "msg=\"fetch failed\" url=%s error=\"%s\" status=%d", x->url, why, x->status);
-        if (attempt_ended(x, rc))
-            continue;
-        if (!x->easy) {   /* the next attempt could not start */
-            x->cbs.on_done(x->arg, MC_E_IO, "no upstream left");
-            xfer_free(x);
-            continue;
-        }
-        x->cbs.on_done(x->arg, rc, why);
-        xfer_free(x);
+        finish_attempt(x, rc, why);
     }
+}
+
+/* A parent sent no response head within tier.response_timeout. Runs from
+ * the loop, outside curl's callbacks. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    mc_upstream_xfer *x = arg;
+    (void)fd, (void)what;
+    if (x->headers_done)
+        return;
+    curl_multi_remove_handle(x->u->multi, x->easy);
+    finish_attempt(x, MC_E_BUSY, "no response head in time");
 }
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
@@ -378,6 +400,8 @@ static size_t on_curl_header(char *data, size_t size, size_t nitems, void *arg)
     mc_buf_append(&x->head, data, len);
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n') && x->status >= 200) {
         x->headers_done = 1;
+        if (x->head_timer)
+            evtimer_del(x->head_timer);
         if (fails_over(x, x->status) && next_target(x, 1) != -1) {
             x->retry = 1;    /* not delivered: check_done moves on */
             return 0;
@@ -586,6 +610,15 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
     if (rq->has_body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
+    }
+    if (x->target >= 0 && cfg->tier_response_timeout_ms > 0) {
+        struct timeval tv = {(time_t)(cfg->tier_response_timeout_ms / 1000),
+                             (suseconds_t)(cfg->tier_response_timeout_ms % 1000) * 1000};
+        x->head_timer = evtimer_new(u->base, on_head_timeout, x);
+        if (!x->head_timer || evtimer_add(x->head_timer, &tv) < 0) {
+            attempt_clear(x);
+            return MC_E_NOMEM;
+        }
     }
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         attempt_clear(x);

@@ -3,6 +3,8 @@ an origin (scriptorigin, which records every request it gets, or
 meshcdn-origin where signing matters), two parent edges in front of it and a
 child edge with both parents."""
 
+import os
+import signal
 import socket
 import time
 import unittest
@@ -133,6 +135,20 @@ class Tiers(unittest.TestCase):
         # p2 was never tried: the check had taken it out
         self.assertEqual(self.up(self.child, "p2", "error"), 0)
         self.assertEqual(self.up(self.child, "p1"), 10)
+
+    def test_hung_parent_times_out_to_the_next(self):
+        self.start_tiers(["--tier.response_timeout", "700ms", "--tier.health_interval", "60s"])
+        os.kill(self.p1.proc.pid, signal.SIGSTOP)   # accepts (the kernel does) but never answers
+        self.addCleanup(os.kill, self.p1.proc.pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        for p in self.paths[:8]:
+            s, _, b, c = self.get(self.child, p)
+            self.assertEqual((s, c, b), (200, True, body_of(p)), p)
+        took = time.monotonic() - t0
+        os.kill(self.p1.proc.pid, signal.SIGCONT)
+        self.assertEqual(self.up(self.child, "p1", "error"), 2)   # then ejected
+        self.assertEqual(self.up(self.child, "p2"), 8)
+        self.assertLess(took, 8 * 0.7)
 
     def test_all_parents_dead_goes_to_origin(self):
         self.start_tiers()

@@ -9,6 +9,7 @@
 #include "edge/http1.h"
 #include "edge/purge.h"
 #include "edge/stats.h"
+#include "edge/tier.h"
 
 struct mc_admin {
     struct evconnlistener *listener;
@@ -56,7 +57,7 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
         }
     counter(b, "meshcdn_edge_bytes_sent_total", "body bytes sent to viewers", mc_counter_get(&s->bytes_sent));
 
-    mc_metrics_header(b, "meshcdn_edge_upstream_requests_total", "counter", "origin fetches by status (error = no response)");
+    mc_metrics_header(b, "meshcdn_edge_upstream_requests_total", "counter", "upstream fetches by upstream (origin, origin-secondary, parent name) and status (error = no response)");
     for (int code = 0; code <= 600; code++) {
         uint64_t v = mc_counter_get(&s->upstream_requests[code]);
         if (!v)
@@ -67,6 +68,8 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
             snprintf(labels, sizeof labels, "upstream=\"origin\",code=\"%d\"", code);
         mc_metrics_value(b, "meshcdn_edge_upstream_requests_total", labels, (double)v);
     }
+    mc_tier_metrics_requests(b);   /* parents and the secondary origin */
+    mc_tier_metrics_health(b);
     mc_metrics_header(b, "meshcdn_edge_upstream_seconds", "histogram", "origin fetch duration, request to last byte");
     mc_metrics_histo(b, "meshcdn_edge_upstream_seconds", "upstream=\"origin\"", &s->upstream_seconds);
     counter(b, "meshcdn_edge_upstream_bytes_total", "body bytes received from upstreams", mc_counter_get(&s->upstream_bytes));

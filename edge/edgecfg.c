@@ -35,6 +35,14 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"origin", "insecure", NULL, MC_CFG_BOOL, "false", "HTTPS origins: do not verify the certificate or host name (testing only)", NULL, 0, 0},
     {"origin", "connect_timeout", NULL, MC_CFG_DURATION, "5s", "upstream connect timeout", NULL, 0, 0},
     {"origin", "idle_timeout", NULL, MC_CFG_DURATION, "30s", "abort an upstream that stalls this long", NULL, 0, 0},
+    {"origin", "secondary_url", "origin-secondary", MC_CFG_STR, NULL, "origin group: secondary origin URL (http://HOST:PORT/BUCKET), signed like the primary; GETs move to it when the primary fails", NULL, 0, 0},
+    {"origin", "failover_statuses", NULL, MC_CFG_STR, "500,502,503,504", "origin group: primary statuses that move a GET to the secondary (connect errors and timeouts always do)", NULL, 0, 0},
+    {"parents", "*", NULL, MC_CFG_MAP, NULL, "NAME = http://HOST:PORT [health=http://HOST:ADMINPORT/healthz]: parent tiers (meshcdn-edge viewer listeners), picked per key by rendezvous hashing", NULL, 0, 0},
+    {"tier", "fail_threshold", NULL, MC_CFG_INT, "3", "consecutive failures (connect error, timeout, 5xx) that eject a parent", NULL, 1, 1000},
+    {"tier", "eject_time", NULL, MC_CFG_DURATION, "10s", "first ejection of a parent; doubles each time it fails again on re-probe", NULL, 0, 0},
+    {"tier", "eject_max", NULL, MC_CFG_DURATION, "2m", "cap on a parent's ejection", NULL, 0, 0},
+    {"tier", "response_timeout", NULL, MC_CFG_DURATION, "10s", "a parent that sends no response head this long is given up for the next (a failure)", NULL, 0, 0},
+    {"tier", "health_interval", NULL, MC_CFG_DURATION, "2s", "active checks of parents with health=URL", NULL, 0, 0},
     {"store", "dir", "store", MC_CFG_STR, "./meshcdn-store", "LMDB store directory", NULL, 0, 0},
     {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
     {"store", "max_object_size", NULL, MC_CFG_SIZE, NULL, "larger objects are not stored (default: size/4)", NULL, 0, 0},
@@ -79,30 +87,130 @@ static int token_safe(const char *s)
 }
 
 /* "http://HOST:PORT/BUCKET" -> base "http://HOST:PORT", path "/BUCKET". */
+static int split_url(const mc_config *c, mc_err *err, const char *key, const char *url, char base[512],
+                     char path_out[512])
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", key, "\"%s\" is not an http:// or https:// URL", url);
+    const char *host = strstr(url, "://") + 3;
+    const char *slash = strchr(host, '/');
+    if (strchr(url, '?') || strchr(url, '#') || host == slash || !*host)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", key, "\"%s\" is not http://HOST[:PORT][/PATH]", url);
+    size_t blen = slash ? (size_t)(slash - url) : strlen(url);
+    if (blen >= 512)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", key, "too long");
+    memcpy(base, url, blen);
+    base[blen] = '\0';
+    const char *path = slash ? slash : "";
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;   /* "/bucket/" and "/bucket" map the same way */
+    if (plen >= 512)
+        return mc_config_fail(c, err, MC_E_INVAL, "origin", key, "path too long");
+    memcpy(path_out, path, plen);
+    path_out[plen] = '\0';
+    return 0;
+}
+
 static int split_origin(mc_edge_config *out, const mc_config *c, mc_err *err)
 {
     const char *url = mc_config_str(c, "origin", "url");
     if (!url)
         return mc_err_set(err, MC_E_INVAL, "origin.url: required (use --origin http://HOST:PORT/BUCKET)");
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "\"%s\" is not an http:// or https:// URL", url);
-    const char *host = strstr(url, "://") + 3;
-    const char *slash = strchr(host, '/');
-    if (strchr(url, '?') || strchr(url, '#') || host == slash || !*host)
-        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "\"%s\" is not http://HOST[:PORT][/PATH]", url);
-    size_t blen = slash ? (size_t)(slash - url) : strlen(url);
-    if (blen >= sizeof out->origin_base)
-        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "too long");
-    memcpy(out->origin_base, url, blen);
-    out->origin_base[blen] = '\0';
-    const char *path = slash ? slash : "";
-    size_t plen = strlen(path);
-    while (plen > 0 && path[plen - 1] == '/')
-        plen--;   /* "/bucket/" and "/bucket" map the same way */
-    if (plen >= sizeof out->origin_path)
-        return mc_config_fail(c, err, MC_E_INVAL, "origin", "url", "path too long");
-    memcpy(out->origin_path, path, plen);
-    out->origin_path[plen] = '\0';
+    int rc = split_url(c, err, "url", url, out->origin_base, out->origin_path);
+    const char *sec = mc_config_str(c, "origin", "secondary_url");
+    if (rc == 0 && sec)
+        rc = split_url(c, err, "secondary_url", sec, out->secondary_base, out->secondary_path);
+    if (rc < 0)
+        return rc;
+    const char *st = mc_config_str(c, "origin", "failover_statuses");
+    for (const char *p = st; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 100 || v > 599 || out->nfailover_statuses == 16 || (*end && *end != ','))
+            return mc_config_fail(c, err, MC_E_INVAL, "origin", "failover_statuses",
+                                  "\"%s\" is not a list of up to 16 statuses (500,502,503,504)", st);
+        out->failover_statuses[out->nfailover_statuses++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+typedef struct parents_ctx {
+    mc_edge_config *out;
+    mc_err *err;
+} parents_ctx;
+
+static int is_http_base(const char *u, size_t n)
+{
+    const char *host = strncmp(u, "http://", 7) == 0 ? u + 7 : NULL;
+    return host && (size_t)(host - u) < n && !memchr(host, '/', n - (size_t)(host - u)) &&
+           !memchr(host, '?', n - (size_t)(host - u));
+}
+
+/* "[parents] tier-a = http://127.0.0.1:8081 health=http://127.0.0.1:9081/healthz" */
+static int on_parent(void *ud, const char *key, const char *value, const char *where)
+{
+    parents_ctx *x = ud;
+    mc_edge_config *out = x->out;
+    int slot = out->nparents;   /* a flag naming a parent of the file replaces it */
+    for (int i = 0; i < out->nparents; i++)
+        if (strcmp(out->parents[i].name, key) == 0)
+            slot = i;
+    if (slot == MC_MAX_PARENTS)
+        return mc_err_set(x->err, MC_E_TOOBIG, "%s: parents.%s: too many parents (%d)", where, key, MC_MAX_PARENTS);
+    mc_parent_cfg *p = &out->parents[slot];
+    memset(p, 0, sizeof *p);
+    if (!token_safe(key) || copy_str(p->name, sizeof p->name, key) < 0)
+        return mc_err_set(x->err, MC_E_INVAL, "%s: parents.%s: a parent's name is 1-63 of A-Z a-z 0-9 . _ -", where, key);
+    const char *s = value;
+    while (*s == ' ')
+        s++;
+    size_t n = strcspn(s, " \t");
+    while (n > 0 && s[n - 1] == '/')
+        n--;
+    if (!is_http_base(s, n) || n >= sizeof p->base || n <= 7)
+        return mc_err_set(x->err, MC_E_INVAL, "%s: parents.%s: \"%s\" is not http://HOST:PORT [health=URL]", where,
+                          key, value);
+    memcpy(p->base, s, n);
+    p->base[n] = '\0';
+    for (s += strcspn(s, " \t"); *s;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        n = strcspn(s, " \t");
+        if (n > 7 && strncmp(s, "health=", 7) == 0 && n - 7 < sizeof p->health_url && strncmp(s + 7, "http://", 7) == 0) {
+            memcpy(p->health_url, s + 7, n - 7);
+            p->health_url[n - 7] = '\0';
+        } else {
+            return mc_err_set(x->err, MC_E_INVAL, "%s: parents.%s: unknown \"%.*s\" (only health=http://HOST:PORT/PATH)",
+                              where, key, (int)n, s);
+        }
+        s += n;
+    }
+    if (slot == out->nparents)
+        out->nparents++;
+    return 0;
+}
+
+static int load_parents(mc_edge_config *out, const mc_config *c, mc_err *err)
+{
+    parents_ctx x = {out, err};
+    int rc = mc_config_each(c, "parents", on_parent, &x);
+    if (rc < 0)
+        return rc;
+    out->tier_fail_threshold = (int)mc_config_int(c, "tier", "fail_threshold");
+    out->tier_eject_ms = mc_config_duration_ms(c, "tier", "eject_time");
+    out->tier_eject_max_ms = mc_config_duration_ms(c, "tier", "eject_max");
+    out->tier_health_interval_ms = mc_config_duration_ms(c, "tier", "health_interval");
+    out->tier_response_timeout_ms = mc_config_duration_ms(c, "tier", "response_timeout");
+    if (out->tier_eject_ms < 100)
+        return mc_config_fail(c, err, MC_E_INVAL, "tier", "eject_time", "must be at least 100ms");
+    if (out->tier_eject_max_ms < out->tier_eject_ms)
+        out->tier_eject_max_ms = out->tier_eject_ms;
+    if (out->tier_health_interval_ms < 100)
+        return mc_config_fail(c, err, MC_E_INVAL, "tier", "health_interval", "must be at least 100ms");
     return 0;
 }
 
@@ -376,6 +484,8 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     if (region && copy_str(out->sign_region, sizeof out->sign_region, region) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "origin", "region", "too long");
     if ((rc = load_origin_tls(out, c, err)) < 0)
+        return rc;
+    if ((rc = load_parents(out, c, err)) < 0)
         return rc;
     out->connect_timeout_ms = mc_config_duration_ms(c, "origin", "connect_timeout");
     out->upstream_idle_ms = mc_config_duration_ms(c, "origin", "idle_timeout");

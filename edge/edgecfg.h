@@ -42,6 +42,15 @@ typedef struct mc_cache_policy {
     int max_variants;            /* Vary: variants stored per URL (store.h) */
 } mc_cache_policy;
 
+/* A parent tier ([parents] NAME = URL [health=URL]): another meshcdn-edge
+ * whose viewer listener this node fetches misses from (tier.h). */
+#define MC_MAX_PARENTS 16
+typedef struct mc_parent_cfg {
+    char name[64];               /* token-safe; the metric label */
+    char base[512];              /* "http://HOST:PORT" (no path) */
+    char health_url[512];        /* active check URL (its admin /healthz), "" = passive only */
+} mc_parent_cfg;
+
 typedef struct mc_edge_config {
     char listen_host[256];
     int listen_port;
@@ -75,6 +84,17 @@ typedef struct mc_edge_config {
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */
     int64_t drain_timeout_ms;    /* SIGTERM: in-flight responses may take this long (0: stop at once) */
     uint64_t max_request_body;   /* viewer request bodies read up to this (413 beyond) */
+    char secondary_base[512];    /* origin group: the secondary origin ("" = none) */
+    char secondary_path[512];
+    int failover_statuses[16];   /* primary statuses that move a GET to the secondary */
+    int nfailover_statuses;
+    mc_parent_cfg parents[MC_MAX_PARENTS];
+    int nparents;
+    int tier_fail_threshold;     /* consecutive failures that eject a parent */
+    int64_t tier_eject_ms;       /* first ejection; doubles per repeated ejection */
+    int64_t tier_eject_max_ms;   /* up to this */
+    int64_t tier_health_interval_ms; /* active checks of health_url */
+    int64_t tier_response_timeout_ms; /* a parent's response head within this, else the next */
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */

@@ -975,8 +975,17 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);
     const mc_edge_config *cfg = r->w->node->cfg;
-    char loop[160], via[160], inm[600] = "", ims[600] = "";
-    snprintf(loop, sizeof loop, "CDN-Loop: meshcdn-%s", cfg->node_id);
+    char loop[1024], via[160], inm[600] = "", ims[600] = "";
+    /* RFC 8586: add this node to what the request already carries, so a
+     * parent tier that sees itself again answers 508 instead of looping */
+    int ll = snprintf(loop, sizeof loop, "CDN-Loop: ");
+    for (int i = 0; i < r->req->nheaders; i++)
+        if (strcasecmp(r->req->headers[i].name, "CDN-Loop") == 0 && r->req->headers[i].value[0] &&
+            ll < (int)sizeof loop)
+            ll += snprintf(loop + ll, sizeof loop - (size_t)ll, "%s, ", r->req->headers[i].value);
+    if (ll >= (int)sizeof loop - 80)
+        ll = snprintf(loop, sizeof loop, "CDN-Loop: ");   /* absurdly long: keep ours at least */
+    snprintf(loop + ll, sizeof loop - (size_t)ll, "meshcdn-%s", cfg->node_id);
     snprintf(via, sizeof via, "Via: 1.1 meshcdn-%s", cfg->node_id);
     if (stale) {
         f->stale = *stale;

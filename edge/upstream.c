@@ -13,6 +13,7 @@
 #include "common/sigv4.h"
 #include "edge/signer.h"
 #include "edge/stats.h"
+#include "edge/tier.h"
 #include "edge/upstream.h"
 
 #define MC_XFER_MAGIC 0x58464552u
@@ -25,7 +26,13 @@ struct mc_upstream {
     CURLM *multi;
     struct event *timer;
     char host[512];          /* Host header value, signed as sent */
+    mc_signer *signer2;
+    int tier_started;      /* the secondary origin's (its own host); NULL: unsigned or none */
+    char host2[512];
 };
+
+/* What one attempt of a transfer goes to. */
+enum { TARGET_PRIMARY = -2, TARGET_SECONDARY = -3 };
 
 struct mc_upstream_xfer {
     uint32_t magic;
@@ -41,6 +48,15 @@ struct mc_upstream_xfer {
     int aborted;
     struct timespec started;
     char *url;
+    /* failover (GETs through mc_upstream_get): the request, kept to be sent again */
+    int failover_ok;
+    int target;              /* parent index, TARGET_PRIMARY or TARGET_SECONDARY */
+    int order[MC_MAX_PARENTS];
+    int next_parent;         /* next index into order */
+    int retry;               /* this attempt's response is not delivered: try the next target */
+    char *path, *query;
+    char **headers;          /* NULL-terminated copies */
+    struct event *head_timer; /* a parent attempt: tier.response_timeout */
 };
 
 typedef struct sock_ctx {
@@ -54,14 +70,116 @@ static double since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void xfer_free(mc_upstream_xfer *x)
+static void attempt_clear(mc_upstream_xfer *x)
 {
+    if (x->head_timer)
+        event_free(x->head_timer);
+    x->head_timer = NULL;
     curl_easy_cleanup(x->easy);
+    x->easy = NULL;
     curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
     mc_buf_free(&x->head);
     free(x->url);
+    x->url = NULL;
+    x->status = x->headers_done = x->paused = x->aborted = x->retry = 0;
+}
+
+static void xfer_free(mc_upstream_xfer *x)
+{
+    attempt_clear(x);
+    free(x->path);
+    free(x->query);
+    for (char **h = x->headers; h && *h; h++)
+        free(*h);
+    free(x->headers);
     x->magic = 0;
     free(x);
+}
+
+static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq);
+
+/* The target after the current one: the next usable parent in rendezvous
+ * order, then the primary origin, then the secondary. -1: none. */
+static int next_target(mc_upstream_xfer *x, int peek)
+{
+    const mc_edge_config *cfg = x->u->cfg;
+    if (x->target >= 0 || x->target == -1) {
+        for (int k = x->next_parent; k < cfg->nparents; k++)
+            if (mc_tier_usable(x->order[k])) {
+                if (!peek)
+                    x->next_parent = k + 1;
+                return x->order[k];
+            }
+        return TARGET_PRIMARY;
+    }
+    if (x->target == TARGET_PRIMARY && cfg->secondary_base[0])
+        return TARGET_SECONDARY;
+    return -1;
+}
+
+/* Whether a response head of the current target moves the GET on. */
+static int fails_over(mc_upstream_xfer *x, int status)
+{
+    if (!x->failover_ok)
+        return 0;
+    if (x->target >= 0)   /* a parent: 5xx, but 508 (a loop) is an answer */
+        return status >= 500 && status != 508;
+    if (x->target == TARGET_PRIMARY && x->u->cfg->secondary_base[0]) {
+        for (int i = 0; i < x->u->cfg->nfailover_statuses; i++)
+            if (x->u->cfg->failover_statuses[i] == status)
+                return 1;
+    }
+    return 0;
+}
+
+/* The attempt ended with rc (before on_done): health and counts. Returns 1
+ * when the transfer goes on with the next target. */
+static int attempt_ended(mc_upstream_xfer *x, int rc)
+{
+    int code = x->headers_done ? x->status : 0;
+    int failed = x->retry || (rc < 0 && rc != MC_E_STATE) || (x->target >= 0 && code >= 500 && code != 508);
+    if (x->target >= 0) {
+        mc_tier_count(x->target, code);
+        mc_tier_result(x->target, !failed);
+    } else if (x->target == TARGET_SECONDARY) {
+        mc_tier_count(MC_TIER_SECONDARY, code);
+    } else {
+        mc_stats_upstream(code, since(&x->started));
+    }
+    /* a failure before any header was delivered may go on */
+    int before_body = x->retry || (!x->headers_done && (rc == MC_E_IO || rc == MC_E_BUSY));
+    if (!x->failover_ok || !before_body)
+        return 0;
+    int t = next_target(x, 0);
+    if (t == -1)
+        return 0;
+    const char *from = x->target >= 0 ? x->u->cfg->parents[x->target].name
+                       : x->target == TARGET_PRIMARY ? "origin" : "origin-secondary";
+    const char *to = t >= 0 ? x->u->cfg->parents[t].name : t == TARGET_PRIMARY ? "origin" : "origin-secondary";
+    mc_log_warn("upstream", "msg=failover from=%s to=%s url=%s status=%d", from, to, x->url, x->status);
+    x->target = t;
+    attempt_clear(x);
+    mc_upstream_req rq = {NULL, x->path, x->query, (const char *const *)x->headers, NULL, 0, 0};
+    if (start_attempt(x, &rq) == 0)
+        return 1;
+    return 0;
+}
+
+/* The current attempt ended with rc: the next target, or on_done. */
+static void finish_attempt(mc_upstream_xfer *x, int rc, const char *why)
+{
+    if (rc < 0)
+        mc_log_warn("upstream", "msg=\"fetch failed\" url=%s error=\"%s\" status=%d", x->url, why, x->status);
+    if (attempt_ended(x, rc))
+        return;
+    if (!x->easy) {   /* the next attempt could not start */
+        x->cbs.on_done(x->arg, MC_E_IO, "no upstream left");
+        xfer_free(x);
+        return;
+    }
+    x->cbs.on_done(x->arg, rc, why);
+    xfer_free(x);
 }
 
 static void check_done(mc_upstream *u)
@@ -79,7 +197,10 @@ static void check_done(mc_upstream *u)
         curl_multi_remove_handle(u->multi, easy);
         int rc = 0;
         const char *why = "ok";
-        if (res != CURLE_OK) {
+        if (x->retry) {
+            rc = MC_E_IO;
+            why = "failover status";
+        } else if (res != CURLE_OK) {
             why = curl_easy_strerror(res);
             switch (res) {
             case CURLE_PARTIAL_FILE:
@@ -96,12 +217,20 @@ static void check_done(mc_upstream *u)
                 rc = x->headers_done ? MC_E_TRUNCATED : MC_E_IO;
             }
         }
-        mc_stats_upstream(x->headers_done ? x->status : 0, since(&x->started));
-        if (rc < 0)
-            mc_log_warn("upstream", "msg=\"fetch failed\" url=%s error=\"%s\" status=%d", x->url, why, x->status);
-        x->cbs.on_done(x->arg, rc, why);
-        xfer_free(x);
+        finish_attempt(x, rc, why);
     }
+}
+
+/* A parent sent no response head within tier.response_timeout. Runs from
+ * the loop, outside curl's callbacks. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    mc_upstream_xfer *x = arg;
+    (void)fd, (void)what;
+    if (x->headers_done)
+        return;
+    curl_multi_remove_handle(x->u->multi, x->easy);
+    finish_attempt(x, MC_E_BUSY, "no response head in time");
 }
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
@@ -179,6 +308,19 @@ int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_co
         return MC_E_NOMEM;
     }
     snprintf(u->host, sizeof u->host, "%s", strstr(cfg->origin_base, "://") + 3);
+    if (cfg->secondary_base[0]) {
+        snprintf(u->host2, sizeof u->host2, "%s", strstr(cfg->secondary_base, "://") + 3);
+        mc_err err = {0};
+        mc_signer_opts so = {cfg->credentials_file, cfg->session_token_file[0] ? cfg->session_token_file : NULL,
+                             u->host2, cfg->sign_region, "s3"};
+        if (cfg->origin_sign && mc_signer_new(&u->signer2, &so, &err) < 0) {
+            mc_log_error("upstream", "msg=\"secondary origin signer\" error=\"%s\"", err.msg);
+            mc_upstream_free(u);
+            return MC_E_INVAL;
+        }
+    }
+    mc_tier_start(cfg);
+    u->tier_started = 1;
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -196,6 +338,9 @@ void mc_upstream_free(mc_upstream *u)
         curl_multi_cleanup(u->multi);
     if (u->timer)
         event_free(u->timer);
+    mc_signer_free(u->signer2);
+    if (u->tier_started)
+        mc_tier_stop();
     free(u);
 }
 
@@ -243,6 +388,8 @@ static size_t on_curl_header(char *data, size_t size, size_t nitems, void *arg)
 {
     mc_upstream_xfer *x = arg;
     size_t len = size * nitems;
+    if (x->retry)
+        return 0;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         mc_buf_reset(&x->head);                  /* a new response (after 1xx) */
         const char *sp = memchr(data, ' ', len);
@@ -253,6 +400,12 @@ static size_t on_curl_header(char *data, size_t size, size_t nitems, void *arg)
     mc_buf_append(&x->head, data, len);
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n') && x->status >= 200) {
         x->headers_done = 1;
+        if (x->head_timer)
+            evtimer_del(x->head_timer);
+        if (fails_over(x, x->status) && next_target(x, 1) != -1) {
+            x->retry = 1;    /* not delivered: check_done moves on */
+            return 0;
+        }
         if (deliver_headers(x) < 0) {
             x->aborted = 1;
             return 0;
@@ -293,13 +446,13 @@ static int add_header(struct curl_slist **l, const char *name, const char *value
 /* SigV4 headers for METHOD path?query (signer.h says what is signed): the
  * payload UNSIGNED-PAYLOAD for a request without a body, else the body's
  * SHA-256 (what an S3 origin checks a PUT against). */
-static int sign_request(mc_upstream *u, const mc_upstream_req *rq, const char *path, struct curl_slist **l)
+static int sign_request(mc_signer *signer, const mc_upstream_req *rq, const char *path, struct curl_slist **l)
 {
     char sha[65] = "UNSIGNED-PAYLOAD";
     if (rq->has_body)
         mc_sigv4_sha256_hex(rq->body, rq->body_len, sha);
     mc_signed sg;
-    int rc = mc_signer_sign(u->signer, rq->method ? rq->method : "GET", path, rq->query, sha, time(NULL), &sg);
+    int rc = mc_signer_sign(signer, rq->method ? rq->method : "GET", path, rq->query, sha, time(NULL), &sg);
     if (rc == 0) {
         rc = add_header(l, "X-Amz-Content-Sha256", sha);
         if (!rc) rc = add_header(l, "X-Amz-Date", sg.amz_date);
@@ -310,18 +463,17 @@ static int sign_request(mc_upstream *u, const mc_upstream_req *rq, const char *p
     return rc;
 }
 
+static char *dup_or_null(const char *s, int *fail)
+{
+    char *d = s ? strdup(s) : NULL;
+    *fail |= s && !d;
+    return d;
+}
+
 mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
                                   const char *const *extra_headers, const mc_upstream_cbs *cbs,
                                   void *arg)
 {
-    mc_upstream_req rq = {NULL, path, query, extra_headers, NULL, 0, 0};
-    return mc_upstream_send(u, &rq, cbs, arg);
-}
-
-mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
-                                   void *arg)
-{
-    const char *path = rq->path, *query = rq->query;
     mc_upstream_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -329,14 +481,82 @@ mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, co
     x->u = u;
     x->cbs = *cbs;
     x->arg = arg;
+    x->failover_ok = 1;
+    int fail = 0, n = 0;
+    x->path = dup_or_null(path, &fail);
+    x->query = dup_or_null(query, &fail);
+    while (extra_headers && extra_headers[n])
+        n++;
+    x->headers = calloc((size_t)n + 1, sizeof *x->headers);
+    fail |= !x->headers;
+    for (int i = 0; !fail && i < n; i++)
+        x->headers[i] = dup_or_null(extra_headers[i], &fail);
+    x->target = -1;
+    if (!fail && u->cfg->nparents) {
+        mc_buf key = MC_BUF_INIT;   /* the cache key's URL part */
+        mc_buf_printf(&key, "%s%s%s", path, query ? "?" : "", query ? query : "");
+        fail |= !key.data;
+        if (key.data)
+            mc_tier_rank(u->cfg, key.data, key.len, x->order);
+        mc_buf_free(&key);
+    }
+    if (!fail)
+        x->target = next_target(x, 0);
+    mc_upstream_req rq = {NULL, x->path, x->query, (const char *const *)x->headers, NULL, 0, 0};
+    if (fail || start_attempt(x, &rq) < 0) {
+        xfer_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
+                                   void *arg)
+{
+    mc_upstream_xfer *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->magic = MC_XFER_MAGIC;
+    x->u = u;
+    x->cbs = *cbs;
+    x->arg = arg;
+    x->target = TARGET_PRIMARY;
+    if (start_attempt(x, rq) < 0) {
+        xfer_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Build and add the easy handle of x's current target. */
+static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
+{
+    mc_upstream *u = x->u;
+    const char *path = rq->path, *query = rq->query;
+    const mc_edge_config *cfg = u->cfg;
+    const char *base = cfg->origin_base, *prefix = cfg->origin_path, *host = u->host;
+    mc_signer *signer = u->signer;
+    char phost[512];
+    if (x->target >= 0) {   /* a parent: the viewer path, unsigned (it signs to the origin itself) */
+        base = cfg->parents[x->target].base;
+        prefix = "";
+        snprintf(phost, sizeof phost, "%s", strstr(base, "://") + 3);
+        host = phost;
+        signer = NULL;
+    } else if (x->target == TARGET_SECONDARY) {
+        base = cfg->secondary_base;
+        prefix = cfg->secondary_path;
+        host = u->host2;
+        signer = u->signer2;
+    }
     clock_gettime(CLOCK_MONOTONIC, &x->started);
     mc_buf url = MC_BUF_INIT, full = MC_BUF_INIT;
-    mc_buf_printf(&full, "%s%s", u->cfg->origin_path, path);
-    mc_buf_printf(&url, "%s%s%s%s", u->cfg->origin_base, full.data, query ? "?" : "", query ? query : "");
+    mc_buf_printf(&full, "%s%s", prefix, path);
+    mc_buf_printf(&url, "%s%s%s%s", base, full.data, query ? "?" : "", query ? query : "");
     x->url = mc_buf_steal(&url);
     x->easy = curl_easy_init();
     int rc = (x->url && x->easy) ? 0 : MC_E_NOMEM;
-    if (!rc) rc = add_header(&x->hdrs, "Host", u->host);
+    if (!rc) rc = add_header(&x->hdrs, "Host", host);
     if (!rc) x->hdrs = curl_slist_append(x->hdrs, "Accept:");   /* drop curl's default */
     int has_type = 0;
     for (const char *const *e = rq->headers; !rc && e && *e; e++) {
@@ -352,12 +572,12 @@ mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, co
         rc = n ? 0 : MC_E_NOMEM;
         x->hdrs = n ? n : x->hdrs;
     }
-    if (!rc && u->signer)
-        rc = sign_request(u, rq, full.data, &x->hdrs);
+    if (!rc && signer)
+        rc = sign_request(signer, rq, full.data, &x->hdrs);
     mc_buf_free(&full);
     if (rc) {
-        xfer_free(x);
-        return NULL;
+        attempt_clear(x);
+        return rc;
     }
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, x->url);
@@ -367,9 +587,9 @@ mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, co
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->cfg->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((u->cfg->upstream_idle_ms + 999) / 1000));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((cfg->upstream_idle_ms + 999) / 1000));
     curl_easy_setopt(e, CURLOPT_USERAGENT, "meshcdn/" MESHCDN_VERSION);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
@@ -379,23 +599,32 @@ mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, co
     /* HTTPS origins: verified unless the operator said origin.insecure */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, u->cfg->origin_insecure ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, u->cfg->origin_insecure ? 0L : 2L);
-    if (u->cfg->origin_ca_file[0])
-        curl_easy_setopt(e, CURLOPT_CAINFO, u->cfg->origin_ca_file);
-    if (u->cfg->origin_ca_dir[0])
-        curl_easy_setopt(e, CURLOPT_CAPATH, u->cfg->origin_ca_dir);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->origin_insecure ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->origin_insecure ? 0L : 2L);
+    if (cfg->origin_ca_file[0])
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->origin_ca_file);
+    if (cfg->origin_ca_dir[0])
+        curl_easy_setopt(e, CURLOPT_CAPATH, cfg->origin_ca_dir);
     if (rq->method && strcmp(rq->method, "GET") != 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
     if (rq->has_body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body_len ? (const char *)rq->body : "");
     }
-    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
-        xfer_free(x);
-        return NULL;
+    if (x->target >= 0 && cfg->tier_response_timeout_ms > 0) {
+        struct timeval tv = {(time_t)(cfg->tier_response_timeout_ms / 1000),
+                             (suseconds_t)(cfg->tier_response_timeout_ms % 1000) * 1000};
+        x->head_timer = evtimer_new(u->base, on_head_timeout, x);
+        if (!x->head_timer || evtimer_add(x->head_timer, &tv) < 0) {
+            attempt_clear(x);
+            return MC_E_NOMEM;
+        }
     }
-    return x;
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+        attempt_clear(x);
+        return MC_E_NOMEM;
+    }
+    return 0;
 }
 
 void mc_upstream_resume(mc_upstream_xfer *x)

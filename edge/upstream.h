@@ -5,6 +5,19 @@
  * x-amz-security-token: see signer.h; the payload UNSIGNED-PAYLOAD without
  * a body, else the body's real SHA-256).
  *
+ * Upstreams (tier.h): mc_upstream_get tries, in order, the usable parents
+ * ([parents]) in the rendezvous order of path?query, then the primary origin,
+ * then the secondary ([origin] secondary_url). It moves on after a connect
+ * error or timeout before any response header, after a parent's 5xx (not
+ * 508: a loop is an answer) and after a primary status listed in
+ * failover_statuses when a secondary exists: always before on_headers, so
+ * the caller sees one transfer and one response. A parent gets the viewer
+ * path (no origin path prefix) unsigned, with Host set to the parent's
+ * host:port; the secondary is signed for its own host. Each attempt is
+ * counted per upstream (meshcdn_edge_upstream_requests_total: "origin",
+ * "origin-secondary", the parent's name) and reported to tier.h's health.
+ * mc_upstream_send (pass-through) goes to the primary origin only.
+ *
  * Threads: one mc_upstream per worker; all calls and callbacks on that
  * worker's loop. No DNS, connect or read ever blocks the loop.
  * Ownership: an mc_upstream_xfer belongs to the upstream until on_done has
@@ -39,7 +52,9 @@ typedef struct mc_upstream_cbs {
 
 #define MC_UPSTREAM_PAUSE 1
 
-/* signer: the node's (signer.h), required when cfg->origin_sign. HTTPS
+/* signer: the node's (signer.h), required when cfg->origin_sign; with a
+ * secondary origin each mc_upstream loads its own signer for that host from
+ * the same credential files (an error is MC_E_INVAL, logged). HTTPS
  * origins are verified (certificate chain and host name, TLS >= 1.2) against
  * origin.ca_file / ca_dir or the system's CAs, unless origin.insecure; a
  * failed verification ends the transfer with MC_E_IO before any header. */

@@ -8,8 +8,9 @@
   the tier and both edges from their files, with only the addresses, paths
   and secrets overridden by flags to loopback and temporary ones (the daemons
   refuse unknown keys and bad values, so a start proves the file parses);
-  each edge then serves an object through the origin (miss, then hit) under
-  its own node id;
+  each node then serves an object (miss, then hit) under its own node id,
+  the edges' misses going through their region's tier (the parent and the
+  secondary origin overridden to loopback);
 - every system call the daemons make (under strace, through a miss, a hit, a
   range, a PUT, metrics and a SIGTERM) is allowed by the units'
   SystemCallFilter= (@system-service minus @privileged @resources, expanded
@@ -101,16 +102,23 @@ class ConfigsConsistent(unittest.TestCase):
                 ports += [c["edge"]["listen"].rpartition(":")[2], c["edge"]["admin"].rpartition(":")[2]]
             self.assertEqual(len(ports), len(set(ports)), f"{region}: ports collide")
 
-    def test_tier_block_is_marked_and_commented(self):
-        # Tiers are not built yet: the parents block must stay commented out
-        # (the edge refuses unknown sections) and say so.
+    def test_tier_block_is_marked_and_live(self):
+        # Each edge's parents are its region's tier, at the tier's own
+        # listener and admin ports; every node has the origin group.
         for region, role, path in node_files():
             text = slurp(path)
             m = re.search(r"^; ---- tiers .*?^; ---- end of tiers ----$", text, re.S | re.M)
             self.assertIsNotNone(m, f"{path}: no marked tiers block")
-            self.assertTrue(all(line.startswith(";") for line in m.group(0).splitlines()), path)
-            if role != "tier":
-                self.assertIn(f"; tier = http://tier.{region}.meshcdn.example:", m.group(0))
+            c = read_ini(path)
+            self.assertTrue(c["origin"]["secondary_url"].endswith("/assets"), path)
+            if role == "tier":
+                self.assertFalse(c.has_section("parents"), f"{path}: a tier has no parents")
+                continue
+            tier = read_ini(os.path.join(REGIONS_DIR, region, "tier.ini"))["edge"]
+            lport, aport = tier["listen"].rpartition(":")[2], tier["admin"].rpartition(":")[2]
+            self.assertEqual(c["parents"]["tier"],
+                             f"http://tier.{region}.meshcdn.example:{lport} "
+                             f"health=http://tier.{region}.meshcdn.example:{aport}/healthz", path)
 
 
 class ConfigsRun(unittest.TestCase):
@@ -131,9 +139,14 @@ class ConfigsRun(unittest.TestCase):
             "--control.db", f"{self.tmp}/control", "--control.operator_keys", f"{self.tmp}/ops"])
         self.addCleanup(self.origin.stop)
 
-    def start_node(self, region, role):
+    def start_node(self, region, role, tier=None):
         host, port = self.origin.addr["s3"]
         chost, cport = self.origin.addr["control"]
+        # the file's parent (its region's tier) and secondary origin, on loopback
+        loopback = ["--origin-secondary", f"http://{host}:{port}/assets"]
+        if tier:
+            loopback += ["--parents.tier", "http://%s:%d health=http://%s:%d/healthz"
+                         % (tier.addr["http"] + tier.addr["admin"])]
         d = h.Daemon("meshcdn-edge", [
             "--config", os.path.join(REGIONS_DIR, region, f"{role}.ini"),
             "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
@@ -141,7 +154,7 @@ class ConfigsRun(unittest.TestCase):
             "--workers", "1", "--credentials", f"{self.tmp}/cred",
             "--admin.keys", f"{self.tmp}/ops",
             "--origin", f"http://{host}:{port}/assets",
-            "--control", f"http://{chost}:{cport}"], listeners=("http", "admin"))
+            "--control", f"http://{chost}:{cport}"] + loopback, listeners=("http", "admin"))
         self.addCleanup(d.stop)
         return d
 
@@ -157,7 +170,9 @@ class ConfigsRun(unittest.TestCase):
     def test_every_node_config_serves(self):
         path = "/models/chair/chair.glb"
         for region in REGIONS:
-            nodes = {role: self.start_node(region, role) for role in ROLES}
+            nodes = {"tier": self.start_node(region, "tier")}
+            for role in ROLES[1:]:
+                nodes[role] = self.start_node(region, role, tier=nodes["tier"])
             for role, d in nodes.items():
                 with self.subTest(region=region, role=role):
                     node = read_ini(os.path.join(REGIONS_DIR, region, f"{role}.ini"))["edge"]["node_id"]
@@ -173,6 +188,12 @@ class ConfigsRun(unittest.TestCase):
                                     h2["cache-status"])
                     status, _, _, _ = h.http("GET", *d.addr["admin"], "/healthz")
                     self.assertEqual(status, 200)
+            # the edges' misses went through the tier: one origin fetch in all
+            up = 'meshcdn_edge_upstream_requests_total{upstream="%s",code="200"}'
+            self.assertEqual(h.metrics(*nodes["tier"].addr["admin"]).get(up % "origin"), 1)
+            for role in ROLES[1:]:
+                m = h.metrics(*nodes[role].addr["admin"])
+                self.assertEqual((m.get(up % "tier"), m.get(up % "origin", 0)), (1, 0), role)
             for d in nodes.values():
                 d.stop()
 

@@ -470,9 +470,7 @@ static char *dup_or_null(const char *s, int *fail)
     return d;
 }
 
-mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
-                                  const char *const *extra_headers, const mc_upstream_cbs *cbs,
-                                  void *arg)
+static mc_upstream_xfer *xfer_new(mc_upstream *u, const mc_upstream_cbs *cbs, void *arg)
 {
     mc_upstream_xfer *x = calloc(1, sizeof *x);
     if (!x)
@@ -481,6 +479,16 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
     x->u = u;
     x->cbs = *cbs;
     x->arg = arg;
+    return x;
+}
+
+mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
+                                  const char *const *extra_headers, const mc_upstream_cbs *cbs,
+                                  void *arg)
+{
+    mc_upstream_xfer *x = xfer_new(u, cbs, arg);
+    if (!x)
+        return NULL;
     x->failover_ok = 1;
     int fail = 0, n = 0;
     x->path = dup_or_null(path, &fail);
@@ -513,13 +521,9 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
 mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
                                    void *arg)
 {
-    mc_upstream_xfer *x = calloc(1, sizeof *x);
+    mc_upstream_xfer *x = xfer_new(u, cbs, arg);
     if (!x)
         return NULL;
-    x->magic = MC_XFER_MAGIC;
-    x->u = u;
-    x->cbs = *cbs;
-    x->arg = arg;
     x->target = TARGET_PRIMARY;
     if (start_attempt(x, rq) < 0) {
         xfer_free(x);

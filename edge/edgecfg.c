@@ -17,7 +17,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "workers", "workers", MC_CFG_INT, "0", "event-loop threads (0 = one per core)", NULL, 0, 256},
     {"edge", "node_id", "node-id", MC_CFG_STR, NULL, "node id in Cache-Status, Via, CDN-Loop (default: host name)", NULL, 0, 0},
     {"edge", "region", "region", MC_CFG_STR, "local", "region label", NULL, 0, 0},
-    {"edge", "control", "control", MC_CFG_STR, NULL, "control API URL for fleet invalidation: http://HOST:PORT", NULL, 0, 0},
+    {"edge", "control", "control", MC_CFG_STR, NULL, "control API URL for fleet invalidation: http://HOST:PORT, or several sharing one log (etcd backend), comma-separated: the next is tried when one fails", NULL, 0, 0},
     {"control", "credentials", NULL, MC_CFG_STR, NULL, "this node's key for the control API (default: origin.credentials)", NULL, 0, 0},
     {"control", "startup_wait", NULL, MC_CFG_DURATION, "5s", "at start, wait this long to catch up with the invalidation log before serving", NULL, 0, 0},
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},

@@ -17,7 +17,10 @@ struct mc_follow {
     const mc_edge_config *cfg;
     mc_store *store;
     mc_store_reader *reader;
-    mc_ctl_client *client;
+    mc_ctl_client *clients[MC_FOLLOW_MAX_URLS];   /* one per control API of [edge] control */
+    int nclients;
+    int cur;                     /* the one in use; the next after a failure */
+    mc_ctl_client *client;       /* clients[cur] */
     pthread_t thread;
     int started;
     _Atomic int stopping;
@@ -199,6 +202,16 @@ static int poll_once(mc_follow *f, int wait_s)
     return rc < 0 ? -1 : applied;
 }
 
+/* After a failure: the next control API of the list (all share one log). */
+static void next_client(mc_follow *f)
+{
+    if (f->nclients < 2)
+        return;
+    f->cur = (f->cur + 1) % f->nclients;
+    f->client = f->clients[f->cur];
+    mc_log_info("follow", "msg=\"trying the next control API\" url=%s", mc_ctl_client_url(f->client));
+}
+
 /* Sleep up to ms unless stopping. */
 static void pause_ms(mc_follow *f, long ms)
 {
@@ -225,6 +238,7 @@ static void *follow_main(void *arg)
         int rc = poll_once(f, wait_s);
         if (rc < 0) {
             atomic_fetch_add(&f->failures, 1);
+            next_client(f);
             pause_ms(f, backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         } else {
@@ -255,12 +269,21 @@ int mc_follow_start(mc_follow **out, const mc_edge_config *cfg, mc_store *store,
         return mc_err_set(err, rc, "cannot read the invalidation cursor from the store");
     }
     atomic_store(&f->cursor, cursor);
-    if ((rc = mc_ctl_client_new(&f->client, cfg->control_url, &cfg->control_credentials.v[0],
-                                cfg->sign_region, err)) < 0) {
-        mc_follow_stop(f);
-        return rc;
+    /* [edge] control: one URL, or several control APIs sharing one log
+     * (the etcd backend), comma-separated: the follower moves to the next
+     * when one fails */
+    char urls[sizeof cfg->control_url];
+    snprintf(urls, sizeof urls, "%s", cfg->control_url);
+    char *save = NULL;
+    for (char *u = strtok_r(urls, ", ", &save); u && f->nclients < MC_FOLLOW_MAX_URLS; u = strtok_r(NULL, ", ", &save)) {
+        if ((rc = mc_ctl_client_new(&f->clients[f->nclients], u, &cfg->control_credentials.v[0],
+                                    cfg->sign_region, err)) < 0) {
+            mc_follow_stop(f);
+            return rc;
+        }
+        mc_ctl_client_set_abort(f->clients[f->nclients++], &f->stopping);
     }
-    mc_ctl_client_set_abort(f->client, &f->stopping);
+    f->client = f->clients[0];
     /* catch up before serving: everything after the cursor, or give up at
      * the deadline and start not ready */
     struct timespec t0, now;
@@ -278,6 +301,7 @@ int mc_follow_start(mc_follow **out, const mc_edge_config *cfg, mc_store *store,
             break;
         }
         if (r < 0) {
+            next_client(f);
             pause_ms(f, backoff);
             backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
         }
@@ -301,7 +325,8 @@ void mc_follow_stop(mc_follow *f)
     pthread_mutex_unlock(&f->mu);
     if (f->started)
         pthread_join(f->thread, NULL);
-    mc_ctl_client_free(f->client);
+    for (int i = 0; i < f->nclients; i++)
+        mc_ctl_client_free(f->clients[i]);
     mc_store_reader_free(f->reader);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);

@@ -1,7 +1,8 @@
 /* follow.h — this node's side of fleet invalidation: following the control
  * API's log (origin/ctlapi.h; the protocol in origin/README.md).
  *
- * With [edge] control = URL the node long-polls GET /log?after=CURSOR with
+ * With [edge] control = URL (or URL,URL,...: control APIs sharing one log,
+ * the etcd backend; the next is tried when one fails) the node long-polls GET /log?after=CURSOR with
  * its signed identity (node id, region; SigV4 service "meshcdn" with
  * [control] credentials, by default the origin credentials), applies each
  * entry in order as a store purge (edge/store.h) whose last transaction also
@@ -27,6 +28,8 @@
 #include "common/buf.h"
 #include "edge/edgecfg.h"
 #include "edge/store.h"
+
+#define MC_FOLLOW_MAX_URLS 8
 
 typedef struct mc_follow mc_follow;
 

@@ -273,6 +273,77 @@ class EtcdBackendTest(unittest.TestCase):
               f"max {took[-1] * 1000:.1f} ms")
         self.assertLess(p99, 2.0)
 
+    def test_real_edges_never_serve_a_purged_body_through_leader_and_origin_loss(self):
+        """Issue #12's fault test with real meshcdn-edge nodes: invalidations
+        created through both control APIs while the etcd leader and then one
+        control API die; each edge lists both control APIs and moves to the
+        other when one fails; every invalidation completes, ids are unique and
+        ordered, and no edge serves a purged body afterwards."""
+        self.start_origins("/meshcdn-real/")
+        cred = os.path.join(self.tmp, "edge.cred")
+        h.write_keys(cred, [(EDGE_AK, EDGE_SECRET)])
+        body = os.path.join(self.tmp, "root", "assets", "fleet.bin")
+        with open(body, "wb") as f:
+            f.write(b"v1")
+        shost, sport = self.s3[1]            # origin 1 survives: the edges' S3 origin
+        urls = [f"http://{hst}:{prt}" for hst, prt in self.origins]
+        edges = []
+        for i in range(3):
+            order = urls if i % 2 == 0 else urls[::-1]   # split across the two control APIs
+            d = h.Daemon("meshcdn-edge", [
+                "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                "--origin", f"http://{shost}:{sport}/assets", "--credentials", cred,
+                "--store", os.path.join(self.tmp, f"store-real-{i}"), "--store-size", "32M",
+                "--workers", "1", "--node-id", f"real{i}",
+                "--control", ",".join(order), "--control.poll_wait", "2s"],
+                listeners=("http", "admin"))
+            self.addCleanup(d.stop)
+            edges.append(d)
+
+        def get(d):
+            s, hd, b, c = h.http("GET", *d.addr["http"], "/fleet.bin", {}, timeout=20)
+            self.assertEqual(s, 200, b)
+            return b
+
+        for d in edges:
+            get(d)
+        time.sleep(0.3)
+        self.assertTrue(all(get(d) == b"v1" for d in edges))
+        seqs = []
+        for j in range(4):
+            seqs.append(self.create(j % 2, f"/noise-{j}.glb")["seq"])
+        dead = self.etcd.leader()
+        self.etcd.kill(dead)                           # the leader dies mid-stream
+
+        def revive():                                  # the next test gets three members
+            self.etcd.start(dead)
+            self.etcd.healthy(dead)
+        self.addCleanup(revive)
+        deadline = time.time() + 20
+        while True:
+            try:
+                seqs.append(self.create(1, "/noise-after-leader.glb")["seq"])
+                break
+            except AssertionError:
+                self.assertLess(time.time(), deadline, "no write after the election")
+                time.sleep(0.3)
+        self.daemons[0].stop()                         # one control API dies
+        with open(body, "wb") as f:
+            f.write(b"v2")
+        purge = self.create(1, "/fleet.bin")
+        seqs.append(purge["seq"])
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(set(seqs)), len(seqs))
+        deadline = time.time() + 30
+        while self.detail(1, purge["id"])["status"] != "Completed":
+            self.assertLess(time.time(), deadline, self.detail(1, purge["id"]))
+            time.sleep(0.2)
+        states = {e["node"]: e["state"] for e in self.detail(1, purge["id"])["edges"]
+                  if e["node"].startswith("real")}
+        self.assertEqual(states, {"real0": "applied", "real1": "applied", "real2": "applied"})
+        for d in edges:
+            self.assertEqual(get(d), b"v2")
+
     def test_two_origins_one_log_through_member_failures(self):
         t0 = time.monotonic()
         self.start_origins("/meshcdn/")

@@ -10,8 +10,10 @@
 #include "common/cc.h"
 #include "common/httpdate.h"
 #include "common/log.h"
+#include "common/mime.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
+#include "edge/mesh.h"
 #include "edge/upstream.h"
 #include "edge/vary.h"
 
@@ -64,7 +66,12 @@ struct mc_fill {
     int64_t store_paused_ms;     /* how long this pause for the writer has lasted */
     int private_;                /* a pass fill of its own: not in the table or registry */
     uint64_t generation;         /* the store's purge generation when it began */
+    mc_mesh_check mesh;          /* glTF validation of a stored body (mesh.h) */
+    int hold;                    /* mesh_validation=refuse: viewers wait for the verdict */
 };
+
+/* A .gltf (or a GLB's JSON chunk) is validated up to this size. */
+#define MESH_MAX_JSON (16u << 20)
 
 struct mc_fill_table {
     mc_fill *buckets[TABLE_BUCKETS];
@@ -220,6 +227,7 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
+    mc_mesh_check_free(&f->mesh);
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
@@ -378,6 +386,19 @@ static void release_viewers(mc_fill *f, int ok)
 
 /* ---------- storing ---------- */
 
+/* mesh_validation=refuse: the viewers held for the verdict get 502 (the
+ * body was not streamed to them, and it will not be stored). */
+static void fail_held(mc_fill *f, const char *detail)
+{
+    if (!f->hold)
+        return;
+    f->hold = 0;
+    while (f->waiters) {
+        mc_resp *r = pop_viewer(&f->waiters);
+        mc_resp_fail_detail(r, 502, detail);
+    }
+}
+
 static void stop_storing(mc_fill *f, const char *why)
 {
     if (!f->storing)
@@ -387,6 +408,7 @@ static void stop_storing(mc_fill *f, const char *why)
     mc_log_warn("fill", "key=\"%s\" msg=\"not stored\" why=\"%s\"", f->keystr, why);
     if (f->nchunks > 0)
         mc_store_abort(f->w->node->store, f->skey, f->seq, f->nchunks);
+    fail_held(f, "mesh-unvalidated");
 }
 
 static void flush_chunk(mc_fill *f)
@@ -516,10 +538,31 @@ static int serve_stale_on_error(mc_resp **list, int failed)
     return n;
 }
 
+/* The glTF checks (mesh.h) before a body becomes the cached copy. Returns
+ * 0 when it may be stored. */
+static int mesh_refused(mc_fill *f)
+{
+    if (f->mesh.fmt == MC_MESH_NONE)
+        return 0;
+    const char *why;
+    int v = mc_mesh_check_finish(&f->mesh, &why);
+    if (v == MC_MESH_UNCHECKED)
+        mc_log_info("fill", "key=\"%s\" msg=\"mesh stored unvalidated\" format=%s why=\"JSON over %u bytes\"",
+                    f->keystr, mc_mesh_format_name(f->mesh.fmt), MESH_MAX_JSON);
+    if (v != MC_MESH_INVALID)
+        return 0;
+    mc_mesh_count_invalid(f->mesh.fmt);
+    mc_log_warn("fill", "key=\"%s\" msg=\"invalid mesh\" format=%s why=\"%s\" bytes=%llu action=%s", f->keystr,
+                mc_mesh_format_name(f->mesh.fmt), why, (unsigned long long)f->received, f->hold ? "refuse" : "pass");
+    fail_held(f, "mesh-invalid");
+    stop_storing(f, "invalid mesh");
+    return 1;
+}
+
 static int publish(mc_fill *f)
 {
     flush_chunk(f);
-    if (!f->storing)
+    if (!f->storing || mesh_refused(f))
         return 0;
     mc_object_meta m = {0};
     m.status = (uint16_t)f->status;
@@ -676,6 +719,37 @@ static int pick_variant(mc_fill *f)
     return 1;
 }
 
+/* Content-Type by the path's extension (mime.h) when the origin sent none
+ * or application/octet-stream and the extension knows better. keystr is
+ * the normalised path (a query after '?' is ignored). */
+int mc_fill_fix_type(const char *ctype, const char *keystr)
+{
+    if (ctype && strncasecmp(ctype, "application/octet-stream", 24) != 0)
+        return 0;
+    if (ctype && ctype[24] && ctype[24] != ';' && ctype[24] != ' ')
+        return 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(keystr, "?"), keystr);
+    return strcmp(mc_mime_for_path(path), "application/octet-stream") != 0;
+}
+
+/* A Vary line without Origin (the edge answers CORS itself, so the stored
+ * copy serves every page origin); dropped when nothing else is left. */
+static void vary_without_origin(mc_buf *b, const char *value)
+{
+    mc_buf v = MC_BUF_INIT;
+    for (const char *p = value; *p;) {
+        p += strspn(p, " ,\t");
+        size_t l = strcspn(p, " ,\t");
+        if (l && !(l == 6 && strncasecmp(p, "Origin", 6) == 0))
+            mc_buf_printf(&v, "%s%.*s", v.len ? ", " : "", (int)l, p);
+        p += l;
+    }
+    if (v.len)
+        mc_buf_printf(b, "Vary: %s\r\n", v.data);
+    mc_buf_free(&v);
+}
+
 static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     mc_fill *f = arg;
@@ -688,10 +762,26 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         if (strcasecmp(h[i].name, "Transfer-Encoding") == 0 && strcasestr(h[i].value, "chunked"))
             f->upstream_chunked = 1;
     mc_buf b = MC_BUF_INIT;
-    for (int i = 0; i < n; i++)
-        if (!mc_fill_drop_header(h[i].name, connection) &&
-            !(pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
-            mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+    const char *ctype = NULL;
+    for (int i = 0; i < n; i++) {
+        if (mc_fill_drop_header(h[i].name, connection) ||
+            (pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
+            continue;
+        if (strcasecmp(h[i].name, "Content-Type") == 0) {
+            if (!ctype && status >= 200 && status < 300 && mc_fill_fix_type(h[i].value, f->keystr))
+                continue;   /* replaced below */
+            ctype = h[i].value;
+        }
+        if (pol->cors_origins[0] && strcasecmp(h[i].name, "Vary") == 0) {
+            vary_without_origin(&b, h[i].value);
+            continue;
+        }
+        mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+    }
+    if (!ctype && status >= 200 && status < 300 && mc_fill_fix_type(NULL, f->keystr)) {
+        ctype = mc_mime_for_path(f->keystr);
+        mc_buf_printf(&b, "Content-Type: %s\r\n", ctype);
+    }
     f->hdrs = mc_buf_steal(&b);
     if (!f->hdrs)
         return -1;
@@ -724,6 +814,23 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (!f->storing && !f->private_)
         let_others_pass(f);
+    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
+        char ct[256];
+        mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr),
+                           MESH_MAX_JSON);
+        if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {
+            /* hold the viewers until the body is checked: they are served
+             * from the store after the publish, or get 502 */
+            f->hold = 1;
+            while (f->subs) {
+                mc_resp *r = f->subs;
+                f->subs = r->next;
+                r->waiting = 1;
+                r->next = f->waiters;
+                f->waiters = r;
+            }
+        }
+    }
     if (f->storing) {
         f->seq = mc_store_next_seq(f->w->node->store);
         f->xxh = XXH3_createState();
@@ -825,6 +932,8 @@ static int on_up_body(void *arg, const void *data, size_t len)
     }
     mc_shared_release(blk);
     if (f->storing) {
+        if (f->mesh.fmt != MC_MESH_NONE)
+            mc_mesh_check_feed(&f->mesh, data, len);
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;
         size_t left = len;
@@ -935,6 +1044,8 @@ static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
         }
         if (!listed || never_forward(name))
             continue;
+        if (r->pol->cors_origins[0] && strcasecmp(name, "Origin") == 0)
+            continue;   /* the edge answers CORS: the stored copy must not depend on it */
         mc_buf b = MC_BUF_INIT;
         mc_buf_printf(&b, "%s: %s", name, r->req->headers[i].value);
         if ((out[n] = mc_buf_steal(&b)) != NULL)
@@ -1100,7 +1211,7 @@ void mc_fill_join(mc_resp *r, int expired)
         join_private(r, f);
         return;
     }
-    if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale)) {
+    if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale || f->hold)) {
         r->fill = f;            /* too late to stream along, or a revalidation: wait for the result */
         r->waiting = 1;
         r->next = f->waiters;

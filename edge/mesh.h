@@ -1,0 +1,95 @@
+/* mesh.h — 3D-asset rules of the edge: validation of glTF assets before
+ * they are stored, and the per-behavior CORS answers web 3D viewers need.
+ *
+ * Validation (issue #11): a response whose Content-Type is model/gltf-binary
+ * (or, when it has none or application/octet-stream, whose path ends in
+ * .glb) must be a well-formed GLB 2.0 container: magic "glTF", version 2,
+ * the header's length equal to the body's size, a first chunk of type JSON
+ * whose length is a multiple of 4, every chunk inside the body, the JSON
+ * chunk valid JSON with asset.version, and a BIN chunk present (and long
+ * enough) when buffers[0] has no uri (the GLB-stored buffer). A
+ * model/gltf+json (.gltf) response must be a JSON object with a string
+ * asset.version. The GLB checks run incrementally while the body streams
+ * (only the JSON chunk is kept, up to max_json bytes); a .gltf is kept whole
+ * up to max_json bytes, and a larger one is stored unvalidated.
+ *
+ * CORS: mc_mesh_cors_* compute the Access-Control-* answers from a
+ * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy
+ * serves every page origin.
+ *
+ * Threads: the validators are plain state on the caller's thread; the
+ * invalid counters are process-wide relaxed atomics.
+ */
+#ifndef MC_MESH_H
+#define MC_MESH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/buf.h"
+
+typedef enum { MC_MESH_NONE = 0, MC_MESH_GLB, MC_MESH_GLTF } mc_mesh_format;
+
+/* Which validator applies: by content_type (may be NULL; parameters are
+ * ignored), else, when it is missing or application/octet-stream, by the
+ * path's extension (a query after '?' is ignored). */
+mc_mesh_format mc_mesh_format_of(const char *content_type, const char *path);
+const char *mc_mesh_format_name(mc_mesh_format f);   /* "glb", "gltf" */
+
+/* Verdicts. */
+#define MC_MESH_VALID 0
+#define MC_MESH_INVALID 1
+#define MC_MESH_UNCHECKED 2   /* a .gltf larger than max_json: not validated */
+
+typedef struct mc_mesh_check {
+    mc_mesh_format fmt;
+    uint64_t max_json;
+    uint64_t total;           /* body bytes fed */
+    const char *why;          /* first reason it is invalid (static), or NULL */
+    /* GLB */
+    uint8_t head[12];
+    uint32_t declared;        /* the header's length */
+    uint8_t chdr[8];          /* the chunk header being read */
+    unsigned chdr_len;
+    uint64_t chunk_left;      /* bytes of the current chunk still to come */
+    uint32_t chunk_type;
+    int nchunks;
+    uint64_t bin_len;         /* length of the first BIN chunk (second chunk) */
+    int has_bin;
+    int json_over;            /* the JSON (chunk or file) exceeded max_json */
+    mc_buf json;              /* the JSON chunk, or the whole .gltf */
+} mc_mesh_check;
+
+void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt, uint64_t max_json);
+void mc_mesh_check_feed(mc_mesh_check *c, const void *data, size_t len);
+/* The verdict once the whole body was fed; *why names the defect (static). */
+int mc_mesh_check_finish(mc_mesh_check *c, const char **why);
+void mc_mesh_check_free(mc_mesh_check *c);
+
+/* One-shot validators over a whole body (the same rules). */
+int mc_mesh_glb_validate(const void *data, size_t len, uint64_t max_json, const char **why);
+int mc_mesh_gltf_validate(const void *data, size_t len, uint64_t max_json, const char **why);
+
+/* Count an invalid asset of format f; render the counters (admin.c). */
+void mc_mesh_count_invalid(mc_mesh_format f);
+uint64_t mc_mesh_invalid_count(mc_mesh_format f);
+void mc_mesh_metrics(mc_buf *b);
+
+/* ---------- CORS ---------- */
+
+/* Is origin allowed by list ("*", or names separated by spaces or commas,
+ * compared exactly, case-insensitively)? Returns the Access-Control-Allow-
+ * Origin value to send ("*" or origin itself), or NULL. */
+const char *mc_mesh_cors_allow(const char *list, const char *origin);
+
+/* The headers of a preflight answer (204) for origin asking for method and
+ * headers (may be NULL): "Access-Control-Allow-Origin: ...\r\n..." appended
+ * to out, and 1; 0 (nothing appended but Vary) when the origin or the method
+ * is not allowed. */
+struct mc_cache_policy;
+int mc_mesh_cors_preflight(const struct mc_cache_policy *pol, const char *origin, const char *method,
+                           const char *req_headers, mc_buf *out);
+/* The headers an actual response gets (appended to out; none when origin
+ * is NULL or not allowed). */
+void mc_mesh_cors_actual(const struct mc_cache_policy *pol, const char *origin, mc_buf *out);
+
+#endif

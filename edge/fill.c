@@ -722,15 +722,16 @@ static int pick_variant(mc_fill *f)
 /* Content-Type by the path's extension (mime.h) when the origin sent none
  * or application/octet-stream and the extension knows better. keystr is
  * the normalised path (a query after '?' is ignored). */
-int mc_fill_fix_type(const char *ctype, const char *keystr)
+const char *mc_fill_fix_type(const char *ctype, const char *keystr)
 {
     if (ctype && strncasecmp(ctype, "application/octet-stream", 24) != 0)
-        return 0;
+        return NULL;
     if (ctype && ctype[24] && ctype[24] != ';' && ctype[24] != ' ')
-        return 0;
+        return NULL;
     char path[1024];
     snprintf(path, sizeof path, "%.*s", (int)strcspn(keystr, "?"), keystr);
-    return strcmp(mc_mime_for_path(path), "application/octet-stream") != 0;
+    const char *t = mc_mime_for_path(path);
+    return strcmp(t, "application/octet-stream") != 0 ? t : NULL;
 }
 
 /* A Vary line without Origin (the edge answers CORS itself, so the stored
@@ -778,10 +779,8 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         }
         mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
     }
-    if (!ctype && status >= 200 && status < 300 && mc_fill_fix_type(NULL, f->keystr)) {
-        ctype = mc_mime_for_path(f->keystr);
+    if (!ctype && status >= 200 && status < 300 && (ctype = mc_fill_fix_type(NULL, f->keystr)) != NULL)
         mc_buf_printf(&b, "Content-Type: %s\r\n", ctype);
-    }
     f->hdrs = mc_buf_steal(&b);
     if (!f->hdrs)
         return -1;

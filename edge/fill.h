@@ -72,10 +72,11 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
  * edge sets itself (Content-Length, Age, Cache-Status, X-Cache, S3 ids). */
 int mc_fill_drop_header(const char *name, const char *connection);
 
-/* 1 when a 2xx response's Content-Type (ctype; NULL = none sent) is missing
- * or application/octet-stream and the extension of keystr's path maps to a
- * better type (mime.h): the fill stores that type instead. */
-int mc_fill_fix_type(const char *ctype, const char *keystr);
+/* The type to store instead when a 2xx response's Content-Type (ctype; NULL
+ * = none sent) is missing or application/octet-stream and the extension of
+ * keystr's path (a query after '?' ignored) maps to a better one (mime.h);
+ * else NULL. */
+const char *mc_fill_fix_type(const char *ctype, const char *keystr);
 
 /* Start a background revalidation of r's stale copy (stale-while-revalidate)
  * unless a fill for the key already runs; r itself is not attached. */

@@ -257,13 +257,13 @@ static void formats(void **state)
     assert_int_equal(mc_mesh_format_of(NULL, "/a/b.bin"), MC_MESH_NONE);
     assert_string_equal(mc_mime_for_path("/x/app.mjs"), "text/javascript");
     assert_string_equal(mc_mime_for_path("/x/m.KTX2"), "image/ktx2");
-    assert_int_equal(mc_fill_fix_type(NULL, "/m/a.glb?x=1"), 1);
-    assert_int_equal(mc_fill_fix_type("application/octet-stream", "/m/a.stl"), 1);
-    assert_int_equal(mc_fill_fix_type("application/octet-stream; q=1", "/m/a.obj"), 1);
-    assert_int_equal(mc_fill_fix_type("application/octet-streamx", "/m/a.obj"), 0);
-    assert_int_equal(mc_fill_fix_type("text/plain", "/m/a.glb"), 0);
-    assert_int_equal(mc_fill_fix_type(NULL, "/m/a.bin"), 0);        /* nothing better known */
-    assert_int_equal(mc_fill_fix_type(NULL, "/m/a.glb.tmp"), 0);
+    assert_string_equal(mc_fill_fix_type(NULL, "/m/a.glb?x=1"), "model/gltf-binary");
+    assert_string_equal(mc_fill_fix_type("application/octet-stream", "/m/a.stl"), "model/stl");
+    assert_string_equal(mc_fill_fix_type("application/octet-stream; q=1", "/m/a.obj"), "model/obj");
+    assert_null(mc_fill_fix_type("application/octet-streamx", "/m/a.obj"));
+    assert_null(mc_fill_fix_type("text/plain", "/m/a.glb"));
+    assert_null(mc_fill_fix_type(NULL, "/m/a.bin"));        /* nothing better known */
+    assert_null(mc_fill_fix_type(NULL, "/m/a.glb.tmp"));
 }
 
 static void cors(void **state)

@@ -815,6 +815,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         let_others_pass(f);
     if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
         char ct[256];
+        mc_mesh_check_free(&f->mesh);
         mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr),
                            MESH_MAX_JSON);
         if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {

@@ -379,11 +379,15 @@ void mc_resp_fail(mc_resp *r, int status)
         return;
     }
     mc_stats_request(MC_RESULT_ERROR, status);
-    char body[96], hdrs[256];
+    char body[96];
+    mc_buf hdrs = MC_BUF_INIT;
     int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
-    snprintf(hdrs, sizeof hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
-             r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
-             r->detail ? r->detail : "");
+    mc_buf_printf(&hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
+                  r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
+                  r->detail ? r->detail : "");
+    if (r->pol && r->pol->cors_origins[0])   /* so a page's script can read the error */
+        mc_mesh_cors_actual(r->pol, mc_http_req_header(r->req, "Origin"), &hdrs);
     mc_resp_free(r);
-    mc_http_respond(c, status, NULL, hdrs, "text/plain; charset=utf-8", body, (size_t)n);
+    mc_http_respond(c, status, NULL, hdrs.data ? hdrs.data : "", "text/plain; charset=utf-8", body, (size_t)n);
+    mc_buf_free(&hdrs);
 }

@@ -207,11 +207,13 @@ class TestValidation(MeshCase):
 
     def test_refuse_answers_502_and_valid_meshes_are_served_from_the_store(self):
         self.route_all()
-        edge = self.start_edge(self.ini("[cache]\nmesh_validation = refuse\n"))
+        edge = self.start_edge(self.ini("[cache]\nmesh_validation = refuse\ncors_origins = *\n"))
         for p in list(self.broken()) + ["/m/cut.gltf", "/m/chunked.glb"]:
             s, rh, b, c = self.get(edge, p)
             self.assertEqual(s, 502, p)
             self.assertIn("detail=mesh-invalid", rh["cache-status"][0], p)
+        s, rh, b, c = self.get(edge, "/m/trunc.glb", {"Origin": "https://shop.example"})
+        self.assertEqual((s, rh.get("access-control-allow-origin")), (502, ["*"]))   # the page sees the 502
         # several viewers at once on a valid GLB: all get it, one origin fetch
         out = []
         ts = [threading.Thread(target=lambda: out.append(self.get(edge, "/m/good.glb"))) for _ in range(4)]
@@ -220,7 +222,7 @@ class TestValidation(MeshCase):
         self.assertEqual([(s, b) for s, _, b, _ in out], [(200, glb(bin_bytes=bytes(range(64))))] * 4)
         self.assertEqual(self.origin.count("/m/good.glb"), 1)
         self.assertTrue(self.stored(edge, "/m/good.gltf"))
-        self.assertEqual(self.invalid(edge, "glb"), 6)
+        self.assertEqual(self.invalid(edge, "glb"), 6 + 1)   # + the fetch with Origin
 
     def test_off_stores_without_checking(self):
         self.route_all()

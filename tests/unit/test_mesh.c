@@ -296,6 +296,30 @@ static void cors(void **state)
     mc_buf_free(&b);
 }
 
+static void config_keys(void **state)
+{
+    (void)state;
+    char *argv[] = {"meshcdn-edge", "--origin", "http://127.0.0.1:1/b", "--origin-sign", "none", NULL};
+    mc_edge_config cfg;
+    mc_err err;
+    assert_int_equal(mc_edge_config_load(&cfg, 5, argv, &err), MC_CONFIG_RUN);
+    assert_int_equal(cfg.policy.mesh_validation, MC_MESH_VALIDATION_PASS);   /* the default */
+    assert_string_equal(cfg.policy.cors_origins, "");                        /* no CORS unless asked */
+    assert_non_null(strstr(cfg.policy.cors_expose, "Cache-Status"));
+    mc_edge_config_free(&cfg);
+    char *argv2[] = {"meshcdn-edge", "--origin", "http://127.0.0.1:1/b", "--origin-sign", "none",
+                     "--cache.mesh_validation", "refuse", "--cache.cors_origins", "https://a.example b.example",
+                     "--behavior./m/", "cors_origins=* mesh_validation=off cors_max_age=5m", NULL};
+    assert_int_equal(mc_edge_config_load(&cfg, 11, argv2, &err), MC_CONFIG_RUN);
+    assert_int_equal(cfg.policy.mesh_validation, MC_MESH_VALIDATION_REFUSE);
+    const mc_cache_policy *p = mc_edge_policy_for(&cfg, "/m/a.glb");
+    assert_string_equal(p->cors_origins, "*");
+    assert_int_equal(p->mesh_validation, MC_MESH_VALIDATION_OFF);
+    assert_int_equal(p->cors_max_age_s, 300);
+    assert_string_equal(mc_edge_policy_for(&cfg, "/x")->cors_origins, "https://a.example b.example");
+    mc_edge_config_free(&cfg);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -313,7 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(glb_valid),     cmocka_unit_test(glb_broken), cmocka_unit_test(glb_without_bin),
-        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors),
+        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(config_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -70,8 +70,6 @@ struct mc_fill {
     int hold;                    /* mesh_validation=refuse: viewers wait for the verdict */
 };
 
-/* A .gltf (or a GLB's JSON chunk) is validated up to this size. */
-#define MESH_MAX_JSON (16u << 20)
 
 struct mc_fill_table {
     mc_fill *buckets[TABLE_BUCKETS];
@@ -227,7 +225,6 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
-    mc_mesh_check_free(&f->mesh);
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
@@ -545,11 +542,7 @@ static int mesh_refused(mc_fill *f)
     if (f->mesh.fmt == MC_MESH_NONE)
         return 0;
     const char *why;
-    int v = mc_mesh_check_finish(&f->mesh, &why);
-    if (v == MC_MESH_UNCHECKED)
-        mc_log_info("fill", "key=\"%s\" msg=\"mesh stored unvalidated\" format=%s why=\"JSON over %u bytes\"",
-                    f->keystr, mc_mesh_format_name(f->mesh.fmt), MESH_MAX_JSON);
-    if (v != MC_MESH_INVALID)
+    if (mc_mesh_check_finish(&f->mesh, &why) != MC_MESH_INVALID)
         return 0;
     mc_mesh_count_invalid(f->mesh.fmt);
     mc_log_warn("fill", "key=\"%s\" msg=\"invalid mesh\" format=%s why=\"%s\" bytes=%llu action=%s", f->keystr,
@@ -815,9 +808,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         let_others_pass(f);
     if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
         char ct[256];
-        mc_mesh_check_free(&f->mesh);
-        mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr),
-                           MESH_MAX_JSON);
+        mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr));
         if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {
             /* hold the viewers until the body is checked: they are served
              * from the store after the publish, or get 502 */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <jansson.h>
 #include "common/metrics.h"
 #include "edge/edgecfg.h"
 #include "edge/mesh.h"
@@ -51,16 +50,268 @@ const char *mc_mesh_format_name(mc_mesh_format f)
     return f == MC_MESH_GLB ? "glb" : f == MC_MESH_GLTF ? "gltf" : "none";
 }
 
-void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt, uint64_t max_json)
+/* ---------- a streaming JSON checker ---------- */
+
+enum { J_VALUE, J_KEY_OR_END, J_KEY, J_COLON, J_COMMA_OR_END, J_STRING, J_ESC, J_HEX, J_NUMBER, J_LITERAL,
+       J_AFTER };
+/* number sub-states */
+enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
+
+static int ws(unsigned char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+static int digit(unsigned char ch) { return ch >= '0' && ch <= '9'; }
+
+/* Where the value about to start sits: notes what glTF needs. */
+static void value_starts(mc_mesh_json *j, unsigned char ch)
+{
+    j->num_wanted = 0;
+    /* {"asset": {"version": "..."}} */
+    if (j->depth == 2 && j->stack[0] == '{' && j->stack[1] == '{' && strcmp(j->keys[1], "asset") == 0 &&
+        strcmp(j->keys[2], "version") == 0 && ch == '"')
+        j->has_version = 1;
+    /* {"buffers": [{...}]}: the first element */
+    int in_buffers = j->stack[0] == '{' && strcmp(j->keys[1], "buffers") == 0 && j->depth >= 2 && j->stack[1] == '[' &&
+                     j->index[2] == 0;
+    if (in_buffers && j->depth == 2 && ch == '{')
+        j->has_buffer0 = 1;
+    if (in_buffers && j->depth == 3 && j->stack[2] == '{') {
+        if (strcmp(j->keys[3], "uri") == 0)
+            j->buffer0_uri = 1;
+        if (strcmp(j->keys[3], "byteLength") == 0 && digit(ch)) {
+            j->num_wanted = 1;
+            j->num = 0;
+        }
+    }
+}
+
+static void open_container(mc_mesh_json *j, char kind)
+{
+    if (j->depth == MC_MESH_JSON_DEPTH) {
+        j->bad = 1;
+        return;
+    }
+    j->stack[j->depth++] = kind;
+    if (j->depth < 4) {
+        j->index[j->depth] = 0;
+        j->keys[j->depth][0] = '\0';
+    }
+    j->state = kind == '{' ? J_KEY_OR_END : J_VALUE;
+    j->sub = kind == '[';   /* an array may close at once: "[]" */
+}
+
+/* A value ended: what may follow depends on the container. */
+static void value_ends(mc_mesh_json *j)
+{
+    if (j->depth == 0) {
+        j->done = 1;
+        j->state = J_AFTER;
+    } else {
+        j->state = J_COMMA_OR_END;
+    }
+}
+
+static void close_container(mc_mesh_json *j, char kind)
+{
+    if (j->depth == 0 || j->stack[j->depth - 1] != kind) {
+        j->bad = 1;
+        return;
+    }
+    j->depth--;
+    value_ends(j);
+}
+
+static void json_byte(mc_mesh_json *j, unsigned char ch);
+
+/* ch ends a number: check it is complete, then let the container read ch. */
+static void number_ends(mc_mesh_json *j, unsigned char ch)
+{
+    if (j->sub == N_MINUS || j->sub == N_DOT || j->sub == N_E || j->sub == N_ESIGN) {
+        j->bad = 1;
+        return;
+    }
+    if (j->num_wanted && (j->sub == N_ZERO || j->sub == N_INT)) {
+        j->has_bytelength = 1;
+        j->buffer0_length = j->num;
+    }
+    value_ends(j);
+    json_byte(j, ch);
+}
+
+static void json_byte(mc_mesh_json *j, unsigned char ch)
+{
+    if (j->bad)
+        return;
+    switch (j->state) {
+    case J_AFTER:
+        if (!ws(ch))
+            j->bad = 1;
+        return;
+    case J_KEY_OR_END:
+    case J_KEY:
+        if (ws(ch))
+            return;
+        if (ch == '}' && j->state == J_KEY_OR_END) {
+            close_container(j, '{');
+            return;
+        }
+        if (ch != '"') {
+            j->bad = 1;
+            return;
+        }
+        j->is_key = 1;
+        j->keylen = 0;
+        j->state = J_STRING;
+        return;
+    case J_COLON:
+        if (ws(ch))
+            return;
+        if (ch != ':')
+            j->bad = 1;
+        else
+            j->state = J_VALUE, j->sub = 0;
+        return;
+    case J_COMMA_OR_END:
+        if (ws(ch))
+            return;
+        if (ch == ',') {
+            if (j->stack[j->depth - 1] == '{') {
+                j->state = J_KEY;
+            } else {
+                if (j->depth < 4)
+                    j->index[j->depth]++;
+                j->state = J_VALUE;
+                j->sub = 0;
+            }
+        } else if (ch == '}' || ch == ']') {
+            close_container(j, ch == '}' ? '{' : '[');
+        } else {
+            j->bad = 1;
+        }
+        return;
+    case J_VALUE:
+        if (ws(ch))
+            return;
+        if (ch == ']' && j->sub == 1) {   /* "[]" */
+            close_container(j, '[');
+            return;
+        }
+        if (j->depth == 0 && ch != '{') {   /* glTF: the document is an object */
+            j->bad = 1;
+            return;
+        }
+        value_starts(j, ch);
+        if (ch == '{' || ch == '[') {
+            open_container(j, (char)ch);
+        } else if (ch == '"') {
+            j->is_key = 0;
+            j->state = J_STRING;
+        } else if (ch == '-' || digit(ch)) {
+            j->state = J_NUMBER;
+            j->sub = ch == '-' ? N_MINUS : ch == '0' ? N_ZERO : N_INT;
+            j->num = (uint64_t)(ch - '0');
+        } else if (ch == 't' || ch == 'f' || ch == 'n') {
+            j->lit = ch == 't' ? "rue" : ch == 'f' ? "alse" : "ull";
+            j->state = J_LITERAL;
+        } else {
+            j->bad = 1;
+        }
+        return;
+    case J_LITERAL:
+        if (ch != (unsigned char)*j->lit++)
+            j->bad = 1;
+        else if (!*j->lit)
+            value_ends(j);
+        return;
+    case J_STRING:
+        if (ch == '"') {
+            if (j->is_key) {
+                j->key[j->keylen < sizeof j->key ? j->keylen : sizeof j->key - 1] = '\0';
+                if (j->keylen >= sizeof j->key)
+                    j->key[0] = '\0';   /* a long key matches none we look for */
+                if (j->depth < 4)
+                    memcpy(j->keys[j->depth], j->key, sizeof j->key);
+                j->state = J_COLON;
+            } else {
+                value_ends(j);
+            }
+        } else if (ch == '\\') {
+            j->state = J_ESC;
+        } else if (ch < 0x20) {
+            j->bad = 1;
+        } else if (j->is_key && j->keylen < sizeof j->key) {
+            j->key[j->keylen++] = (char)ch;
+        } else if (j->is_key) {
+            j->keylen = sizeof j->key;
+        }
+        return;
+    case J_ESC:
+        if (ch == 'u') {
+            j->state = J_HEX;
+            j->sub = 0;
+        } else if (strchr("\"\\/bfnrt", ch) && ch) {
+            j->state = J_STRING;
+        } else {
+            j->bad = 1;
+        }
+        if (j->is_key)
+            j->keylen = sizeof j->key;   /* escaped keys are none of ours */
+        return;
+    case J_HEX:
+        if (!(digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+            j->bad = 1;
+        else if (++j->sub == 4)
+            j->state = J_STRING;
+        return;
+    case J_NUMBER:
+        switch (j->sub) {
+        case N_MINUS:
+            if (ch == '0') j->sub = N_ZERO;
+            else if (digit(ch)) j->sub = N_INT;
+            else j->bad = 1;
+            j->num_wanted = 0;   /* a negative length is no length */
+            return;
+        case N_ZERO:
+        case N_INT:
+            if (digit(ch) && j->sub == N_INT) {
+                j->num = j->num > UINT64_MAX / 10 - 1 ? UINT64_MAX : j->num * 10 + (uint64_t)(ch - '0');
+                return;
+            }
+            if (ch == '.') { j->sub = N_DOT; j->num_wanted = 0; return; }
+            if (ch == 'e' || ch == 'E') { j->sub = N_E; j->num_wanted = 0; return; }
+            if (digit(ch)) { j->bad = 1; return; }   /* "01" */
+            number_ends(j, ch);
+            return;
+        case N_DOT:
+            if (digit(ch)) j->sub = N_FRAC;
+            else j->bad = 1;
+            return;
+        case N_FRAC:
+            if (digit(ch)) return;
+            if (ch == 'e' || ch == 'E') { j->sub = N_E; return; }
+            number_ends(j, ch);
+            return;
+        case N_E:
+            if (ch == '+' || ch == '-') j->sub = N_ESIGN;
+            else if (digit(ch)) j->sub = N_EXP;
+            else j->bad = 1;
+            return;
+        case N_ESIGN:
+            if (digit(ch)) j->sub = N_EXP;
+            else j->bad = 1;
+            return;
+        case N_EXP:
+            if (digit(ch)) return;
+            number_ends(j, ch);
+            return;
+        }
+        return;
+    }
+}
+
+void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt)
 {
     memset(c, 0, sizeof *c);
     c->fmt = fmt;
-    c->max_json = max_json;
-}
-
-void mc_mesh_check_free(mc_mesh_check *c)
-{
-    mc_buf_free(&c->json);
+    c->json.state = J_VALUE;
 }
 
 static void bad(mc_mesh_check *c, const char *why)
@@ -69,19 +320,10 @@ static void bad(mc_mesh_check *c, const char *why)
         c->why = why;
 }
 
-static void keep_json(mc_mesh_check *c, const uint8_t *p, size_t n)
+static void feed_json(mc_mesh_check *c, const uint8_t *p, size_t n)
 {
-    if (c->json_over)
-        return;
-    if (c->json.len + n > c->max_json) {
-        c->json_over = 1;
-        mc_buf_free(&c->json);
-        return;
-    }
-    if (mc_buf_append(&c->json, p, n) < 0) {
-        c->json_over = 1;
-        mc_buf_free(&c->json);
-    }
+    for (size_t i = 0; i < n && !c->json.bad; i++)
+        json_byte(&c->json, p[i]);
 }
 
 /* A chunk header is complete: check it against the declared length. */
@@ -150,7 +392,7 @@ static void glb_feed(mc_mesh_check *c, const uint8_t *p, size_t len)
         }
         size_t n = c->chunk_left < len ? (size_t)c->chunk_left : len;
         if (c->nchunks == 1)
-            keep_json(c, p, n);
+            feed_json(c, p, n);
         c->chunk_left -= n;
         c->total += n;
         p += n;
@@ -166,37 +408,27 @@ void mc_mesh_check_feed(mc_mesh_check *c, const void *data, size_t len)
         return;
     }
     if (c->fmt == MC_MESH_GLTF)
-        keep_json(c, data, len);
+        feed_json(c, data, len);
     c->total += len;
 }
 
-/* The glTF JSON: an object with a string asset.version. For a GLB, buffers
- * stored in the container (buffers[0] without uri) need the BIN chunk. */
+/* The glTF JSON: an object with a string asset.version. For a GLB, a
+ * buffer stored in the container (buffers[0] without uri) needs the BIN
+ * chunk, at least byteLength long. */
 static const char *check_json(const mc_mesh_check *c)
 {
-    json_error_t e;
-    /* a GLB's JSON chunk ends in spaces (padding), which json_loadb accepts */
-    json_t *root = json_loadb(c->json.data ? c->json.data : "", c->json.len, 0, &e);
-    if (!root)
+    const mc_mesh_json *j = &c->json;
+    if (j->bad || !j->done)
         return c->fmt == MC_MESH_GLB ? "JSON chunk is not valid JSON" : "not valid JSON";
-    const char *why = NULL;
-    json_t *asset = json_object_get(root, "asset");
-    if (!json_is_object(root))
-        why = "JSON is not an object";
-    else if (!json_is_object(asset) || !json_is_string(json_object_get(asset, "version")))
-        why = "no asset.version";
-    else if (c->fmt == MC_MESH_GLB) {
-        json_t *b0 = json_array_get(json_object_get(root, "buffers"), 0);
-        if (b0 && !json_object_get(b0, "uri")) {
-            json_t *bl = json_object_get(b0, "byteLength");
-            if (!c->has_bin)
-                why = "BIN chunk missing";
-            else if (json_is_integer(bl) && (json_int_t)c->bin_len < json_integer_value(bl))
-                why = "BIN chunk shorter than buffers[0].byteLength";
-        }
+    if (!j->has_version)
+        return "no asset.version";
+    if (c->fmt == MC_MESH_GLB && j->has_buffer0 && !j->buffer0_uri) {
+        if (!c->has_bin)
+            return "BIN chunk missing";
+        if (j->has_bytelength && c->bin_len < j->buffer0_length)
+            return "BIN chunk shorter than buffers[0].byteLength";
     }
-    json_decref(root);
-    return why;
+    return NULL;
 }
 
 int mc_mesh_check_finish(mc_mesh_check *c, const char **why)
@@ -212,38 +444,34 @@ int mc_mesh_check_finish(mc_mesh_check *c, const char **why)
             bad(c, "last chunk cut short");
         else if (!c->why && c->nchunks == 0)
             bad(c, "no JSON chunk");
-        if (!c->why && !c->json_over)
+        if (!c->why)
             c->why = check_json(c);
         *why = c->why;
         return c->why ? MC_MESH_INVALID : MC_MESH_VALID;
     }
     if (c->fmt == MC_MESH_GLTF) {
-        if (c->json_over)
-            return MC_MESH_UNCHECKED;
         *why = check_json(c);
         return *why ? MC_MESH_INVALID : MC_MESH_VALID;
     }
     return MC_MESH_VALID;
 }
 
-static int validate(mc_mesh_format fmt, const void *data, size_t len, uint64_t max_json, const char **why)
+static int validate(mc_mesh_format fmt, const void *data, size_t len, const char **why)
 {
     mc_mesh_check c;
-    mc_mesh_check_init(&c, fmt, max_json);
+    mc_mesh_check_init(&c, fmt);
     mc_mesh_check_feed(&c, data, len);
-    int v = mc_mesh_check_finish(&c, why);
-    mc_mesh_check_free(&c);
-    return v;
+    return mc_mesh_check_finish(&c, why);
 }
 
-int mc_mesh_glb_validate(const void *data, size_t len, uint64_t max_json, const char **why)
+int mc_mesh_glb_validate(const void *data, size_t len, const char **why)
 {
-    return validate(MC_MESH_GLB, data, len, max_json, why);
+    return validate(MC_MESH_GLB, data, len, why);
 }
 
-int mc_mesh_gltf_validate(const void *data, size_t len, uint64_t max_json, const char **why)
+int mc_mesh_gltf_validate(const void *data, size_t len, const char **why)
 {
-    return validate(MC_MESH_GLTF, data, len, max_json, why);
+    return validate(MC_MESH_GLTF, data, len, why);
 }
 
 void mc_mesh_count_invalid(mc_mesh_format f)

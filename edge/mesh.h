@@ -9,9 +9,11 @@
  * chunk valid JSON with asset.version, and a BIN chunk present (and long
  * enough) when buffers[0] has no uri (the GLB-stored buffer). A
  * model/gltf+json (.gltf) response must be a JSON object with a string
- * asset.version. The GLB checks run incrementally while the body streams
- * (only the JSON chunk is kept, up to max_json bytes); a .gltf is kept whole
- * up to max_json bytes, and a larger one is stored unvalidated.
+ * asset.version. Every check runs incrementally while the body streams, in
+ * constant memory and without allocating: the JSON (a .gltf, or a GLB's
+ * JSON chunk) goes through a streaming syntax checker (RFC 8259 grammar,
+ * nesting up to 64; UTF-8 inside strings is not checked) that notes
+ * asset.version and buffers[0]'s uri and byteLength on the way.
  *
  * CORS: mc_mesh_cors_* compute the Access-Control-* answers from a
  * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy
@@ -38,11 +40,31 @@ const char *mc_mesh_format_name(mc_mesh_format f);   /* "glb", "gltf" */
 /* Verdicts. */
 #define MC_MESH_VALID 0
 #define MC_MESH_INVALID 1
-#define MC_MESH_UNCHECKED 2   /* a .gltf larger than max_json: not validated */
+
+/* The streaming JSON checker's state (mesh.c). */
+#define MC_MESH_JSON_DEPTH 64
+typedef struct mc_mesh_json {
+    int state, sub;                /* where in the grammar; inside a token */
+    int depth;
+    char stack[MC_MESH_JSON_DEPTH];   /* '{' or '[' per open container */
+    uint32_t index[4];             /* element index in the arrays at depth 1..3 */
+    char keys[4][12];              /* the current key at depth 1..3 (truncated) */
+    char key[12];                  /* the key being read */
+    size_t keylen;
+    int is_key;
+    const char *lit;               /* the literal being matched ("true" ...) */
+    uint64_t num;                  /* an integer being read (byteLength) */
+    int num_wanted;
+    int done;                      /* the top-level object closed */
+    int bad;
+    int has_version;               /* asset.version is a string */
+    int has_buffer0, buffer0_uri;  /* buffers[0] is an object; it has a uri */
+    int has_bytelength;
+    uint64_t buffer0_length;       /* buffers[0].byteLength */
+} mc_mesh_json;
 
 typedef struct mc_mesh_check {
     mc_mesh_format fmt;
-    uint64_t max_json;
     uint64_t total;           /* body bytes fed */
     const char *why;          /* first reason it is invalid (static), or NULL */
     /* GLB */
@@ -55,19 +77,17 @@ typedef struct mc_mesh_check {
     int nchunks;
     uint64_t bin_len;         /* length of the first BIN chunk (second chunk) */
     int has_bin;
-    int json_over;            /* the JSON (chunk or file) exceeded max_json */
-    mc_buf json;              /* the JSON chunk, or the whole .gltf */
+    mc_mesh_json json;        /* the JSON chunk, or the whole .gltf */
 } mc_mesh_check;
 
-void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt, uint64_t max_json);
+void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt);
 void mc_mesh_check_feed(mc_mesh_check *c, const void *data, size_t len);
 /* The verdict once the whole body was fed; *why names the defect (static). */
 int mc_mesh_check_finish(mc_mesh_check *c, const char **why);
-void mc_mesh_check_free(mc_mesh_check *c);
 
 /* One-shot validators over a whole body (the same rules). */
-int mc_mesh_glb_validate(const void *data, size_t len, uint64_t max_json, const char **why);
-int mc_mesh_gltf_validate(const void *data, size_t len, uint64_t max_json, const char **why);
+int mc_mesh_glb_validate(const void *data, size_t len, const char **why);
+int mc_mesh_gltf_validate(const void *data, size_t len, const char **why);
 
 /* Count an invalid asset of format f; render the counters (admin.c). */
 void mc_mesh_count_invalid(mc_mesh_format f);

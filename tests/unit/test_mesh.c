@@ -182,6 +182,51 @@ static void glb_broken(void **state)
     free(orig);
 }
 
+/* Random damage (bytes overwritten in the header, chunk headers and JSON,
+ * or the body cut) fed in random pieces: never a crash or an over-read
+ * (ASan), and never a refusal of what the load tool's checker accepts. */
+static void glb_random_damage(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *orig = make_glb(6000, &len);
+    uint32_t jlen = le32(orig + 12);
+    srand(11);
+    int refused = 0;
+    for (int it = 0; it < 3000; it++) {
+        uint8_t *p = malloc(len);
+        assert_non_null(p);
+        memcpy(p, orig, len);
+        size_t n = len;
+        int hits = 1 + rand() % 3;
+        for (int k = 0; k < hits; k++) {
+            size_t at = (size_t)rand() % (28 + jlen);   /* headers and JSON */
+            p[at] = (uint8_t)(rand() % 4 ? rand() : p[at] ^ 1);
+        }
+        if (rand() % 4 == 0)
+            n = (size_t)rand() % len;
+        mc_mesh_check c;
+        const char *why;
+        mc_mesh_check_init(&c, MC_MESH_GLB);
+        for (size_t off = 0; off < n;) {
+            size_t step = 1 + (size_t)rand() % 97;
+            if (step > n - off)
+                step = n - off;
+            mc_mesh_check_feed(&c, p + off, step);
+            off += step;
+        }
+        int v = mc_mesh_check_finish(&c, &why);
+        assert_int_equal(v, mc_mesh_glb_validate(p, n, &why));
+        char w[256];
+        if (mc_gltf_check_glb(p, n, w, sizeof w) == 0 && v != MC_MESH_VALID)
+            fail_msg("iteration %d: refused (%s) what the reference accepts", it, why);
+        refused += v == MC_MESH_INVALID;
+        free(p);
+    }
+    assert_true(refused > 1000);   /* the damage mostly breaks it */
+    free(orig);
+}
+
 static void glb_without_bin(void **state)
 {
     (void)state;
@@ -357,7 +402,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(glb_valid),     cmocka_unit_test(glb_broken), cmocka_unit_test(glb_without_bin),
+        cmocka_unit_test(glb_valid),     cmocka_unit_test(glb_broken), cmocka_unit_test(glb_without_bin), cmocka_unit_test(glb_random_damage),
         cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(config_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

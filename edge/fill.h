@@ -14,6 +14,14 @@
  * many viewers cost one backlog, not one each; when a viewer's backlog
  * passes store.fill_buffer the upstream is paused until it drains.
  *
+ * 3D assets (mesh.h): a 2xx without Content-Type or with
+ * application/octet-stream gets the type of its path's extension when one
+ * is known (mc_fill_fix_type); a stored 200 glTF/GLB is validated as it
+ * streams and, if invalid, not published (mesh_validation = pass: viewers
+ * got it as fetched; refuse: they were held as waiters and get 502). On a
+ * behavior with cors_origins, Origin is not forwarded and is dropped from
+ * the stored Vary.
+ *
  * Threads: a fill table per worker; everything on that worker's loop (the
  * store's publish completion is posted back through the worker mailbox).
  */

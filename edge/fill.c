@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include <xxhash.h>
+#include <zlib.h>
 #include "common/cc.h"
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -68,6 +69,9 @@ struct mc_fill {
     uint64_t generation;         /* the store's purge generation when it began */
     mc_mesh_check mesh;          /* glTF validation of a stored body (mesh.h) */
     int hold;                    /* mesh_validation=refuse: viewers wait for the verdict */
+    z_stream *gz;                /* gzipping for a gzip variant (compress=gzip); length is then -1 */
+    int64_t up_length;           /* the upstream's Content-Length (-1 unknown) */
+    uint64_t up_received;        /* upstream body bytes consumed (received counts what is sent) */
 };
 
 
@@ -225,6 +229,10 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
+    if (f->gz) {
+        deflateEnd(f->gz);
+        free(f->gz);
+    }
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
@@ -695,6 +703,8 @@ static int pick_variant(mc_fill *f)
         mc_resp *r = *pp;
         mc_buf theirs = MC_BUF_INIT;
         mc_vary_req_block(r->req, &block);
+        if (f->pol->compress)
+            mc_mesh_ae_normalise(&block);
         mc_vary_suffix(f->vary, block.data, &theirs);
         int same = theirs.data && strcmp(theirs.data, suffix.data) == 0;
         mc_buf_free(&theirs);
@@ -744,6 +754,82 @@ static void vary_without_origin(mc_buf *b, const char *value)
     mc_buf_free(&v);
 }
 
+/* "ETag: \"x\"" -> "ETag: W/\"x\"": a gzip variant is not byte-identical to
+ * the origin's representation, but equivalent (as nginx does it); a weak tag
+ * still revalidates with If-None-Match (weak comparison). */
+static char *weaken_etag(char *hdrs)
+{
+    mc_buf b = MC_BUF_INIT;
+    for (const char *p = hdrs; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+        const char *v = p + 5;
+        while (strncasecmp(p, "ETag:", 5) == 0 && *v == ' ')
+            v++;
+        if (strncasecmp(p, "ETag:", 5) == 0 && *v == '"')
+            mc_buf_printf(&b, "ETag: W/%.*s", (int)(ll - (size_t)(v - p)), v);
+        else
+            mc_buf_append(&b, p, ll);
+        p += ll;
+    }
+    if (!b.data)
+        return hdrs;
+    free(hdrs);
+    return mc_buf_steal(&b);
+}
+
+/* compress=gzip: a 200 of a compressible type the origin sent unencoded
+ * varies by Accept-Encoding (normalised to gzip|identity, mesh.h); for the
+ * gzip variant the body is compressed as it streams (viewers get it
+ * chunked; the store gets the gzip bytes, so hits have a length and ranges
+ * over the encoded bytes, RFC 9110 14.1.1). A 304 for a stored gzip
+ * variant keeps its ETag weak. */
+static int gzip_decide(mc_fill *f, int status, const mc_http_header *h, int n)
+{
+    char v[256];
+    if (!f->pol->compress)
+        return 0;
+    if (status == 304 && f->has_stale && mc_hdr_find(f->stale.headers, "Content-Encoding", v, sizeof v) &&
+        strcasecmp(v, "gzip") == 0) {
+        f->hdrs = weaken_etag(f->hdrs);
+        return 0;
+    }
+    if (status != 200)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Content-Encoding") == 0 && strcasecmp(h[i].value, "identity") != 0)
+            return 0;   /* the origin encoded it: kept as it is */
+    if (!mc_mesh_compressible(mc_hdr_find(f->hdrs, "Content-Type", v, sizeof v)))
+        return 0;
+    mc_buf b = MC_BUF_INIT;
+    char names[512];
+    int varies = mc_vary_names(f->hdrs, names, sizeof names);
+    if (varies < 0)
+        return 0;   /* Vary: * */
+    mc_buf_puts(&b, f->hdrs);
+    if (!(varies == 1 && strstr(names, "accept-encoding")))
+        mc_buf_puts(&b, "Vary: Accept-Encoding\r\n");
+    char ae[64];
+    int gzip = mc_hdr_find(f->req_block, "Accept-Encoding", ae, sizeof ae) && strcmp(ae, "gzip") == 0;
+    if (gzip)
+        mc_buf_puts(&b, "Content-Encoding: gzip\r\n");
+    if (!b.data)
+        return -1;
+    free(f->hdrs);
+    f->hdrs = mc_buf_steal(&b);
+    if (!gzip)
+        return 0;
+    f->hdrs = weaken_etag(f->hdrs);
+    f->gz = calloc(1, sizeof *f->gz);
+    if (!f->gz || deflateInit2(f->gz, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(f->gz);
+        f->gz = NULL;
+        return -1;
+    }
+    f->length = -1;   /* the viewers get it chunked */
+    return 0;
+}
+
 static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     mc_fill *f = arg;
@@ -779,8 +865,10 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         return -1;
     f->headers_seen = 1;
     f->status = status;
-    f->length = clen;
+    f->length = f->up_length = clen;
     f->response_time = time(NULL);
+    if (gzip_decide(f, status, h, n) < 0)
+        return -1;
     if (f->has_stale && status == 304) {
         f->reval_304 = 1;        /* viewers wait for the refreshed metadata */
         return 0;
@@ -876,6 +964,10 @@ static void on_store_wait(evutil_socket_t fd, short what, void *arg)
         mc_upstream_resume(f->xfer);
 }
 
+static void deliver(mc_fill *f, const void *data, size_t len);
+static int deliver_end(mc_fill *f);
+static int gzip_more(mc_fill *f, const void *data, size_t len, int flush);
+
 static int on_up_body(void *arg, const void *data, size_t len)
 {
     mc_fill *f = arg;
@@ -906,8 +998,20 @@ static int on_up_body(void *arg, const void *data, size_t len)
     f->paused = 0;
     if (f->storing && f->received + len > f->w->node->cfg->max_object_bytes)
         stop_storing(f, "too big");   /* no Content-Length told us before */
-    if (f->length >= 0 && f->received + len > (uint64_t)f->length)
+    if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
+    f->up_received += len;
+    if (f->storing && f->mesh.fmt != MC_MESH_NONE)
+        mc_mesh_check_feed(&f->mesh, data, len);
+    if (f->gz)
+        return gzip_more(f, data, len, Z_NO_FLUSH) < 0 ? -1 : deliver_end(f);
+    deliver(f, data, len);
+    return deliver_end(f);
+}
+
+/* Hand body bytes (as sent: maybe gzipped) to the viewers and the store. */
+static void deliver(mc_fill *f, const void *data, size_t len)
+{
     /* two or more viewers share one copy of the bytes (their backlogs
      * reference it) instead of one copy each */
     mc_shared *blk = f->subs && f->subs->next ? mc_shared_new(data, len) : NULL;
@@ -923,8 +1027,6 @@ static int on_up_body(void *arg, const void *data, size_t len)
     }
     mc_shared_release(blk);
     if (f->storing) {
-        if (f->mesh.fmt != MC_MESH_NONE)
-            mc_mesh_check_feed(&f->mesh, data, len);
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;
         size_t left = len;
@@ -938,8 +1040,33 @@ static int on_up_body(void *arg, const void *data, size_t len)
         }
     }
     f->received += len;
+}
+
+static int deliver_end(mc_fill *f)
+{
     if (!f->subs && !f->storing)
         return -1;
+    return 0;
+}
+
+/* Compress upstream bytes (flush: Z_NO_FLUSH, or Z_FINISH at the end) and
+ * deliver what zlib gives out. */
+static int gzip_more(mc_fill *f, const void *data, size_t len, int flush)
+{
+    unsigned char out[16384];
+    f->gz->next_in = (Bytef *)(uintptr_t)data;
+    f->gz->avail_in = (uInt)len;
+    int zr;
+    do {
+        f->gz->next_out = out;
+        f->gz->avail_out = sizeof out;
+        zr = deflate(f->gz, flush);
+        if (zr == Z_STREAM_ERROR)
+            return -1;
+        size_t n = sizeof out - f->gz->avail_out;
+        if (n)
+            deliver(f, out, n);
+    } while (f->gz->avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
     return 0;
 }
 
@@ -947,11 +1074,13 @@ static void on_up_done(void *arg, int rc, const char *why)
 {
     mc_fill *f = arg;
     f->xfer = NULL;
-    int complete = rc == 0 && f->headers_seen && (f->length < 0 || f->received == (uint64_t)f->length);
+    int complete = rc == 0 && f->headers_seen && (f->up_length < 0 || f->up_received == (uint64_t)f->up_length);
+    if (complete && f->gz && gzip_more(f, "", 0, Z_FINISH) < 0)
+        complete = 0;
     if (!complete) {
         if (rc == 0)
             mc_log_warn("fill", "key=\"%s\" msg=\"short body\" received=%llu length=%lld", f->keystr,
-                        (unsigned long long)f->received, (long long)f->length);
+                        (unsigned long long)f->up_received, (long long)f->up_length);
         stop_storing(f, rc == 0 ? "short body" : why);
         mc_counter_add(&mc_stats_global.fills_failed, 1);
         table_remove(f->w->fills, f);
@@ -1037,6 +1166,8 @@ static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
             continue;
         if (r->pol->cors_origins[0] && strcasecmp(name, "Origin") == 0)
             continue;   /* the edge answers CORS: the stored copy must not depend on it */
+        if (r->pol->compress && strcasecmp(name, "Accept-Encoding") == 0)
+            continue;   /* the edge encodes: the origin sends identity */
         mc_buf b = MC_BUF_INIT;
         mc_buf_printf(&b, "%s: %s", name, r->req->headers[i].value);
         if ((out[n] = mc_buf_steal(&b)) != NULL)
@@ -1065,6 +1196,8 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     f->pol = r->pol;
     mc_buf block = MC_BUF_INIT;
     mc_vary_req_block(r->req, &block);
+    if (r->pol->compress)
+        mc_mesh_ae_normalise(&block);   /* gzip or identity: two variants */
     f->req_block = mc_buf_steal(&block);
     f->skeystr = strdup(r->keystr);
     if (!f->req_block || !f->skeystr) {

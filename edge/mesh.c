@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "common/err.h"
 #include "common/metrics.h"
 #include "edge/edgecfg.h"
 #include "edge/mesh.h"
+#include "edge/respond.h"
 
 #define GLB_MAGIC 0x46546C67u   /* "glTF" */
 #define CHUNK_JSON 0x4E4F534Au  /* "JSON" */
@@ -490,6 +492,74 @@ void mc_mesh_metrics(mc_buf *b)
                       "glTF assets that failed validation and were not stored, by format");
     mc_metrics_value(b, "meshcdn_edge_mesh_invalid_total", "format=\"glb\"", (double)mc_mesh_invalid_count(MC_MESH_GLB));
     mc_metrics_value(b, "meshcdn_edge_mesh_invalid_total", "format=\"gltf\"", (double)mc_mesh_invalid_count(MC_MESH_GLTF));
+}
+
+/* ---------- gzip for compressible types ---------- */
+
+int mc_mesh_accepts_gzip(const char *ae)
+{
+    int gzip = -1, star = 0;
+    for (const char *p = ae ? ae : ""; *p;) {
+        p += strspn(p, " ,\t");
+        size_t l = strcspn(p, ",");
+        size_t nl = strcspn(p, " ;,\t");
+        if (nl > l)
+            nl = l;
+        int q0 = 0;
+        const char *semi = memchr(p, ';', l);
+        if (semi) {
+            const char *q = semi + 1;
+            q += strspn(q, " \t");
+            if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+                q += 2;
+                q0 = q[0] == '0';
+                for (const char *d = q + 1 + (q[1] == '.'); q0 && q[1] == '.' && d < p + l && *d >= '0' && *d <= '9'; d++)
+                    if (*d != '0')
+                        q0 = 0;
+            }
+        }
+        if (nl == 4 && strncasecmp(p, "gzip", 4) == 0)
+            gzip = !q0;
+        else if (nl == 6 && strncasecmp(p, "x-gzip", 6) == 0 && gzip < 0)
+            gzip = !q0;
+        else if (nl == 1 && *p == '*')
+            star = !q0;
+        p += l;
+    }
+    return gzip >= 0 ? gzip : star;
+}
+
+int mc_mesh_compressible(const char *ct)
+{
+    if (!ct)
+        return 0;
+    size_t tl = strcspn(ct, "; \t");
+    static const char *const types[] = {"model/gltf+json", "model/obj", "model/mtl", "application/json",
+                                        "application/xml", "image/svg+xml", NULL};
+    for (int i = 0; types[i]; i++)
+        if (tl == strlen(types[i]) && strncasecmp(ct, types[i], tl) == 0)
+            return 1;
+    return tl > 5 && strncasecmp(ct, "text/", 5) == 0;
+}
+
+int mc_mesh_ae_normalise(mc_buf *block)
+{
+    char v[1024];
+    int gz = mc_mesh_accepts_gzip(mc_hdr_find(block->data ? block->data : "", "Accept-Encoding", v, sizeof v));
+    mc_buf out = MC_BUF_INIT;
+    for (const char *p = block->data; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+        if (strncasecmp(p, "Accept-Encoding:", 16) != 0)
+            mc_buf_append(&out, p, ll);
+        p += ll;
+    }
+    mc_buf_printf(&out, "Accept-Encoding: %s\r\n", gz ? "gzip" : "identity");
+    if (!out.data)
+        return MC_E_NOMEM;
+    mc_buf_free(block);
+    *block = out;
+    return 0;
 }
 
 /* ---------- CORS ---------- */

@@ -94,6 +94,21 @@ void mc_mesh_count_invalid(mc_mesh_format f);
 uint64_t mc_mesh_invalid_count(mc_mesh_format f);
 void mc_mesh_metrics(mc_buf *b);
 
+/* ---------- gzip for compressible types ---------- */
+
+/* Does an Accept-Encoding value (may be NULL) accept gzip? "gzip" or "*"
+ * with q > 0, unless gzip itself has q=0. */
+int mc_mesh_accepts_gzip(const char *accept_encoding);
+/* Is a Content-Type (may be NULL; parameters ignored) worth compressing:
+ * model/gltf+json, model/obj, model/mtl, application/json, application/xml,
+ * image/svg+xml, text/ *. (ASCII STL and PLY cannot be told from binary ones
+ * by their type: not compressed.) */
+int mc_mesh_compressible(const char *content_type);
+/* Replace the Accept-Encoding line of a request block (vary.h) by
+ * "Accept-Encoding: gzip" or "Accept-Encoding: identity", so that every
+ * spelling of the header maps to one of two Vary variants. */
+int mc_mesh_ae_normalise(mc_buf *block);
+
 /* ---------- CORS ---------- */
 
 /* Is origin allowed by list ("*", or names separated by spaces or commas,

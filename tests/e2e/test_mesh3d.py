@@ -4,6 +4,7 @@ CORS answered by the edge per behavior (preflights, Access-Control-Allow-Origin
 computed per request, Vary: Origin not splitting the cache); glTF/GLB
 validation before a body becomes the cached copy (pass, refuse, off)."""
 
+import gzip
 import json
 import struct
 import threading
@@ -235,6 +236,55 @@ class TestValidation(MeshCase):
         self.assertTrue(self.stored(edge, "/m/trunc.glb"))
         self.assertTrue(self.stored(edge, "/m/cut.gltf"))
         self.assertEqual(self.invalid(edge, "glb") + self.invalid(edge, "gltf"), 0)
+
+
+class TestGzip(MeshCase):
+    BIG = json.dumps({"asset": {"version": "2.0"},
+                      "nodes": [{"name": f"node-{i}", "mesh": i % 7} for i in range(3000)]}).encode()
+
+    def setUp(self):
+        super().setUp()
+        self.edge = self.start_edge(self.ini("[cache]\ncompress = gzip\n"))
+        self.origin.route("/m/scene.gltf", lambda r: (200, dict(CACHED, ETag='"v1"'), self.BIG))
+
+    def test_each_encoding_is_stored_once_and_served_to_every_spelling(self):
+        s, rh, gz, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip, deflate, br"})
+        self.assertEqual((s, c, rh.get("content-encoding")), (200, True, ["gzip"]))
+        self.assertEqual(gzip.decompress(gz), self.BIG)          # the origin's bytes
+        self.assertLess(len(gz), len(self.BIG) // 4)
+        self.assertIn("Accept-Encoding", ",".join(rh["vary"]))
+        self.assertEqual(rh["etag"], ['W/"v1"'])                   # not the identity's strong tag
+        self.assertEqual(rh["content-type"], ["model/gltf+json"])
+        time.sleep(0.15)
+        for spelling in ("gzip", "br;q=1.0, GZIP", "deflate, gzip;q=0.5", "*"):
+            s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": spelling})
+            self.assertEqual((rh["x-cache"][0].split()[0], rh.get("content-encoding"), b),
+                             ("Hit", ["gzip"], gz), spelling)
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf")      # no Accept-Encoding: identity
+        self.assertEqual((rh["x-cache"][0].split()[0], b, rh.get("content-encoding")), ("Miss", self.BIG, None))
+        self.assertEqual(rh["etag"], ['"v1"'])
+        time.sleep(0.15)
+        for spelling in (None, "identity", "gzip;q=0, br", "br"):
+            s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": spelling} if spelling else {})
+            self.assertEqual((rh["x-cache"][0].split()[0], b, rh.get("content-encoding")), ("Hit", self.BIG, None),
+                             spelling)
+        self.assertEqual(self.origin.count("/m/scene.gltf"), 2)   # one fill per encoding
+        self.assertTrue(all("accept-encoding" not in r.headers for r in self.origin.requests))
+        # ranges over the stored gzip variant are ranges of the encoded bytes
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip", "Range": "bytes=0-9"})
+        self.assertEqual((s, b, rh["content-range"]), (206, gz[:10], [f"bytes 0-9/{len(gz)}"]))
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip", "If-None-Match": '"v1"'})
+        self.assertEqual(s, 304)
+
+    def test_binary_and_origin_encoded_bodies_are_left_alone(self):
+        self.origin.route("/m/a.glb", lambda r: (200, CACHED, glb()))
+        pre = gzip.compress(b'{"already": "gzipped"}')
+        self.origin.route("/m/pre.json", lambda r: (200, dict(CACHED, **{"Content-Encoding": "gzip",
+                                                                        "Content-Type": "application/json"}), pre))
+        s, rh, b, c = self.get(self.edge, "/m/a.glb", {"Accept-Encoding": "gzip"})
+        self.assertEqual((b, rh.get("content-encoding")), (glb(), None))
+        s, rh, b, c = self.get(self.edge, "/m/pre.json", {"Accept-Encoding": "gzip"})
+        self.assertEqual((b, rh.get("content-encoding")), (pre, ["gzip"]))   # not twice
 
 
 if __name__ == "__main__":

@@ -332,6 +332,36 @@ static void formats(void **state)
     assert_null(mc_fill_fix_type(NULL, "/m/a.glb.tmp"));
 }
 
+static void encodings(void **state)
+{
+    (void)state;
+    const char *yes[] = {"gzip", "GZIP", "br, gzip", "gzip;q=0.5", "x-gzip", "*", "deflate, *;q=0.1", "gzip ; q=1"};
+    const char *no[] = {"", "br", "identity", "gzip;q=0", "gzip;q=0.000", "*;q=0", "gzip;q=0, *", "gzipx", "deflate"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!mc_mesh_accepts_gzip(yes[i]))
+            fail_msg("%s should accept gzip", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (mc_mesh_accepts_gzip(no[i]))
+            fail_msg("%s should not accept gzip", no[i]);
+    assert_false(mc_mesh_accepts_gzip(NULL));
+    assert_true(mc_mesh_compressible("model/gltf+json"));
+    assert_true(mc_mesh_compressible("application/json; charset=utf-8"));
+    assert_true(mc_mesh_compressible("text/plain"));
+    assert_true(mc_mesh_compressible("model/obj"));
+    assert_false(mc_mesh_compressible("model/gltf-binary"));
+    assert_false(mc_mesh_compressible("image/png"));
+    assert_false(mc_mesh_compressible(NULL));
+    mc_buf b = MC_BUF_INIT;
+    mc_buf_puts(&b, "Host: x\r\nAccept-Encoding: br, GZIP\r\nAccept: */*\r\n");
+    assert_int_equal(mc_mesh_ae_normalise(&b), 0);
+    assert_string_equal(b.data, "Host: x\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n");
+    mc_buf_free(&b);
+    mc_buf_puts(&b, "Host: x\r\n");
+    assert_int_equal(mc_mesh_ae_normalise(&b), 0);
+    assert_string_equal(b.data, "Host: x\r\nAccept-Encoding: identity\r\n");
+    mc_buf_free(&b);
+}
+
 static void cors(void **state)
 {
     (void)state;
@@ -403,7 +433,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(glb_valid),     cmocka_unit_test(glb_broken), cmocka_unit_test(glb_without_bin), cmocka_unit_test(glb_random_damage),
-        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(config_keys),
+        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(encodings), cmocka_unit_test(config_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,6 +19,10 @@
  * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy
  * serves every page origin.
  *
+ * gzip: mc_mesh_accepts_gzip / _compressible / _ae_normalise decide which
+ * responses fill.c compresses and fold Accept-Encoding into two Vary
+ * variants (gzip, identity).
+ *
  * Threads: the validators are plain state on the caller's thread; the
  * invalid counters are process-wide relaxed atomics.
  */

@@ -754,79 +754,22 @@ static void vary_without_origin(mc_buf *b, const char *value)
     mc_buf_free(&v);
 }
 
-/* "ETag: \"x\"" -> "ETag: W/\"x\"": a gzip variant is not byte-identical to
- * the origin's representation, but equivalent (as nginx does it); a weak tag
- * still revalidates with If-None-Match (weak comparison). */
-static char *weaken_etag(char *hdrs)
-{
-    mc_buf b = MC_BUF_INIT;
-    for (const char *p = hdrs; p && *p;) {
-        const char *eol = strstr(p, "\r\n");
-        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
-        const char *v = p + 5;
-        while (strncasecmp(p, "ETag:", 5) == 0 && *v == ' ')
-            v++;
-        if (strncasecmp(p, "ETag:", 5) == 0 && *v == '"')
-            mc_buf_printf(&b, "ETag: W/%.*s", (int)(ll - (size_t)(v - p)), v);
-        else
-            mc_buf_append(&b, p, ll);
-        p += ll;
-    }
-    if (!b.data)
-        return hdrs;
-    free(hdrs);
-    return mc_buf_steal(&b);
-}
-
-/* compress=gzip: a 200 of a compressible type the origin sent unencoded
- * varies by Accept-Encoding (normalised to gzip|identity, mesh.h); for the
- * gzip variant the body is compressed as it streams (viewers get it
- * chunked; the store gets the gzip bytes, so hits have a length and ranges
- * over the encoded bytes, RFC 9110 14.1.1). A 304 for a stored gzip
- * variant keeps its ETag weak. */
+/* compress=gzip (mesh.h mc_mesh_gzip_headers): the gzip variant is
+ * compressed as it streams; viewers get it chunked. */
 static int gzip_decide(mc_fill *f, int status, const mc_http_header *h, int n)
 {
-    char v[256];
     if (!f->pol->compress)
         return 0;
-    if (status == 304 && f->has_stale && mc_hdr_find(f->stale.headers, "Content-Encoding", v, sizeof v) &&
-        strcasecmp(v, "gzip") == 0) {
-        f->hdrs = weaken_etag(f->hdrs);
-        return 0;
-    }
-    if (status != 200)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (strcasecmp(h[i].name, "Content-Encoding") == 0 && strcasecmp(h[i].value, "identity") != 0)
-            return 0;   /* the origin encoded it: kept as it is */
-    if (!mc_mesh_compressible(mc_hdr_find(f->hdrs, "Content-Type", v, sizeof v)))
-        return 0;
-    mc_buf b = MC_BUF_INIT;
-    char names[512];
-    int varies = mc_vary_names(f->hdrs, names, sizeof names);
-    if (varies < 0)
-        return 0;   /* Vary: * */
-    mc_buf_puts(&b, f->hdrs);
-    if (!(varies == 1 && strstr(names, "accept-encoding")))
-        mc_buf_puts(&b, "Vary: Accept-Encoding\r\n");
-    char ae[64];
-    int gzip = mc_hdr_find(f->req_block, "Accept-Encoding", ae, sizeof ae) && strcmp(ae, "gzip") == 0;
-    if (gzip)
-        mc_buf_puts(&b, "Content-Encoding: gzip\r\n");
-    if (!b.data)
-        return -1;
-    free(f->hdrs);
-    f->hdrs = mc_buf_steal(&b);
-    if (!gzip)
-        return 0;
-    f->hdrs = weaken_etag(f->hdrs);
+    int rc = mc_mesh_gzip_headers(status, h, n, f->req_block, f->has_stale ? f->stale.headers : NULL, &f->hdrs);
+    if (rc != 1)
+        return rc;
     f->gz = calloc(1, sizeof *f->gz);
     if (!f->gz || deflateInit2(f->gz, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         free(f->gz);
         f->gz = NULL;
         return -1;
     }
-    f->length = -1;   /* the viewers get it chunked */
+    f->length = -1;
     return 0;
 }
 

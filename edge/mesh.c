@@ -1,6 +1,7 @@
 /* mesh.c — see mesh.h. */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "common/err.h"
@@ -8,6 +9,7 @@
 #include "edge/edgecfg.h"
 #include "edge/mesh.h"
 #include "edge/respond.h"
+#include "edge/vary.h"
 
 #define GLB_MAGIC 0x46546C67u   /* "glTF" */
 #define CHUNK_JSON 0x4E4F534Au  /* "JSON" */
@@ -560,6 +562,67 @@ int mc_mesh_ae_normalise(mc_buf *block)
     mc_buf_free(block);
     *block = out;
     return 0;
+}
+
+/* "ETag: \"x\"" -> "ETag: W/\"x\"": a gzip variant is not byte-identical to
+ * the origin's representation, but equivalent (as nginx does it); a weak tag
+ * still revalidates with If-None-Match (weak comparison). */
+static int weaken_etag(char **hdrs)
+{
+    mc_buf b = MC_BUF_INIT;
+    for (const char *p = *hdrs; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+        const char *v = p + 5;
+        int etag = strncasecmp(p, "ETag:", 5) == 0;
+        while (etag && *v == ' ')
+            v++;
+        if (etag && *v == '"')
+            mc_buf_printf(&b, "ETag: W/%.*s", (int)(ll - (size_t)(v - p)), v);
+        else
+            mc_buf_append(&b, p, ll);
+        p += ll;
+    }
+    if (!b.data)
+        return MC_E_NOMEM;
+    free(*hdrs);
+    *hdrs = mc_buf_steal(&b);
+    return 0;
+}
+
+int mc_mesh_gzip_headers(int status, const mc_http_header *h, int n, const char *req_block,
+                         const char *stale_hdrs, char **hdrs)
+{
+    char v[256];
+    if (status == 304 && stale_hdrs && mc_hdr_find(stale_hdrs, "Content-Encoding", v, sizeof v) &&
+        strcasecmp(v, "gzip") == 0)
+        return weaken_etag(hdrs);   /* the 304's strong tag must not reach the gzip copy */
+    if (status != 200)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Content-Encoding") == 0 && strcasecmp(h[i].value, "identity") != 0)
+            return 0;   /* the origin encoded it: kept as it is */
+    if (!mc_mesh_compressible(mc_hdr_find(*hdrs, "Content-Type", v, sizeof v)))
+        return 0;
+    char names[512];
+    int varies = mc_vary_names(*hdrs, names, sizeof names);
+    if (varies < 0)
+        return 0;   /* Vary: * */
+    mc_buf b = MC_BUF_INIT;
+    mc_buf_puts(&b, *hdrs);
+    if (!(varies == 1 && strstr(names, "accept-encoding")))
+        mc_buf_puts(&b, "Vary: Accept-Encoding\r\n");
+    char ae[64];
+    int gzip = mc_hdr_find(req_block, "Accept-Encoding", ae, sizeof ae) && strcmp(ae, "gzip") == 0;
+    if (gzip)
+        mc_buf_puts(&b, "Content-Encoding: gzip\r\n");
+    if (!b.data)
+        return MC_E_NOMEM;
+    free(*hdrs);
+    *hdrs = mc_buf_steal(&b);
+    if (gzip && weaken_etag(hdrs) < 0)
+        return MC_E_NOMEM;
+    return gzip;
 }
 
 /* ---------- CORS ---------- */

@@ -113,6 +113,18 @@ int mc_mesh_compressible(const char *content_type);
  * spelling of the header maps to one of two Vary variants. */
 int mc_mesh_ae_normalise(mc_buf *block);
 
+/* The stored headers (*hdrs, a "Name: value\r\n" block, replaced) of a
+ * response with status and upstream fields h[n], for the variant whose
+ * normalised request block is req_block, on a compress=gzip behavior: a 200
+ * of a compressible type without Content-Encoding gets Vary:
+ * Accept-Encoding and, for the gzip variant, Content-Encoding: gzip and a
+ * weak ETag; a 304 refreshing a stored gzip copy (stale_hdrs, may be NULL)
+ * gets its ETag weakened. Returns 1 when the body must be gzipped, 0 when
+ * not, MC_E_NOMEM. */
+struct mc_http_header;
+int mc_mesh_gzip_headers(int status, const struct mc_http_header *h, int n, const char *req_block,
+                         const char *stale_hdrs, char **hdrs);
+
 /* ---------- CORS ---------- */
 
 /* Is origin allowed by list ("*", or names separated by spaces or commas,

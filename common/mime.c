@@ -13,7 +13,7 @@ static const struct { const char *ext, *type; } types[] = {
     {"drc", "application/octet-stream"}, {"fbx", "application/octet-stream"},
     {"json", "application/json"}, {"html", "text/html; charset=utf-8"},
     {"htm", "text/html; charset=utf-8"}, {"txt", "text/plain; charset=utf-8"},
-    {"js", "text/javascript"}, {"css", "text/css"}, {"svg", "image/svg+xml"},
+    {"js", "text/javascript"}, {"mjs", "text/javascript"}, {"css", "text/css"}, {"svg", "image/svg+xml"},
     {"xml", "application/xml"},
 };
 

@@ -60,9 +60,16 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
     {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
      "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
-    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=gzip|off", NULL, 0, 0},
     {"cache", "methods", NULL, MC_CFG_ENUM, "all", "all: POST, PUT, PATCH, DELETE, OPTIONS and unknown methods pass through to the origin (never stored; a success invalidates the URL); read: GET and HEAD only (others 405)", "read|all", 0, 0},
     {"cache", "max_variants", NULL, MC_CFG_INT, "32", "Vary: variants stored per URL; a new one beyond replaces an expired or else the oldest", NULL, 1, 65536},
+    {"cache", "cors_origins", NULL, MC_CFG_STR, NULL, "CORS answered by the edge: * or allowed page origins (space/comma list); unset: the origin's CORS headers pass through", NULL, 0, 0},
+    {"cache", "cors_methods", NULL, MC_CFG_STR, "GET, HEAD, OPTIONS", "CORS: methods allowed in preflights", NULL, 0, 0},
+    {"cache", "cors_headers", NULL, MC_CFG_STR, "Range, If-None-Match, If-Modified-Since, Content-Type", "CORS: request headers allowed in preflights (* for any)", NULL, 0, 0},
+    {"cache", "cors_expose", NULL, MC_CFG_STR, "Cache-Status, X-Cache, Age, Content-Length, Content-Range, ETag", "CORS: response headers exposed to the page", NULL, 0, 0},
+    {"cache", "cors_max_age", NULL, MC_CFG_DURATION, "1d", "CORS: how long a browser may reuse a preflight answer", NULL, 0, 0},
+    {"cache", "mesh_validation", NULL, MC_CFG_ENUM, "pass", "glTF/GLB checked before storing: pass (invalid: served, not stored), refuse (invalid: 502), off", "pass|refuse|off", 0, 0},
+    {"cache", "compress", NULL, MC_CFG_ENUM, "off", "gzip: compressible types (glTF JSON, OBJ, JSON, text) the origin sent uncompressed are gzipped for viewers that accept it, each encoding stored once (Accept-Encoding is not forwarded); off", "gzip|off", 0, 0},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -250,6 +257,15 @@ static int parse_ttl(const char *v, int64_t *out)
     return 0;
 }
 
+static int parse_mesh_validation(mc_cache_policy *p, const char *v)
+{
+    if (strcmp(v, "off") == 0) p->mesh_validation = MC_MESH_VALIDATION_OFF;
+    else if (strcmp(v, "pass") == 0) p->mesh_validation = MC_MESH_VALIDATION_PASS;
+    else if (strcmp(v, "refuse") == 0) p->mesh_validation = MC_MESH_VALIDATION_REFUSE;
+    else return -1;
+    return 0;
+}
+
 static int parse_methods(mc_cache_policy *p, const char *v)
 {
     if (strcmp(v, "all") != 0 && strcmp(v, "read") != 0)
@@ -301,12 +317,21 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "forward_headers") == 0) bad = set_forward(p, v);
             else if (strcmp(tok, "methods") == 0) bad = parse_methods(p, v);
             else if (strcmp(tok, "max_variants") == 0) bad = parse_variants(p, v);
+            else if (strcmp(tok, "cors_origins") == 0) bad = copy_str(p->cors_origins, sizeof p->cors_origins, v);
+            else if (strcmp(tok, "cors_methods") == 0) bad = copy_str(p->cors_methods, sizeof p->cors_methods, v);
+            else if (strcmp(tok, "cors_headers") == 0) bad = copy_str(p->cors_headers, sizeof p->cors_headers, v);
+            else if (strcmp(tok, "cors_expose") == 0) bad = copy_str(p->cors_expose, sizeof p->cors_expose, v);
+            else if (strcmp(tok, "cors_max_age") == 0) bad = parse_ttl(v, &p->cors_max_age_s);
+            else if (strcmp(tok, "mesh_validation") == 0) bad = parse_mesh_validation(p, v);
+            else if (strcmp(tok, "compress") == 0) bad = !(strcmp(v, "gzip") == 0 || strcmp(v, "off") == 0),
+                                                   p->compress = strcmp(v, "gzip") == 0;
             else bad = 1;
         }
         if (bad)
             return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
                               "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b, forward_headers=a,b, "
-                              "methods=read|all, max_variants=N", where, key, tok);
+                              "methods=read|all, max_variants=N, cors_origins=a,b|*, cors_methods=, cors_headers=, cors_expose=, "
+                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=gzip|off", where, key, tok);
     }
     out->nbehaviors++;
     return 0;
@@ -345,6 +370,18 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
         return mc_config_fail(c, err, MC_E_INVAL, "cache", "forward_headers", "too long");
     if (parse_query_mode(p, mc_config_str(c, "cache", "query")) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "cache", "query", "use all, sorted, none, or list:a,b");
+    static const char *const cors_keys[] = {"cors_origins", "cors_methods", "cors_headers", "cors_expose"};
+    char *const cors_dst[] = {p->cors_origins, p->cors_methods, p->cors_headers, p->cors_expose};
+    const size_t cors_len[] = {sizeof p->cors_origins, sizeof p->cors_methods, sizeof p->cors_headers,
+                               sizeof p->cors_expose};
+    for (int i = 0; i < 4; i++) {
+        const char *v = mc_config_str(c, "cache", cors_keys[i]);
+        if (v && copy_str(cors_dst[i], cors_len[i], v) < 0)
+            return mc_config_fail(c, err, MC_E_INVAL, "cache", cors_keys[i], "too long");
+    }
+    p->cors_max_age_s = mc_config_duration_ms(c, "cache", "cors_max_age") / 1000;
+    parse_mesh_validation(p, mc_config_str(c, "cache", "mesh_validation"));
+    p->compress = strcmp(mc_config_str(c, "cache", "compress"), "gzip") == 0;
     behavior_ctx x = {out, err};
     int rc = mc_config_each(c, "behavior", on_behavior, &x);
     if (rc)

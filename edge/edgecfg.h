@@ -40,6 +40,15 @@ typedef struct mc_cache_policy {
     int honor_viewer_no_cache;   /* a viewer's Cache-Control: no-cache forces revalidation */
     int pass_unsafe;             /* 1: methods other than GET/HEAD go to the origin (pass.h); 0: 405 */
     int max_variants;            /* Vary: variants stored per URL (store.h) */
+    /* CORS answered by the edge (mesh.h); cors_origins "" = none (the
+     * origin's own Access-Control-* headers pass through, Vary: Origin too) */
+    char cors_origins[512];      /* "*" or origins separated by spaces/commas */
+    char cors_methods[128];      /* allowed in preflights: "GET, HEAD, OPTIONS" */
+    char cors_headers[256];      /* request headers allowed in preflights ("*" any) */
+    char cors_expose[256];       /* Access-Control-Expose-Headers of actual responses */
+    int64_t cors_max_age_s;      /* Access-Control-Max-Age of preflights (-1: none) */
+    int mesh_validation;         /* MC_MESH_VALIDATION_* : glTF checks before storing (mesh.h) */
+    int compress;                /* 1: gzip compressible types for viewers that accept it (fill.h) */
 } mc_cache_policy;
 
 /* A parent tier ([parents] NAME = URL [health=URL]): another meshcdn-edge
@@ -50,6 +59,10 @@ typedef struct mc_parent_cfg {
     char base[512];              /* "http://HOST:PORT" (no path) */
     char health_url[512];        /* active check URL (its admin /healthz), "" = passive only */
 } mc_parent_cfg;
+
+#define MC_MESH_VALIDATION_OFF 0
+#define MC_MESH_VALIDATION_PASS 1     /* invalid: served as fetched, not stored */
+#define MC_MESH_VALIDATION_REFUSE 2   /* invalid: 502, not stored */
 
 typedef struct mc_edge_config {
     char listen_host[256];

@@ -7,11 +7,14 @@
 #include <strings.h>
 #include <time.h>
 #include <xxhash.h>
+#include <zlib.h>
 #include "common/cc.h"
 #include "common/httpdate.h"
 #include "common/log.h"
+#include "common/mime.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
+#include "edge/mesh.h"
 #include "edge/upstream.h"
 #include "edge/vary.h"
 
@@ -64,7 +67,13 @@ struct mc_fill {
     int64_t store_paused_ms;     /* how long this pause for the writer has lasted */
     int private_;                /* a pass fill of its own: not in the table or registry */
     uint64_t generation;         /* the store's purge generation when it began */
+    mc_mesh_check mesh;          /* glTF validation of a stored body (mesh.h) */
+    int hold;                    /* mesh_validation=refuse: viewers wait for the verdict */
+    z_stream *gz;                /* gzipping for a gzip variant (compress=gzip); length is then -1 */
+    int64_t up_length;           /* the upstream's Content-Length (-1 unknown) */
+    uint64_t up_received;        /* upstream body bytes consumed (received counts what is sent) */
 };
+
 
 struct mc_fill_table {
     mc_fill *buckets[TABLE_BUCKETS];
@@ -220,6 +229,10 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
+    if (f->gz) {
+        deflateEnd(f->gz);
+        free(f->gz);
+    }
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
@@ -378,6 +391,19 @@ static void release_viewers(mc_fill *f, int ok)
 
 /* ---------- storing ---------- */
 
+/* mesh_validation=refuse: the viewers held for the verdict get 502 (the
+ * body was not streamed to them, and it will not be stored). */
+static void fail_held(mc_fill *f, const char *detail)
+{
+    if (!f->hold)
+        return;
+    f->hold = 0;
+    while (f->waiters) {
+        mc_resp *r = pop_viewer(&f->waiters);
+        mc_resp_fail_detail(r, 502, detail);
+    }
+}
+
 static void stop_storing(mc_fill *f, const char *why)
 {
     if (!f->storing)
@@ -387,6 +413,7 @@ static void stop_storing(mc_fill *f, const char *why)
     mc_log_warn("fill", "key=\"%s\" msg=\"not stored\" why=\"%s\"", f->keystr, why);
     if (f->nchunks > 0)
         mc_store_abort(f->w->node->store, f->skey, f->seq, f->nchunks);
+    fail_held(f, "mesh-unvalidated");
 }
 
 static void flush_chunk(mc_fill *f)
@@ -516,10 +543,27 @@ static int serve_stale_on_error(mc_resp **list, int failed)
     return n;
 }
 
+/* The glTF checks (mesh.h) before a body becomes the cached copy. Returns
+ * 0 when it may be stored. */
+static int mesh_refused(mc_fill *f)
+{
+    if (f->mesh.fmt == MC_MESH_NONE)
+        return 0;
+    const char *why;
+    if (mc_mesh_check_finish(&f->mesh, &why) != MC_MESH_INVALID)
+        return 0;
+    mc_mesh_count_invalid(f->mesh.fmt);
+    mc_log_warn("fill", "key=\"%s\" msg=\"invalid mesh\" format=%s why=\"%s\" bytes=%llu action=%s", f->keystr,
+                mc_mesh_format_name(f->mesh.fmt), why, (unsigned long long)f->received, f->hold ? "refuse" : "pass");
+    fail_held(f, "mesh-invalid");
+    stop_storing(f, "invalid mesh");
+    return 1;
+}
+
 static int publish(mc_fill *f)
 {
     flush_chunk(f);
-    if (!f->storing)
+    if (!f->storing || mesh_refused(f))
         return 0;
     mc_object_meta m = {0};
     m.status = (uint16_t)f->status;
@@ -659,6 +703,8 @@ static int pick_variant(mc_fill *f)
         mc_resp *r = *pp;
         mc_buf theirs = MC_BUF_INIT;
         mc_vary_req_block(r->req, &block);
+        if (f->pol->compress)
+            mc_mesh_ae_normalise(&block);
         mc_vary_suffix(f->vary, block.data, &theirs);
         int same = theirs.data && strcmp(theirs.data, suffix.data) == 0;
         mc_buf_free(&theirs);
@@ -676,6 +722,57 @@ static int pick_variant(mc_fill *f)
     return 1;
 }
 
+/* Content-Type by the path's extension (mime.h) when the origin sent none
+ * or application/octet-stream and the extension knows better. keystr is
+ * the normalised path (a query after '?' is ignored). */
+const char *mc_fill_fix_type(const char *ctype, const char *keystr)
+{
+    if (ctype && strncasecmp(ctype, "application/octet-stream", 24) != 0)
+        return NULL;
+    if (ctype && ctype[24] && ctype[24] != ';' && ctype[24] != ' ')
+        return NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(keystr, "?"), keystr);
+    const char *t = mc_mime_for_path(path);
+    return strcmp(t, "application/octet-stream") != 0 ? t : NULL;
+}
+
+/* A Vary line without Origin (the edge answers CORS itself, so the stored
+ * copy serves every page origin); dropped when nothing else is left. */
+static void vary_without_origin(mc_buf *b, const char *value)
+{
+    mc_buf v = MC_BUF_INIT;
+    for (const char *p = value; *p;) {
+        p += strspn(p, " ,\t");
+        size_t l = strcspn(p, " ,\t");
+        if (l && !(l == 6 && strncasecmp(p, "Origin", 6) == 0))
+            mc_buf_printf(&v, "%s%.*s", v.len ? ", " : "", (int)l, p);
+        p += l;
+    }
+    if (v.len)
+        mc_buf_printf(b, "Vary: %s\r\n", v.data);
+    mc_buf_free(&v);
+}
+
+/* compress=gzip (mesh.h mc_mesh_gzip_headers): the gzip variant is
+ * compressed as it streams; viewers get it chunked. */
+static int gzip_decide(mc_fill *f, int status, const mc_http_header *h, int n)
+{
+    if (!f->pol->compress)
+        return 0;
+    int rc = mc_mesh_gzip_headers(status, h, n, f->req_block, f->has_stale ? f->stale.headers : NULL, &f->hdrs);
+    if (rc != 1)
+        return rc;
+    f->gz = calloc(1, sizeof *f->gz);
+    if (!f->gz || deflateInit2(f->gz, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(f->gz);
+        f->gz = NULL;
+        return -1;
+    }
+    f->length = -1;
+    return 0;
+}
+
 static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     mc_fill *f = arg;
@@ -688,17 +785,33 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         if (strcasecmp(h[i].name, "Transfer-Encoding") == 0 && strcasestr(h[i].value, "chunked"))
             f->upstream_chunked = 1;
     mc_buf b = MC_BUF_INIT;
-    for (int i = 0; i < n; i++)
-        if (!mc_fill_drop_header(h[i].name, connection) &&
-            !(pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
-            mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+    const char *ctype = NULL;
+    for (int i = 0; i < n; i++) {
+        if (mc_fill_drop_header(h[i].name, connection) ||
+            (pol->set_cookie_strip && strcasecmp(h[i].name, "Set-Cookie") == 0))
+            continue;
+        if (strcasecmp(h[i].name, "Content-Type") == 0) {
+            if (!ctype && status >= 200 && status < 300 && mc_fill_fix_type(h[i].value, f->keystr))
+                continue;   /* replaced below */
+            ctype = h[i].value;
+        }
+        if (pol->cors_origins[0] && strcasecmp(h[i].name, "Vary") == 0) {
+            vary_without_origin(&b, h[i].value);
+            continue;
+        }
+        mc_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+    }
+    if (!ctype && status >= 200 && status < 300 && (ctype = mc_fill_fix_type(NULL, f->keystr)) != NULL)
+        mc_buf_printf(&b, "Content-Type: %s\r\n", ctype);
     f->hdrs = mc_buf_steal(&b);
     if (!f->hdrs)
         return -1;
     f->headers_seen = 1;
     f->status = status;
-    f->length = clen;
+    f->length = f->up_length = clen;
     f->response_time = time(NULL);
+    if (gzip_decide(f, status, h, n) < 0)
+        return -1;
     if (f->has_stale && status == 304) {
         f->reval_304 = 1;        /* viewers wait for the refreshed metadata */
         return 0;
@@ -724,6 +837,22 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (!f->storing && !f->private_)
         let_others_pass(f);
+    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
+        char ct[256];
+        mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr));
+        if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {
+            /* hold the viewers until the body is checked: they are served
+             * from the store after the publish, or get 502 */
+            f->hold = 1;
+            while (f->subs) {
+                mc_resp *r = f->subs;
+                f->subs = r->next;
+                r->waiting = 1;
+                r->next = f->waiters;
+                f->waiters = r;
+            }
+        }
+    }
     if (f->storing) {
         f->seq = mc_store_next_seq(f->w->node->store);
         f->xxh = XXH3_createState();
@@ -778,6 +907,10 @@ static void on_store_wait(evutil_socket_t fd, short what, void *arg)
         mc_upstream_resume(f->xfer);
 }
 
+static void deliver(mc_fill *f, const void *data, size_t len);
+static int deliver_end(mc_fill *f);
+static int gzip_more(mc_fill *f, const void *data, size_t len, int flush);
+
 static int on_up_body(void *arg, const void *data, size_t len)
 {
     mc_fill *f = arg;
@@ -808,8 +941,20 @@ static int on_up_body(void *arg, const void *data, size_t len)
     f->paused = 0;
     if (f->storing && f->received + len > f->w->node->cfg->max_object_bytes)
         stop_storing(f, "too big");   /* no Content-Length told us before */
-    if (f->length >= 0 && f->received + len > (uint64_t)f->length)
+    if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
+    f->up_received += len;
+    if (f->storing && f->mesh.fmt != MC_MESH_NONE)
+        mc_mesh_check_feed(&f->mesh, data, len);
+    if (f->gz)
+        return gzip_more(f, data, len, Z_NO_FLUSH) < 0 ? -1 : deliver_end(f);
+    deliver(f, data, len);
+    return deliver_end(f);
+}
+
+/* Hand body bytes (as sent: maybe gzipped) to the viewers and the store. */
+static void deliver(mc_fill *f, const void *data, size_t len)
+{
     /* two or more viewers share one copy of the bytes (their backlogs
      * reference it) instead of one copy each */
     mc_shared *blk = f->subs && f->subs->next ? mc_shared_new(data, len) : NULL;
@@ -838,8 +983,33 @@ static int on_up_body(void *arg, const void *data, size_t len)
         }
     }
     f->received += len;
+}
+
+static int deliver_end(mc_fill *f)
+{
     if (!f->subs && !f->storing)
         return -1;
+    return 0;
+}
+
+/* Compress upstream bytes (flush: Z_NO_FLUSH, or Z_FINISH at the end) and
+ * deliver what zlib gives out. */
+static int gzip_more(mc_fill *f, const void *data, size_t len, int flush)
+{
+    unsigned char out[16384];
+    f->gz->next_in = (Bytef *)(uintptr_t)data;
+    f->gz->avail_in = (uInt)len;
+    int zr;
+    do {
+        f->gz->next_out = out;
+        f->gz->avail_out = sizeof out;
+        zr = deflate(f->gz, flush);
+        if (zr == Z_STREAM_ERROR)
+            return -1;
+        size_t n = sizeof out - f->gz->avail_out;
+        if (n)
+            deliver(f, out, n);
+    } while (f->gz->avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
     return 0;
 }
 
@@ -847,11 +1017,13 @@ static void on_up_done(void *arg, int rc, const char *why)
 {
     mc_fill *f = arg;
     f->xfer = NULL;
-    int complete = rc == 0 && f->headers_seen && (f->length < 0 || f->received == (uint64_t)f->length);
+    int complete = rc == 0 && f->headers_seen && (f->up_length < 0 || f->up_received == (uint64_t)f->up_length);
+    if (complete && f->gz && gzip_more(f, "", 0, Z_FINISH) < 0)
+        complete = 0;
     if (!complete) {
         if (rc == 0)
             mc_log_warn("fill", "key=\"%s\" msg=\"short body\" received=%llu length=%lld", f->keystr,
-                        (unsigned long long)f->received, (long long)f->length);
+                        (unsigned long long)f->up_received, (long long)f->up_length);
         stop_storing(f, rc == 0 ? "short body" : why);
         mc_counter_add(&mc_stats_global.fills_failed, 1);
         table_remove(f->w->fills, f);
@@ -935,6 +1107,10 @@ static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
         }
         if (!listed || never_forward(name))
             continue;
+        if (r->pol->cors_origins[0] && strcasecmp(name, "Origin") == 0)
+            continue;   /* the edge answers CORS: the stored copy must not depend on it */
+        if (r->pol->compress && strcasecmp(name, "Accept-Encoding") == 0)
+            continue;   /* the edge encodes: the origin sends identity */
         mc_buf b = MC_BUF_INIT;
         mc_buf_printf(&b, "%s: %s", name, r->req->headers[i].value);
         if ((out[n] = mc_buf_steal(&b)) != NULL)
@@ -963,6 +1139,8 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     f->pol = r->pol;
     mc_buf block = MC_BUF_INIT;
     mc_vary_req_block(r->req, &block);
+    if (r->pol->compress)
+        mc_mesh_ae_normalise(&block);   /* gzip or identity: two variants */
     f->req_block = mc_buf_steal(&block);
     f->skeystr = strdup(r->keystr);
     if (!f->req_block || !f->skeystr) {
@@ -1109,7 +1287,7 @@ void mc_fill_join(mc_resp *r, int expired)
         join_private(r, f);
         return;
     }
-    if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale)) {
+    if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale || f->hold)) {
         r->fill = f;            /* too late to stream along, or a revalidation: wait for the result */
         r->waiting = 1;
         r->next = f->waiters;

@@ -14,6 +14,14 @@
  * many viewers cost one backlog, not one each; when a viewer's backlog
  * passes store.fill_buffer the upstream is paused until it drains.
  *
+ * 3D assets (mesh.h): a 2xx without Content-Type or with
+ * application/octet-stream gets the type of its path's extension when one
+ * is known (mc_fill_fix_type); a stored 200 glTF/GLB is validated as it
+ * streams and, if invalid, not published (mesh_validation = pass: viewers
+ * got it as fetched; refuse: they were held as waiters and get 502). On a
+ * behavior with cors_origins, Origin is not forwarded and is dropped from
+ * the stored Vary.
+ *
  * Threads: a fill table per worker; everything on that worker's loop (the
  * store's publish completion is posted back through the worker mailbox).
  */
@@ -71,6 +79,12 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
  * 9110 7.6.1), those the Connection value (may be NULL) names, and what the
  * edge sets itself (Content-Length, Age, Cache-Status, X-Cache, S3 ids). */
 int mc_fill_drop_header(const char *name, const char *connection);
+
+/* The type to store instead when a 2xx response's Content-Type (ctype; NULL
+ * = none sent) is missing or application/octet-stream and the extension of
+ * keystr's path (a query after '?' ignored) maps to a better one (mime.h);
+ * else NULL. */
+const char *mc_fill_fix_type(const char *ctype, const char *keystr);
 
 /* Start a background revalidation of r's stale copy (stale-while-revalidate)
  * unless a fill for the key already runs; r itself is not attached. */

@@ -9,6 +9,7 @@
 #include "common/sigv4.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
+#include "edge/mesh.h"
 #include "edge/pass.h"
 #include "edge/vary.h"
 
@@ -250,7 +251,8 @@ static int read_variant(mc_resp *r)
     int v = mc_vary_names(r->meta.headers, names, sizeof names);
     mc_object_meta_free(&r->meta);
     rc = MC_E_NOTFOUND;
-    if (v == 1 && mc_vary_req_block(r->req, &block) == 0 && mc_vary_suffix(names, block.data, &suffix) == 0) {
+    if (v == 1 && mc_vary_req_block(r->req, &block) == 0 && (!r->pol->compress || mc_mesh_ae_normalise(&block) == 0) &&
+        mc_vary_suffix(names, block.data, &suffix) == 0) {
         mc_buf full = MC_BUF_INIT;
         mc_buf_printf(&full, "%s%s", r->keystr, suffix.data);
         r->skeystr = mc_buf_steal(&full);
@@ -371,6 +373,22 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         mc_buf_free(&keystr);
         mc_buf_free(&norm);
         respond_error(c, 400, NULL, "bad request path");
+        return;
+    }
+    if (strcmp(req->method, "OPTIONS") == 0 && pol->cors_origins[0] && mc_http_req_header(req, "Origin") &&
+        mc_http_req_header(req, "Access-Control-Request-Method")) {
+        /* a CORS preflight for a behavior that does CORS: answered here,
+         * before methods=read or the pass to the origin (mesh.h) */
+        mc_buf h = MC_BUF_INIT;
+        mc_buf_puts(&h, "Cache-Control: no-store\r\n");
+        mc_mesh_cors_preflight(pol, mc_http_req_header(req, "Origin"),
+                               mc_http_req_header(req, "Access-Control-Request-Method"),
+                               mc_http_req_header(req, "Access-Control-Request-Headers"), &h);
+        mc_http_respond(c, 204, NULL, h.data, NULL, "", 0);
+        mc_buf_free(&h);
+        free(upq);
+        mc_buf_free(&keystr);
+        mc_buf_free(&norm);
         return;
     }
     if (!cacheable) {

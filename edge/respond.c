@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/range.h"
 #include "edge/fill.h"
+#include "edge/mesh.h"
 #include "edge/respond.h"
 
 mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req)
@@ -201,14 +202,20 @@ static int surrogate_hidden(const mc_resp *r, const char *line)
 void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
 {
     const mc_edge_config *cfg = r->w->node->cfg;
+    /* the edge answers CORS itself: the origin's Access-Control-* are not
+     * replayed, the page's Origin decides at response time (mesh.h) */
+    int cors = r->pol && r->pol->cors_origins[0];
     mc_buf h = MC_BUF_INIT;
     for (const char *p = hdrs; p && *p;) {
         const char *eol = strstr(p, "\r\n");
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
-        if (!replaced_here(p) && !surrogate_hidden(r, p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0))
+        if (!replaced_here(p) && !surrogate_hidden(r, p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0) &&
+            !(cors && strncasecmp(p, "Access-Control-", 15) == 0))
             mc_buf_append(&h, p, ll);
         p += ll;
     }
+    if (cors)
+        mc_mesh_cors_actual(r->pol, mc_http_req_header(r->req, "Origin"), &h);
     int hit = r->result == MC_RESULT_HIT || r->result == MC_RESULT_STALE;
     int refreshed = r->result == MC_RESULT_REVALIDATED;
     mc_buf_printf(&h, "Age: %lld\r\n", (long long)(cache->age_s > 0 ? cache->age_s : 0));
@@ -381,11 +388,15 @@ void mc_resp_fail(mc_resp *r, int status)
         return;
     }
     mc_stats_request(MC_RESULT_ERROR, status);
-    char body[96], hdrs[256];
+    char body[96];
+    mc_buf hdrs = MC_BUF_INIT;
     int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
-    snprintf(hdrs, sizeof hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
-             r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
-             r->detail ? r->detail : "");
+    mc_buf_printf(&hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
+                  r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
+                  r->detail ? r->detail : "");
+    if (r->pol && r->pol->cors_origins[0])   /* so a page's script can read the error */
+        mc_mesh_cors_actual(r->pol, mc_http_req_header(r->req, "Origin"), &hdrs);
     mc_resp_free(r);
-    mc_http_respond(c, status, NULL, hdrs, "text/plain; charset=utf-8", body, (size_t)n);
+    mc_http_respond(c, status, NULL, hdrs.data ? hdrs.data : "", "text/plain; charset=utf-8", body, (size_t)n);
+    mc_buf_free(&hdrs);
 }

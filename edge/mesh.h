@@ -1,0 +1,146 @@
+/* mesh.h — 3D-asset rules of the edge: validation of glTF assets before
+ * they are stored, and the per-behavior CORS answers web 3D viewers need.
+ *
+ * Validation (issue #11): a response whose Content-Type is model/gltf-binary
+ * (or, when it has none or application/octet-stream, whose path ends in
+ * .glb) must be a well-formed GLB 2.0 container: magic "glTF", version 2,
+ * the header's length equal to the body's size, a first chunk of type JSON
+ * whose length is a multiple of 4, every chunk inside the body, the JSON
+ * chunk valid JSON with asset.version, and a BIN chunk present (and long
+ * enough) when buffers[0] has no uri (the GLB-stored buffer). A
+ * model/gltf+json (.gltf) response must be a JSON object with a string
+ * asset.version. Every check runs incrementally while the body streams, in
+ * constant memory and without allocating: the JSON (a .gltf, or a GLB's
+ * JSON chunk) goes through a streaming syntax checker (RFC 8259 grammar,
+ * nesting up to 64; UTF-8 inside strings is not checked) that notes
+ * asset.version and buffers[0]'s uri and byteLength on the way.
+ *
+ * CORS: mc_mesh_cors_* compute the Access-Control-* answers from a
+ * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy
+ * serves every page origin.
+ *
+ * gzip: mc_mesh_accepts_gzip / _compressible / _ae_normalise decide which
+ * responses fill.c compresses and fold Accept-Encoding into two Vary
+ * variants (gzip, identity).
+ *
+ * Threads: the validators are plain state on the caller's thread; the
+ * invalid counters are process-wide relaxed atomics.
+ */
+#ifndef MC_MESH_H
+#define MC_MESH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/buf.h"
+
+typedef enum { MC_MESH_NONE = 0, MC_MESH_GLB, MC_MESH_GLTF } mc_mesh_format;
+
+/* Which validator applies: by content_type (may be NULL; parameters are
+ * ignored), else, when it is missing or application/octet-stream, by the
+ * path's extension (a query after '?' is ignored). */
+mc_mesh_format mc_mesh_format_of(const char *content_type, const char *path);
+const char *mc_mesh_format_name(mc_mesh_format f);   /* "glb", "gltf" */
+
+/* Verdicts. */
+#define MC_MESH_VALID 0
+#define MC_MESH_INVALID 1
+
+/* The streaming JSON checker's state (mesh.c). */
+#define MC_MESH_JSON_DEPTH 64
+typedef struct mc_mesh_json {
+    int state, sub;                /* where in the grammar; inside a token */
+    int depth;
+    char stack[MC_MESH_JSON_DEPTH];   /* '{' or '[' per open container */
+    uint32_t index[4];             /* element index in the arrays at depth 1..3 */
+    char keys[4][12];              /* the current key at depth 1..3 (truncated) */
+    char key[12];                  /* the key being read */
+    size_t keylen;
+    int is_key;
+    const char *lit;               /* the literal being matched ("true" ...) */
+    uint64_t num;                  /* an integer being read (byteLength) */
+    int num_wanted;
+    int done;                      /* the top-level object closed */
+    int bad;
+    int has_version;               /* asset.version is a string */
+    int has_buffer0, buffer0_uri;  /* buffers[0] is an object; it has a uri */
+    int has_bytelength;
+    uint64_t buffer0_length;       /* buffers[0].byteLength */
+} mc_mesh_json;
+
+typedef struct mc_mesh_check {
+    mc_mesh_format fmt;
+    uint64_t total;           /* body bytes fed */
+    const char *why;          /* first reason it is invalid (static), or NULL */
+    /* GLB */
+    uint8_t head[12];
+    uint32_t declared;        /* the header's length */
+    uint8_t chdr[8];          /* the chunk header being read */
+    unsigned chdr_len;
+    uint64_t chunk_left;      /* bytes of the current chunk still to come */
+    uint32_t chunk_type;
+    int nchunks;
+    uint64_t bin_len;         /* length of the first BIN chunk (second chunk) */
+    int has_bin;
+    mc_mesh_json json;        /* the JSON chunk, or the whole .gltf */
+} mc_mesh_check;
+
+void mc_mesh_check_init(mc_mesh_check *c, mc_mesh_format fmt);
+void mc_mesh_check_feed(mc_mesh_check *c, const void *data, size_t len);
+/* The verdict once the whole body was fed; *why names the defect (static). */
+int mc_mesh_check_finish(mc_mesh_check *c, const char **why);
+
+/* One-shot validators over a whole body (the same rules). */
+int mc_mesh_glb_validate(const void *data, size_t len, const char **why);
+int mc_mesh_gltf_validate(const void *data, size_t len, const char **why);
+
+/* Count an invalid asset of format f; render the counters (admin.c). */
+void mc_mesh_count_invalid(mc_mesh_format f);
+uint64_t mc_mesh_invalid_count(mc_mesh_format f);
+void mc_mesh_metrics(mc_buf *b);
+
+/* ---------- gzip for compressible types ---------- */
+
+/* Does an Accept-Encoding value (may be NULL) accept gzip? "gzip" or "*"
+ * with q > 0, unless gzip itself has q=0. */
+int mc_mesh_accepts_gzip(const char *accept_encoding);
+/* Is a Content-Type (may be NULL; parameters ignored) worth compressing:
+ * model/gltf+json, model/obj, model/mtl, application/json, application/xml,
+ * image/svg+xml, text/ *. (ASCII STL and PLY cannot be told from binary ones
+ * by their type: not compressed.) */
+int mc_mesh_compressible(const char *content_type);
+/* Replace the Accept-Encoding line of a request block (vary.h) by
+ * "Accept-Encoding: gzip" or "Accept-Encoding: identity", so that every
+ * spelling of the header maps to one of two Vary variants. */
+int mc_mesh_ae_normalise(mc_buf *block);
+
+/* The stored headers (*hdrs, a "Name: value\r\n" block, replaced) of a
+ * response with status and upstream fields h[n], for the variant whose
+ * normalised request block is req_block, on a compress=gzip behavior: a 200
+ * of a compressible type without Content-Encoding gets Vary:
+ * Accept-Encoding and, for the gzip variant, Content-Encoding: gzip and a
+ * weak ETag; a 304 refreshing a stored gzip copy (stale_hdrs, may be NULL)
+ * gets its ETag weakened. Returns 1 when the body must be gzipped, 0 when
+ * not, MC_E_NOMEM. */
+struct mc_http_header;
+int mc_mesh_gzip_headers(int status, const struct mc_http_header *h, int n, const char *req_block,
+                         const char *stale_hdrs, char **hdrs);
+
+/* ---------- CORS ---------- */
+
+/* Is origin allowed by list ("*", or names separated by spaces or commas,
+ * compared exactly, case-insensitively)? Returns the Access-Control-Allow-
+ * Origin value to send ("*" or origin itself), or NULL. */
+const char *mc_mesh_cors_allow(const char *list, const char *origin);
+
+/* The headers of a preflight answer (204) for origin asking for method and
+ * headers (may be NULL): "Access-Control-Allow-Origin: ...\r\n..." appended
+ * to out, and 1; 0 (nothing appended but Vary) when the origin or the method
+ * is not allowed. */
+struct mc_cache_policy;
+int mc_mesh_cors_preflight(const struct mc_cache_policy *pol, const char *origin, const char *method,
+                           const char *req_headers, mc_buf *out);
+/* The headers an actual response gets (appended to out; none when origin
+ * is NULL or not allowed). */
+void mc_mesh_cors_actual(const struct mc_cache_policy *pol, const char *origin, mc_buf *out);
+
+#endif

@@ -71,6 +71,8 @@ typedef struct mc_edge_config {
     int64_t connect_timeout_ms;
     int64_t upstream_idle_ms;    /* abort an upstream that sends nothing this long */
     int64_t client_timeout_ms;   /* idle keep-alive and stalled-write limit */
+    int64_t header_timeout_ms;   /* a viewer's request head, from its first byte (0: none) */
+    int max_connections;         /* viewer connections open at once, node-wide */
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */

@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         abort();
     mc_http_conn *reg = NULL;
-    mc_http_server_opts o = {handler, NULL, 5000, "fuzz", &reg, 65536};
+    static atomic_int open;                /* the cap's bookkeeping, as the edge's viewers have it */
+    mc_http_server_opts o = {handler, NULL, 5000, "fuzz", &reg, 65536, 5000, &open, 100};
     if (mc_http_conn_new(base, sv[0], &o) < 0)
         abort();
     size_t off = 0;
@@ -75,5 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mc_http_close_all(&reg);
     event_base_loop(base, EVLOOP_NONBLOCK);   /* let freed bufferevents finalize */
     close(sv[1]);
+    if (atomic_load(&open) != 0)           /* every connection gave its place back */
+        abort();
     return 0;
 }

@@ -451,8 +451,9 @@ static void read_body(mc_http_conn *c)
                 char *end = NULL;
                 errno = 0;
                 unsigned long long sz = strtoull(line, &end, 16);
+                /* chunk-size = 1*HEXDIG: strtoull's "0x" prefix is not one */
                 bad = end == line || errno || (*end && *end != ';' && *end != ' ' && *end != '\t') ||
-                      !isxdigit((unsigned char)line[0]);
+                      strspn(line, "0123456789abcdefABCDEF") != (size_t)(end - line);
                 if (!bad && sz > c->opts.max_body - c->body.len) {
                     free(line);
                     error_response(c, 413);

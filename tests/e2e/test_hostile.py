@@ -233,6 +233,10 @@ ADMIN_CASES = [
     ("bad-chunk-size", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", {400}),
     ("chunk-size-overflow", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"ffffffffffffffffffff\r\n", {400, 413}),
+    ("chunk-size-0x", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0x2\r\nab\r\n0\r\n\r\n", {400}),
+    ("chunk-size-sign", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"+2\r\nab\r\n0\r\n\r\n", {400}),
     ("chunk-without-crlf", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"2\r\nabXY0\r\n\r\n", {400}),
     ("endless-chunk-line", b"POST /purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

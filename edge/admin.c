@@ -96,6 +96,10 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     gauge(b, "meshcdn_edge_fills_inflight", "fills running now", mc_counter_get(&s->fills_inflight));
     gauge(b, "meshcdn_edge_connections", "open viewer and admin connections", mc_counter_get(&s->connections_open));
     counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));
+    counter(b, "meshcdn_edge_connections_refused_total", "viewer connections closed at accept: over max_connections",
+            mc_counter_get(&s->connections_refused));
+    counter(b, "meshcdn_edge_header_timeouts_total", "request heads not complete within header_timeout (408)",
+            mc_counter_get(&s->header_timeouts));
     counter(b, "meshcdn_edge_client_aborts_total", "viewers that left mid-response", mc_counter_get(&s->client_aborts));
     counter(b, "meshcdn_edge_loops_detected_total", "requests refused by CDN-Loop", mc_counter_get(&s->loops_detected));
     mc_metrics_header(b, "meshcdn_edge_tls_handshakes_total", "counter", "viewer TLS handshakes completed, by session resumption");
@@ -152,7 +156,7 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 {
     mc_admin *a = arg;
     (void)l, (void)sa, (void)sl;
-    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns, 4u << 20};
+    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns, 4u << 20, 0, NULL, 0};
     mc_http_conn_new(a->base, fd, &o);
 }
 

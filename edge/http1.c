@@ -53,6 +53,8 @@ struct mc_http_conn {
     int64_t body_left;          /* Content-Length bytes still to read, or chunk bytes left */
     int body_chunked;
     int chunk_state;            /* chunked decoding: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
+    struct event *head_timer;   /* opts.header_timeout_ms from a head's first byte */
+    int counted;                /* holds one unit of *opts.open_count */
     char peer[64];
     mc_http_conn *prev, *next;  /* in *opts.registry */
 };
@@ -65,6 +67,10 @@ static void conn_free(mc_http_conn *c)
         c->owner.on_close(c->owner.arg);
     }
     atomic_fetch_sub_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
+    if (c->counted)
+        atomic_fetch_sub_explicit(c->opts.open_count, 1, memory_order_relaxed);
+    if (c->head_timer)
+        event_free(c->head_timer);
     if (c->prev)
         c->prev->next = c->next;
     else if (c->opts.registry)
@@ -358,6 +364,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->state != CONN_READING)
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->head_timer && !evtimer_pending(c->head_timer, NULL) && evbuffer_get_length(in) > 0) {
+        struct timeval tv = {c->opts.header_timeout_ms / 1000, (c->opts.header_timeout_ms % 1000) * 1000};
+        evtimer_add(c->head_timer, &tv);      /* from the first byte, not reset by later ones */
+    }
     /* tolerate blank lines before a request (RFC 9112 2.2) */
     while (evbuffer_get_length(in) >= 2) {
         unsigned char two[2];
@@ -376,6 +386,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         error_response(c, 431);
         return;
     }
+    if (c->head_timer)
+        evtimer_del(c->head_timer);
     size_t n = (size_t)end.pos + 2;           /* keep the last header's CRLF */
     c->head = malloc(n + 1);
     if (!c->head) {
@@ -457,8 +469,9 @@ static void read_body(mc_http_conn *c)
                 char *end = NULL;
                 errno = 0;
                 unsigned long long sz = strtoull(line, &end, 16);
+                /* chunk-size = 1*HEXDIG: strtoull's "0x" prefix is not one */
                 bad = end == line || errno || (*end && *end != ';' && *end != ' ' && *end != '\t') ||
-                      !isxdigit((unsigned char)line[0]);
+                      strspn(line, "0123456789abcdefABCDEF") != (size_t)(end - line);
                 if (!bad && sz > c->opts.max_body - c->body.len) {
                     free(line);
                     error_response(c, 413);
@@ -483,6 +496,19 @@ static void read_body(mc_http_conn *c)
     c->req.body = c->body.data ? (const unsigned char *)c->body.data : (const unsigned char *)"";
     c->req.body_len = c->body.len;
     dispatch(c);
+}
+
+/* The head did not arrive within header_timeout of its first byte. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    mc_http_conn *c = arg;
+    (void)fd, (void)what;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (c->state != CONN_READING)
+        return;
+    mc_counter_add(&mc_stats_global.header_timeouts, 1);
+    bufferevent_disable(c->bev, EV_READ);
+    error_response(c, 408);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -528,11 +554,27 @@ int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts 
 
 int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts)
 {
+    if (opts->open_count &&
+        atomic_fetch_add_explicit(opts->open_count, 1, memory_order_relaxed) >= opts->max_open &&
+        opts->max_open > 0) {
+        atomic_fetch_sub_explicit(opts->open_count, 1, memory_order_relaxed);
+        mc_counter_add(&mc_stats_global.connections_refused, 1);
+        bufferevent_free(bev);                /* closed at once: no answer costs less */
+        return -1;
+    }
     mc_http_conn *c = calloc(1, sizeof *c);
+    if (c && opts->header_timeout_ms > 0 &&
+        !(c->head_timer = evtimer_new(bufferevent_get_base(bev), on_head_timeout, c))) {
+        free(c);
+        c = NULL;
+    }
     if (!c) {
+        if (opts->open_count)
+            atomic_fetch_sub_explicit(opts->open_count, 1, memory_order_relaxed);
         bufferevent_free(bev);
         return -1;
     }
+    c->counted = opts->open_count != NULL;
     c->magic = MC_CONN_MAGIC;
     c->opts = *opts;
     c->bev = bev;

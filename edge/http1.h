@@ -3,7 +3,9 @@
  * A connection reads one request head at a time (pipelined requests wait in
  * the input buffer), hands it to the listener's handler, and lets the handler
  * answer at its own pace: all at once, or streamed as an upstream delivers.
- * Keep-alive per RFC 9112 9.3. Request bodies (Content-Length or chunked)
+ * Keep-alive per RFC 9112 9.3. The head must arrive within
+ * opts.header_timeout_ms of its first byte, and opts.max_open caps the
+ * connections open at once (see mc_http_server_opts). Request bodies (Content-Length or chunked)
  * are read whole before the handler runs when the server allows them
  * (opts.max_body > 0): a larger body gets 413, a malformed chunked body 400,
  * and Expect: 100-continue is answered. With max_body = 0 a body is not read:
@@ -24,6 +26,7 @@
 #ifndef MC_HTTP1_H
 #define MC_HTTP1_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <event2/event.h>
 #include "common/buf.h"
@@ -73,6 +76,15 @@ typedef struct mc_http_server_opts {
     const char *server_name;       /* "Server" header value, or NULL */
     mc_http_conn **registry;       /* list head of this server's open connections */
     size_t max_body;               /* request bodies read up to this size; 0: not read */
+    /* Slowloris: a request head must be complete this long after its first
+     * byte (the idle timeout restarts on every byte), else 408 and close;
+     * 0: no limit. */
+    int64_t header_timeout_ms;
+    /* Connection cap: *open_count counts this server's open connections
+     * (shared by every loop that serves it); a new one beyond max_open is
+     * closed at once and counted in connections_refused. NULL / 0: no cap. */
+    atomic_int *open_count;
+    int max_open;
 } mc_http_server_opts;
 
 /* Close every connection in a registry (shutdown, after its loop stopped);
@@ -84,7 +96,8 @@ void mc_http_close_all(mc_http_conn **registry);
  * progress (or the one to the request already arriving) is complete. */
 void mc_http_drain(mc_http_conn **registry);
 
-/* Take ownership of an accepted socket. */
+/* Take ownership of an accepted socket. Returns -1 (the socket closed)
+ * when out of memory or over opts.max_open. */
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
 /* Take ownership of a ready bufferevent over an accepted socket (e.g. a
  * bufferevent_openssl in the accepting state, BEV_OPT_CLOSE_ON_FREE): the

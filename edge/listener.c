@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common/log.h"
@@ -105,7 +106,8 @@ void mc_worker_post_mail(mc_worker *w, mc_mail *m, void (*fn)(void *arg), void *
 static mc_http_server_opts viewer_opts(mc_worker *w)
 {
     mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns,
-                             (size_t)w->node->cfg->max_request_body};
+                             (size_t)w->node->cfg->max_request_body, w->node->cfg->header_timeout_ms,
+                             &w->node->viewer_conns, w->node->max_conns};
     return o;
 }
 
@@ -212,9 +214,38 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     return 0;
 }
 
+/* Descriptors kept beyond the viewer cap: upstream connections, the store,
+ * the admin listener and its clients, logs. */
+#define FD_RESERVE 1024
+
+/* The viewer cap, raising the soft RLIMIT_NOFILE to fit it when the hard
+ * limit allows; otherwise the cap shrinks to what the limit allows. */
+static int fit_nofile(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return want;
+    rlim_t need = (rlim_t)want + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit nl = rl;
+        nl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+            rl = nl;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        int fit = rl.rlim_cur > 2 * FD_RESERVE ? (int)(rl.rlim_cur - FD_RESERVE) : (int)(rl.rlim_cur / 2);
+        mc_log_warn("node", "msg=\"max_connections lowered to fit RLIMIT_NOFILE\" max_connections=%d nofile=%llu effective=%d",
+                    want, (unsigned long long)rl.rlim_cur, fit);
+        return fit > 0 ? fit : 1;
+    }
+    return want;
+}
+
 int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err)
 {
     node->cfg = cfg;
+    atomic_init(&node->viewer_conns, 0);
+    node->max_conns = fit_nofile(cfg->max_connections > 0 ? cfg->max_connections : 10000);
     node->store = store;
     node->viewer_port = 0;
     node->tls_port = 0;

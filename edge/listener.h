@@ -71,10 +71,14 @@ struct mc_node {
     int viewer_port;     /* actual port (after binding port 0) */
     int tls_port;        /* actual HTTPS port, 0 without TLS */
     _Atomic int draining;  /* SIGTERM: no new connections; /readyz answers 503 */
+    atomic_int viewer_conns;   /* open viewer connections, all workers (http1 counts) */
+    int max_conns;       /* cfg->max_connections, lowered to fit RLIMIT_NOFILE */
 };
 
 /* Bind the viewer listeners (one per worker, HTTP and, with node->tls,
- * HTTPS), start the worker threads.
+ * HTTPS), start the worker threads. Raises the soft RLIMIT_NOFILE to fit
+ * max_connections (plus a reserve for upstreams, the store and admin), or
+ * lowers the cap to fit the hard limit, with a warning.
  * err names the address on failure. */
 int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_err *err);
 /* Start a graceful stop (SIGTERM): every worker stops accepting, closes

@@ -35,6 +35,8 @@ typedef struct mc_stats {
     _Atomic uint64_t fills_started, fills_published, fills_failed, fills_unstored;
     _Atomic uint64_t fills_inflight;
     _Atomic uint64_t connections_open, connections_total;
+    _Atomic uint64_t connections_refused;              /* closed at accept: over [edge] max_connections */
+    _Atomic uint64_t header_timeouts;                  /* heads not complete within [edge] header_timeout */
     _Atomic uint64_t client_aborts;
     _Atomic uint64_t loops_detected;
     _Atomic uint64_t tls_handshakes, tls_resumed;      /* completed viewer handshakes; of which resumed */

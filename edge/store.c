@@ -161,8 +161,12 @@ int mc_object_meta_decode(const void *p, size_t n, mc_object_meta *out)
         mc_object_meta_free(out);
         return MC_E_NOMEM;
     }
-    if (out->chunk_size == 0 ||
-        out->nchunks != (out->length + out->chunk_size - 1) / out->chunk_size) {
+    /* the chunks must cover the body exactly: no field wider than its
+     * type (found by tests/fuzz/fuzz_meta: a huge length wrapped the
+     * rounding up to 0 chunks) */
+    uint64_t cs = get_u64(b + 24), nc = get_u64(b + 32);
+    if (cs == 0 || cs > UINT32_MAX || nc > UINT32_MAX || get_u64(b + 8) > UINT16_MAX ||
+        nc != out->length / cs + (out->length % cs != 0)) {
         mc_object_meta_free(out);
         return MC_E_INVAL;
     }

@@ -267,9 +267,52 @@ static void meta_round_trip_and_corrupt_meta(void **state)
     mc_buf_free(&b);
 }
 
+static void put_be64(char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (char)(v >> (56 - 8 * i));
+}
+
+/* Found by tests/fuzz/fuzz_meta: a length near 2^64 wrapped the chunk count
+ * check to 0 chunks, and fields wider than their types were truncated into
+ * agreement. A record whose chunks do not cover its body is corrupt. */
+static void meta_with_wrapping_chunk_count_is_refused(void **state)
+{
+    (void)state;
+    mc_object_meta m = {0}, out;
+    m.status = 200;
+    m.length = 1;
+    m.chunk_size = 2;
+    m.nchunks = 1;
+    m.key = "/k";
+    m.headers = "";
+    mc_buf b = MC_BUF_INIT;
+    assert_int_equal(mc_object_meta_encode(&m, &b), 0);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), 0);
+    mc_object_meta_free(&out);
+    put_be64(b.data + 16, UINT64_MAX);          /* (length + 2 - 1) / 2 wraps to 0 */
+    put_be64(b.data + 32, 0);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), MC_E_INVAL);
+    put_be64(b.data + 16, 0xffffffffffffff00u); /* the fuzzer's input */
+    put_be64(b.data + 24, 0x0000010060d000c6u);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), MC_E_INVAL);
+    put_be64(b.data + 16, 1);                   /* chunk_size wider than 32 bits */
+    put_be64(b.data + 24, ((uint64_t)1 << 32) | 2);
+    put_be64(b.data + 32, 1);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), MC_E_INVAL);
+    put_be64(b.data + 24, 2);                   /* status wider than 16 bits */
+    put_be64(b.data + 8, 0x100c8);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), MC_E_INVAL);
+    put_be64(b.data + 8, 200);
+    assert_int_equal(mc_object_meta_decode(b.data, b.len, &out), 0);
+    mc_object_meta_free(&out);
+    mc_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(meta_with_wrapping_chunk_count_is_refused),
         cmocka_unit_test(publish_then_read_back_across_restart),
         cmocka_unit_test(publish_with_missing_chunk_is_refused),
         cmocka_unit_test(crash_mid_fill_leaves_nothing),

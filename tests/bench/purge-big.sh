@@ -7,7 +7,8 @@
 #   tests/bench/purge-big.sh [N] [DURATION_S]
 #
 # Fills a store with N objects under /bulk/ and 100 under /hot/ (mc-populate,
-# through the store API), starts meshcdn-edge on it (1 worker on core 1),
+# through the store API), starts meshcdn-edge on it (1 worker; the process on
+# core 1, or on EDGE_CPUS, e.g. EDGE_CPUS=0,1 to give the writer a core),
 # drives hits on /hot/ objects with wrk (core 0) twice for DURATION_S
 # seconds: once as a baseline, once with POST /purge {"paths":["/bulk/*"]}
 # sent a third of the way in. Prints the purge's wall time (curl, request to
@@ -34,7 +35,7 @@ echo "populating: $n objects under /bulk/, 100 under /hot/ ..."
 echo "AKIDPURGEOPS purge-bench-secret-0123456789" > "$tmp/ops"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ep=$(port); ap=$(port)
-taskset -c 1 "$bin/meshcdn-edge" --listen 127.0.0.1:$ep --admin 127.0.0.1:$ap --origin http://127.0.0.1:9/none \
+taskset -c "${EDGE_CPUS:-1}" "$bin/meshcdn-edge" --listen 127.0.0.1:$ep --admin 127.0.0.1:$ap --origin http://127.0.0.1:9/none \
     --origin-sign none --store "$tmp/store" --store-size $size --workers 1 --admin-keys "$tmp/ops" \
     --log-level warn >"$tmp/edge.log" 2>&1 &
 pid=$!

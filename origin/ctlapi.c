@@ -751,21 +751,34 @@ static void on_log(struct evhttp_request *req, void *ud)
     answer_log(api, req, after);
 }
 
-static void on_ack(struct evhttp_request *req, void *ud)
+/* The prelude of an edge's POST: method, edge signature, and a JSON object
+ * with only the allowed names. Returns the object (the caller decrefs) or
+ * NULL when the request was answered here. */
+static json_t *edge_post_object(mc_ctlapi *api, struct evhttp_request *req, const char *const *allowed,
+                                const char *expected)
 {
-    static const char *const allowed[] = {"node", "seq", NULL};
-    mc_ctlapi *api = ud;
     CHECK(api);
     if (!method_is(req, EVHTTP_REQ_POST, "POST") || !authorize(api, req, EDGE))
-        return;
+        return NULL;
     size_t len;
     const char *body = body_of(req, &len);
     mc_inval_error e;
     json_t *o;
-    if (mc_inval_load_object(body, len, allowed, "node, seq", &o, &e) < 0) {
+    if (mc_inval_load_object(body, len, allowed, expected, &o, &e) < 0) {
         reply_error(req, e.status, e.code, e.message);
-        return;
+        return NULL;
     }
+    return o;
+}
+
+static void on_ack(struct evhttp_request *req, void *ud)
+{
+    static const char *const allowed[] = {"node", "seq", NULL};
+    mc_ctlapi *api = ud;
+    json_t *o = edge_post_object(api, req, allowed, "node, seq");
+    if (!o)
+        return;
+    mc_inval_error e;
     json_t *s = json_object_get(o, "seq");
     int rc = check_node(json_string_value(json_object_get(o, "node")), NULL, &e);
     if (rc == 0 && (!json_is_integer(s) || json_integer_value(s) < 0))
@@ -800,17 +813,10 @@ static void on_heartbeat(struct evhttp_request *req, void *ud)
 {
     static const char *const allowed[] = {"node", "region", NULL};
     mc_ctlapi *api = ud;
-    CHECK(api);
-    if (!method_is(req, EVHTTP_REQ_POST, "POST") || !authorize(api, req, EDGE))
+    json_t *o = edge_post_object(api, req, allowed, "node, region");
+    if (!o)
         return;
-    size_t len;
-    const char *body = body_of(req, &len);
     mc_inval_error e;
-    json_t *o;
-    if (mc_inval_load_object(body, len, allowed, "node, region", &o, &e) < 0) {
-        reply_error(req, e.status, e.code, e.message);
-        return;
-    }
     json_t *r = json_object_get(o, "region");
     int rc = r && !json_is_string(r) && !json_is_null(r)
                  ? mc_inval_error_set(&e, 400, "BadRequest",

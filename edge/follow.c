@@ -16,7 +16,6 @@
 struct mc_follow {
     const mc_edge_config *cfg;
     mc_store *store;
-    mc_store_reader *reader;
     mc_ctl_client *clients[MC_FOLLOW_MAX_URLS];   /* one per control API of [edge] control */
     int nclients;
     int cur;                     /* the one in use; the next after a failure */
@@ -260,10 +259,13 @@ int mc_follow_start(mc_follow **out, const mc_edge_config *cfg, mc_store *store,
     f->store = store;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    int rc = mc_store_reader_new(store, &f->reader);
+    /* the cursor is read once: afterwards this thread is the one that moves it */
+    mc_store_reader *reader = NULL;
+    int rc = mc_store_reader_new(store, &reader);
     uint64_t cursor = 0;
     if (rc == 0)
-        rc = mc_store_read_cursor(f->reader, &cursor);
+        rc = mc_store_read_cursor(reader, &cursor);
+    mc_store_reader_free(reader);
     if (rc < 0) {
         mc_follow_stop(f);
         return mc_err_set(err, rc, "cannot read the invalidation cursor from the store");
@@ -327,7 +329,6 @@ void mc_follow_stop(mc_follow *f)
         pthread_join(f->thread, NULL);
     for (int i = 0; i < f->nclients; i++)
         mc_ctl_client_free(f->clients[i]);
-    mc_store_reader_free(f->reader);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
     free(f);

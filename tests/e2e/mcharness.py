@@ -470,13 +470,25 @@ def http(method, host, port, path, headers=None, body=None, timeout=10.0):
             # No body may follow; whatever does arrive before the close is
             # returned so a test can see a server that sends one anyway.
             return status, rh, _read_stray(s, rest), True
-        if "chunked" in ",".join(rh.get("transfer-encoding", [])).lower():
-            data, complete = _read_chunked(s, rest)
-        elif "content-length" in rh:
-            data, complete = _read_length(s, rest, int(rh["content-length"][0]))
-        else:
-            data, complete = _read_to_eof(s, rest), True
-    return status, rh, data, complete
+        return (status, rh) + _read_body(s, rh, rest)
+
+
+def _read_body(sock, rh, rest):
+    if "chunked" in ",".join(rh.get("transfer-encoding", [])).lower():
+        return _read_chunked(sock, rest)
+    if "content-length" in rh:
+        return _read_length(sock, rest, int(rh["content-length"][0]))
+    return _read_to_eof(sock, rest), True
+
+
+def read_response(sock):
+    """Read one whole Content-Length response to a GET from a keep-alive socket
+    (head and body may arrive in separate reads). Returns (status, headers,
+    body, complete) like http()."""
+    status, rh, rest = _read_headers(sock, b"")
+    if status in (204, 304) or 100 <= status < 200:
+        return status, rh, rest, True
+    return (status, rh) + _read_body(sock, rh, rest)
 
 
 def metrics(host, port, path="/metrics"):

@@ -195,3 +195,14 @@ int mc_inval_parse(const char *body, size_t len, mc_inval *out, mc_inval_error *
         mc_inval_free(out);
     return rc;
 }
+
+json_t *mc_inval_strings_json(const char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(v[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}

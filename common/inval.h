@@ -69,6 +69,9 @@ int mc_inval_parse(const char *body, size_t len, mc_inval *out, mc_inval_error *
 struct json_t;
 int mc_inval_load_object(const char *body, size_t len, const char *const *allowed,
                          const char *expected, struct json_t **out, mc_inval_error *e);
+/* The JSON array of strings for a body's "paths" / "surrogate_keys" (the
+ * inverse of what the parser takes); NULL when out of memory. */
+struct json_t *mc_inval_strings_json(const char *const *v, size_t n);
 /* Fill e (status, static code, printf message); returns MC_E_INVAL. */
 int mc_inval_error_set(mc_inval_error *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

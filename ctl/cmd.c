@@ -6,6 +6,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "common/config.h"
+#include "common/inval.h"
 
 /* ---- help ------------------------------------------------------------------ */
 
@@ -395,17 +396,6 @@ int mc_ctl_parse(mc_ctl_opts *o, int argc, char **argv, mc_err *err)
 
 /* ---- bodies ------------------------------------------------------------------ */
 
-static json_t *string_array(const char *const *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(v[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
 char *mc_ctl_body(const mc_ctl_opts *o)
 {
     json_t *b = json_object();
@@ -413,9 +403,9 @@ char *mc_ctl_body(const mc_ctl_opts *o)
         return NULL;
     int bad = 0;
     if (o->npaths)
-        bad |= json_object_set_new(b, "paths", string_array(o->paths, o->npaths));
+        bad |= json_object_set_new(b, "paths", mc_inval_strings_json(o->paths, o->npaths));
     if (o->ntags)
-        bad |= json_object_set_new(b, "surrogate_keys", string_array(o->tags, o->ntags));
+        bad |= json_object_set_new(b, "surrogate_keys", mc_inval_strings_json(o->tags, o->ntags));
     if (o->all)
         bad |= json_object_set_new(b, "all", json_true());
     if (o->soft)

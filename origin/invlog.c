@@ -255,22 +255,11 @@ static uint64_t get_be64(const void *p)
     return v;
 }
 
-static json_t *strings_json(char **v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(v[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
 char *mc_invlog_entry_encode(const mc_inval *in)
 {
     json_t *o = json_pack("{s:I, s:o, s:o, s:b, s:b}", "created", (json_int_t)in->created_s,
-                          "paths", strings_json(in->paths, in->npaths), "surrogate_keys",
-                          strings_json(in->keys, in->nkeys), "all", in->all, "soft", in->soft);
+                          "paths", mc_inval_strings_json((const char *const *)in->paths, in->npaths), "surrogate_keys",
+                          mc_inval_strings_json((const char *const *)in->keys, in->nkeys), "all", in->all, "soft", in->soft);
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT);

@@ -450,7 +450,7 @@ static int enqueue(mc_prefetch *p, pf_doc *doc, const mc_prefetch_ref *ref)
         item_free(it);
         return MC_PREFETCH_SKIP_INFLIGHT;
     }
-    if (p->queued >= cfg->prefetch_queue) {
+    if (p->nrunning >= cfg->prefetch_concurrency && p->queued >= cfg->prefetch_queue) {
         mc_counter_add(&stats.dropped, 1);
         mc_log_debug("prefetch", "key=\"%s\" msg=\"queue full, dropped\"", it->keystr);
         item_free(it);
@@ -491,11 +491,11 @@ void mc_prefetch_gltf(mc_worker *w, const char *keystr, const char *doc, size_t 
             int s = enqueue(p, d, &refs.v[i]);
             if (s > 0)
                 mc_prefetch_count_skip((mc_prefetch_skip)s);
+            pump(p);   /* a free slot takes it now: the queue holds only what waits */
         }
         mc_log_debug("prefetch", "key=\"%s\" msg=document refs=%d queued=%d", keystr, refs.n, p->queued);
         if (--d->refs == 0)
             free(d);
-        pump(p);
     }
     mc_prefetch_refs_free(&refs);
 }

@@ -203,6 +203,27 @@ class TestLimits(PrefetchCase):
         self.assertEqual([self.origin.count(f"/m/{n}") for n in names], [1, 1, 1, 0, 0])
 
 
+class TestShutdown(PrefetchCase):
+    def test_stop_with_prefetches_running_and_queued(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def slow(r):
+            gate.wait(10)
+            return 200, CACHED, b"q" * 10
+        names = [f"t{i}.png" for i in range(4)]
+        for n in names:
+            self.origin.route(f"/m/{n}", slow)
+        self.origin.route("/m/a.gltf", lambda r: (200, GLTF_TYPE, gltf([], names)))
+        edge = self.start_edge("[cache]\nprefetch = on\n[prefetch]\nconcurrency = 1\n", workers=1)
+        self.get(edge, "/m/a.gltf")
+        time.sleep(0.3)
+        self.assertEqual(self.metric(edge, "queued"), 3)
+        # one fill waits at the origin, three references wait in the queue:
+        # a clean stop (exit 0, no sanitizer report, nothing leaked)
+        self.assertEqual(edge.stop(), 0)
+
+
 class TestCoalescing(PrefetchCase):
     def test_viewer_during_prefetch_makes_one_origin_request(self):
         gate = threading.Event()

@@ -23,8 +23,14 @@
  * fills, unbounded, always come first: "low priority"). Bounded per
  * document: the Content-Lengths of its targets add up to at most
  * [prefetch] max_bytes; a target whose length is unknown or over what is
- * left is given up at its response head (unless a viewer joined it
- * meanwhile: then it simply goes on as that viewer's fill).
+ * left is given up at its response head (unless a viewer on this worker
+ * joined it meanwhile: then it simply goes on as that viewer's fill; one
+ * waiting on another worker fetches it itself after the give-up).
+ *
+ * Trade-off: a viewer on another worker than the prefetch's waits for its
+ * publish (fill.h's node-wide coalescing) instead of streaming, so its
+ * first byte comes when the whole object is stored; a viewer needs the
+ * whole buffer or texture anyway, so its finish time is what counts.
  *
  * The fill starts the prefetch when the .gltf's last byte has arrived and
  * its publish is queued, in the same loop turn: before the viewer has read

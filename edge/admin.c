@@ -6,6 +6,7 @@
 #include "common/metrics.h"
 #include "edge/admin.h"
 #include "edge/mesh.h"
+#include "edge/prefetch.h"
 #include "edge/follow.h"
 #include "edge/http1.h"
 #include "edge/purge.h"
@@ -93,6 +94,7 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));
     counter(b, "meshcdn_edge_fills_unstored_total", "fills served but not stored (store refused)", mc_counter_get(&s->fills_unstored));
     mc_mesh_metrics(b);
+    mc_prefetch_metrics(b);
     gauge(b, "meshcdn_edge_fills_inflight", "fills running now", mc_counter_get(&s->fills_inflight));
     gauge(b, "meshcdn_edge_connections", "open viewer and admin connections", mc_counter_get(&s->connections_open));
     counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));

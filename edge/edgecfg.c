@@ -62,7 +62,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
     {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
      "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
-    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=gzip|off", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=gzip|off prefetch=on|off", NULL, 0, 0},
     {"cache", "methods", NULL, MC_CFG_ENUM, "all", "all: POST, PUT, PATCH, DELETE, OPTIONS and unknown methods pass through to the origin (never stored; a success invalidates the URL); read: GET and HEAD only (others 405)", "read|all", 0, 0},
     {"cache", "max_variants", NULL, MC_CFG_INT, "32", "Vary: variants stored per URL; a new one beyond replaces an expired or else the oldest", NULL, 1, 65536},
     {"cache", "cors_origins", NULL, MC_CFG_STR, NULL, "CORS answered by the edge: * or allowed page origins (space/comma list); unset: the origin's CORS headers pass through", NULL, 0, 0},
@@ -72,6 +72,12 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "cors_max_age", NULL, MC_CFG_DURATION, "1d", "CORS: how long a browser may reuse a preflight answer", NULL, 0, 0},
     {"cache", "mesh_validation", NULL, MC_CFG_ENUM, "pass", "glTF/GLB checked before storing: pass (invalid: served, not stored), refuse (invalid: 502), off", "pass|refuse|off", 0, 0},
     {"cache", "compress", NULL, MC_CFG_ENUM, "off", "gzip: compressible types (glTF JSON, OBJ, JSON, text) the origin sent uncompressed are gzipped for viewers that accept it, each encoding stored once (Accept-Encoding is not forwarded); off", "gzip|off", 0, 0},
+    {"cache", "prefetch", NULL, MC_CFG_ENUM, "off", "on: when a .gltf is stored, its buffers[].uri and images[].uri (relative, inside its directory) are filled in the background ([prefetch] limits)", "on|off", 0, 0},
+    {"prefetch", "max_refs", NULL, MC_CFG_INT, "32", "references prefetched per .gltf (the others are skipped)", NULL, 0, 4096},
+    {"prefetch", "max_bytes", NULL, MC_CFG_SIZE, "256M", "Content-Length budget per .gltf: a reference without one, or over what is left, is given up", NULL, 0, 0},
+    {"prefetch", "concurrency", NULL, MC_CFG_INT, "6", "prefetch fills at once per worker; the others queue", NULL, 1, 1024},
+    {"prefetch", "queue", NULL, MC_CFG_INT, "256", "references waiting per worker; more are dropped", NULL, 0, 1000000},
+    {"prefetch", "max_gltf_size", NULL, MC_CFG_SIZE, "4M", "a larger .gltf is stored but not read for references", NULL, 0, 0},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -327,13 +333,15 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "mesh_validation") == 0) bad = parse_mesh_validation(p, v);
             else if (strcmp(tok, "compress") == 0) bad = !(strcmp(v, "gzip") == 0 || strcmp(v, "off") == 0),
                                                    p->compress = strcmp(v, "gzip") == 0;
+            else if (strcmp(tok, "prefetch") == 0) bad = !(strcmp(v, "on") == 0 || strcmp(v, "off") == 0),
+                                                   p->prefetch = strcmp(v, "on") == 0;
             else bad = 1;
         }
         if (bad)
             return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
                               "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b, forward_headers=a,b, "
                               "methods=read|all, max_variants=N, cors_origins=a,b|*, cors_methods=, cors_headers=, cors_expose=, "
-                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=gzip|off", where, key, tok);
+                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=gzip|off, prefetch=on|off", where, key, tok);
     }
     out->nbehaviors++;
     return 0;
@@ -384,6 +392,7 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     p->cors_max_age_s = mc_config_duration_ms(c, "cache", "cors_max_age") / 1000;
     parse_mesh_validation(p, mc_config_str(c, "cache", "mesh_validation"));
     p->compress = strcmp(mc_config_str(c, "cache", "compress"), "gzip") == 0;
+    p->prefetch = strcmp(mc_config_str(c, "cache", "prefetch"), "on") == 0;
     behavior_ctx x = {out, err};
     int rc = mc_config_each(c, "behavior", on_behavior, &x);
     if (rc)
@@ -578,6 +587,11 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
                                 : out->store_size / 4;
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
     out->stall_timeout_ms = mc_config_duration_ms(c, "store", "stall_timeout");
+    out->prefetch_max_refs = (int)mc_config_int(c, "prefetch", "max_refs");
+    out->prefetch_max_bytes = mc_config_size(c, "prefetch", "max_bytes");
+    out->prefetch_concurrency = (int)mc_config_int(c, "prefetch", "concurrency");
+    out->prefetch_queue = (int)mc_config_int(c, "prefetch", "queue");
+    out->prefetch_max_gltf = mc_config_size(c, "prefetch", "max_gltf_size");
     /* below twice the connection's low watermark a drained viewer would
      * resume the upstream only to pause it again at once */
     if ((rc = load_policy(out, c, err)) < 0)

@@ -49,6 +49,7 @@ typedef struct mc_cache_policy {
     int64_t cors_max_age_s;      /* Access-Control-Max-Age of preflights (-1: none) */
     int mesh_validation;         /* MC_MESH_VALIDATION_* : glTF checks before storing (mesh.h) */
     int compress;                /* 1: gzip compressible types for viewers that accept it (fill.h) */
+    int prefetch;                /* 1: a stored .gltf's buffers and images are filled too (prefetch.h) */
 } mc_cache_policy;
 
 /* A parent tier ([parents] NAME = URL [health=URL]): another meshcdn-edge
@@ -115,6 +116,11 @@ typedef struct mc_edge_config {
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
     int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
+    int prefetch_max_refs;       /* [prefetch] references fetched per .gltf */
+    uint64_t prefetch_max_bytes; /* [prefetch] Content-Length budget per .gltf */
+    int prefetch_concurrency;    /* [prefetch] prefetch fills at once, per worker */
+    int prefetch_queue;          /* [prefetch] references waiting, per worker (more are dropped) */
+    uint64_t prefetch_max_gltf;  /* [prefetch] larger .gltf bodies are not read */
     mc_cache_policy policy;      /* the default behavior ([cache]) */
     mc_cache_policy behaviors[32];   /* [behavior] PREFIX = key=value ..., longest prefix first */
     int nbehaviors;

@@ -15,6 +15,7 @@
 #include "edge/fill.h"
 #include "edge/lookup.h"
 #include "edge/mesh.h"
+#include "edge/prefetch.h"
 #include "edge/upstream.h"
 #include "edge/vary.h"
 
@@ -72,6 +73,11 @@ struct mc_fill {
     z_stream *gz;                /* gzipping for a gzip variant (compress=gzip); length is then -1 */
     int64_t up_length;           /* the upstream's Content-Length (-1 unknown) */
     uint64_t up_received;        /* upstream body bytes consumed (received counts what is sent) */
+    const mc_fill_observer *obs; /* a prefetch watching it (fill.h), or NULL */
+    void *obs_arg;
+    int obs_stored, obs_given_up;
+    int collect;                 /* a .gltf to prefetch from: its body is kept in doc */
+    mc_buf doc;                  /* the upstream body of that .gltf (owned) */
 };
 
 
@@ -233,9 +239,16 @@ static void fill_free(mc_fill *f)
         deflateEnd(f->gz);
         free(f->gz);
     }
+    mc_buf_free(&f->doc);
+    const mc_fill_observer *obs = f->obs;
+    void *obs_arg = f->obs_arg;
+    int stored = f->obs_stored, given_up = f->obs_given_up;
+    uint64_t bytes = f->received;
     f->magic = 0;
     free(f);
     atomic_fetch_sub_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
+    if (obs)
+        obs->on_end(obs_arg, stored, given_up, bytes);   /* last: it may start another fill */
 }
 
 /* ---------- freshness (RFC 9111 4.2) ---------- */
@@ -456,6 +469,7 @@ static void on_published_main(void *arg)
     int ok = f->publish_ok;
     assert(f->magic == MC_FILL_MAGIC && f->state == FILL_PUBLISHING);
     mc_counter_add(ok ? &mc_stats_global.fills_published : &mc_stats_global.fills_failed, 1);
+    f->obs_stored = ok && !f->reval_304;
     if (!ok)
         mc_log_warn("fill", "key=\"%s\" msg=\"publish failed\"", f->keystr);
     if (!ok && f->reval_304)
@@ -776,6 +790,7 @@ static int gzip_decide(mc_fill *f, int status, const mc_http_header *h, int n)
 static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     mc_fill *f = arg;
+    char ctbuf[256];
     const char *connection = NULL;
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, "Connection") == 0)
@@ -852,6 +867,17 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
                 f->waiters = r;
             }
         }
+    }
+    if (f->obs && !f->subs && !f->waiters && f->obs->on_head(f->obs_arg, status, clen) < 0) {
+        f->obs_given_up = 1;   /* a prefetch that does not fit its budget */
+        return -1;
+    }
+    if (f->storing && mc_prefetch_wanted(pol, status, mc_hdr_find(f->hdrs, "Content-Type", ctbuf, sizeof ctbuf),
+                                         f->keystr)) {
+        if (clen >= 0 && (uint64_t)clen > f->w->node->cfg->prefetch_max_gltf)
+            mc_prefetch_count_skip(MC_PREFETCH_SKIP_DOCUMENT);
+        else
+            f->collect = 1;
     }
     if (f->storing) {
         f->seq = mc_store_next_seq(f->w->node->store);
@@ -944,6 +970,16 @@ static int on_up_body(void *arg, const void *data, size_t len)
     if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
     f->up_received += len;
+    if (f->collect) {
+        if (f->doc.len + len > f->w->node->cfg->prefetch_max_gltf) {
+            f->collect = 0;   /* no Content-Length told us before */
+            mc_buf_free(&f->doc);
+            mc_prefetch_count_skip(MC_PREFETCH_SKIP_DOCUMENT);
+        } else if (mc_buf_append(&f->doc, data, len) < 0) {
+            f->collect = 0;
+            mc_buf_free(&f->doc);
+        }
+    }
     if (f->storing && f->mesh.fmt != MC_MESH_NONE)
         mc_mesh_check_feed(&f->mesh, data, len);
     if (f->gz)
@@ -1024,8 +1060,12 @@ static void on_up_done(void *arg, int rc, const char *why)
         if (rc == 0)
             mc_log_warn("fill", "key=\"%s\" msg=\"short body\" received=%llu length=%lld", f->keystr,
                         (unsigned long long)f->up_received, (long long)f->up_length);
-        stop_storing(f, rc == 0 ? "short body" : why);
-        mc_counter_add(&mc_stats_global.fills_failed, 1);
+        if (f->obs_given_up) {
+            f->storing = 0;   /* a prefetch over its budget: not a failure */
+        } else {
+            stop_storing(f, rc == 0 ? "short body" : why);
+            mc_counter_add(&mc_stats_global.fills_failed, 1);
+        }
         table_remove(f->w->fills, f);
         /* viewers with a stale copy may get it; those still streaming see
          * their connection closed; the others get 502/504 */
@@ -1040,6 +1080,13 @@ static void on_up_done(void *arg, int rc, const char *why)
         return;
     }
     int parked = f->reval_304 ? refresh_stale(f) : f->storing && publish(f);
+    if (parked && f->collect && !f->reval_304) {
+        /* the .gltf is complete and validated: fetch its references now,
+         * before its viewers have read its end from their sockets */
+        mc_prefetch_gltf(f->w, f->keystr, f->doc.data ? f->doc.data : "", f->doc.len);
+        mc_buf_free(&f->doc);
+        f->collect = 0;
+    }
     if (!parked) {
         if (f->reval_304)
             bypass_stale(f);
@@ -1091,12 +1138,12 @@ static int never_forward(const char *name)
 }
 
 /* The viewer's headers the behavior forwards, as "Name: value" (caller frees). */
-static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
+static int forwarded_headers(const mc_cache_policy *pol, const mc_http_req *req, char *out[MAX_FORWARDED])
 {
-    const char *list = r->pol->forward_headers;
+    const char *list = pol->forward_headers;
     int n = 0, all = strcmp(list, "*") == 0;
-    for (int i = 0; i < r->req->nheaders && n < MAX_FORWARDED; i++) {
-        const char *name = r->req->headers[i].name;
+    for (int i = 0; req && i < req->nheaders && n < MAX_FORWARDED; i++) {
+        const char *name = req->headers[i].name;
         size_t nl = strlen(name);
         int listed = all;
         for (const char *p = list; !listed && *p;) {
@@ -1107,60 +1154,78 @@ static int forwarded_headers(const mc_resp *r, char *out[MAX_FORWARDED])
         }
         if (!listed || never_forward(name))
             continue;
-        if (r->pol->cors_origins[0] && strcasecmp(name, "Origin") == 0)
+        if (pol->cors_origins[0] && strcasecmp(name, "Origin") == 0)
             continue;   /* the edge answers CORS: the stored copy must not depend on it */
-        if (r->pol->compress && strcasecmp(name, "Accept-Encoding") == 0)
+        if (pol->compress && strcasecmp(name, "Accept-Encoding") == 0)
             continue;   /* the edge encodes: the origin sends identity */
         mc_buf b = MC_BUF_INIT;
-        mc_buf_printf(&b, "%s: %s", name, r->req->headers[i].value);
+        mc_buf_printf(&b, "%s: %s", name, req->headers[i].value);
         if ((out[n] = mc_buf_steal(&b)) != NULL)
             n++;
     }
     return n;
 }
 
+/* What a fill is started for: a viewer's request, or a prefetch (req NULL). */
+typedef struct fill_target {
+    mc_worker *w;
+    mc_hash128 key;
+    const char *keystr, *path, *query;
+    const mc_cache_policy *pol;
+    const mc_http_req *req;      /* the triggering request, or NULL */
+} fill_target;
+
+static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, int private_);
+
 /* Start fetching r's key; with a stale copy (stale != NULL) the request is
  * conditional on its validators. */
 static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_)
 {
+    fill_target t = {r->w, r->key, r->keystr, r->s3path, r->query, r->pol, r->req};
+    return fill_begin(&t, stale, private_);
+}
+
+static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, int private_)
+{
     mc_fill *f = calloc(1, sizeof *f);
-    if (!f || !(f->keystr = strdup(r->keystr))) {
+    if (!f || !(f->keystr = strdup(t->keystr))) {
         free(f);
         return NULL;
     }
     f->magic = MC_FILL_MAGIC;
-    f->w = r->w;
-    f->key = r->key;
-    f->skey = r->key;
+    f->w = t->w;
+    f->key = t->key;
+    f->skey = t->key;
     f->private_ = private_;
-    f->stall = evtimer_new(r->w->base, on_stall, f);
-    f->kick = evtimer_new(r->w->base, pass_waiters, f);
-    f->store_wait = evtimer_new(r->w->base, on_store_wait, f);
-    f->pol = r->pol;
+    f->stall = evtimer_new(t->w->base, on_stall, f);
+    f->kick = evtimer_new(t->w->base, pass_waiters, f);
+    f->store_wait = evtimer_new(t->w->base, on_store_wait, f);
+    f->pol = t->pol;
     mc_buf block = MC_BUF_INIT;
-    mc_vary_req_block(r->req, &block);
-    if (r->pol->compress)
+    if (t->req)
+        mc_vary_req_block(t->req, &block);   /* a prefetch has no request headers */
+    if (t->pol->compress)
         mc_mesh_ae_normalise(&block);   /* gzip or identity: two variants */
     f->req_block = mc_buf_steal(&block);
-    f->skeystr = strdup(r->keystr);
+    f->skeystr = strdup(t->keystr);
     if (!f->req_block || !f->skeystr) {
         fill_free(f);
         return NULL;
     }
     f->length = -1;
     f->request_time = time(NULL);
-    f->generation = mc_store_generation(r->w->node->store);   /* before the request goes out */
+    f->generation = mc_store_generation(t->w->node->store);   /* before the request goes out */
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);
-    const mc_edge_config *cfg = r->w->node->cfg;
+    const mc_edge_config *cfg = t->w->node->cfg;
     char loop[1024], via[160], inm[600] = "", ims[600] = "";
     /* RFC 8586: add this node to what the request already carries, so a
      * parent tier that sees itself again answers 508 instead of looping */
     int ll = snprintf(loop, sizeof loop, "CDN-Loop: ");
-    for (int i = 0; i < r->req->nheaders; i++)
-        if (strcasecmp(r->req->headers[i].name, "CDN-Loop") == 0 && r->req->headers[i].value[0] &&
+    for (int i = 0; t->req && i < t->req->nheaders; i++)
+        if (strcasecmp(t->req->headers[i].name, "CDN-Loop") == 0 && t->req->headers[i].value[0] &&
             ll < (int)sizeof loop)
-            ll += snprintf(loop + ll, sizeof loop - (size_t)ll, "%s, ", r->req->headers[i].value);
+            ll += snprintf(loop + ll, sizeof loop - (size_t)ll, "%s, ", t->req->headers[i].value);
     if (ll >= (int)sizeof loop - 80)
         ll = snprintf(loop, sizeof loop, "CDN-Loop: ");   /* absurdly long: keep ours at least */
     snprintf(loop + ll, sizeof loop - (size_t)ll, "meshcdn-%s", cfg->node_id);
@@ -1190,11 +1255,11 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     if (ims[0])
         extra[n++] = ims;
     char *fwd[MAX_FORWARDED];
-    int nfwd = forwarded_headers(r, fwd);
+    int nfwd = forwarded_headers(t->pol, t->req, fwd);
     for (int i = 0; i < nfwd; i++)
         extra[n++] = fwd[i];
     extra[n] = NULL;
-    f->xfer = mc_upstream_get(r->w->upstream, r->s3path, r->query, extra, &fill_cbs, f);
+    f->xfer = mc_upstream_get(t->w->upstream, t->path, t->query, extra, &fill_cbs, f);
     for (int i = 0; i < nfwd; i++)
         free(fwd[i]);
     if (!f->xfer || !f->stall || !f->kick) {
@@ -1205,7 +1270,7 @@ static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_
     }
     if (private_)
         return f;
-    mc_fill **b = bucket_of(r->w->fills, f->key);
+    mc_fill **b = bucket_of(t->w->fills, f->key);
     f->next_in_bucket = *b;
     *b = f;
     return f;
@@ -1326,6 +1391,25 @@ void mc_fill_join(mc_resp *r, int expired)
     f->subs = r;
     if (f->headers_seen)
         start_viewer(f, r);
+}
+
+int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const char *path, const char *query,
+                     const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg)
+{
+    if (table_find(w->fills, key))
+        return 1;
+    int rc = reg_claim(key, w, NULL);
+    if (rc != 1)
+        return rc < 0 ? rc : 1;   /* another worker fills it (or passes it) */
+    fill_target t = {w, key, keystr, path, query, pol, NULL};
+    mc_fill *f = fill_begin(&t, NULL, 0);
+    if (!f) {
+        reg_release(key);
+        return MC_E_IO;
+    }
+    f->obs = obs;
+    f->obs_arg = arg;
+    return 0;
 }
 
 void mc_fill_background(mc_resp *r)

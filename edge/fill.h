@@ -24,6 +24,11 @@
  *
  * Threads: a fill table per worker; everything on that worker's loop (the
  * store's publish completion is posted back through the worker mailbox).
+ *
+ * glTF prefetch (prefetch.h): a stored 200 .gltf on a behavior with
+ * prefetch = on keeps its body (up to [prefetch] max_gltf_size) as it
+ * streams; when the last byte arrived and the publish is queued, its
+ * references go to the worker's prefetcher, in the same loop turn.
  */
 #ifndef MC_FILL_H
 #define MC_FILL_H
@@ -89,5 +94,27 @@ const char *mc_fill_fix_type(const char *ctype, const char *keystr);
 /* Start a background revalidation of r's stale copy (stale-while-revalidate)
  * unless a fill for the key already runs; r itself is not attached. */
 void mc_fill_background(mc_resp *r);
+
+/* A fill started on someone's behalf (prefetch.h) is watched: on_head gets
+ * the response head while no viewer is attached (return < 0 to give the
+ * fill up: nothing stored, not counted as failed); on_end runs exactly once
+ * when the fill ends, after it is freed: stored = published, given_up =
+ * on_head refused it, bytes = body bytes received. */
+typedef struct mc_fill_observer {
+    int (*on_head)(void *arg, int status, int64_t content_length);
+    void (*on_end)(void *arg, int stored, int given_up, uint64_t bytes);
+} mc_fill_observer;
+
+/* Prefetch: fill key (keystr, upstream path and query as lookup.c computes
+ * them for a viewer: mc_lookup_key, S3 encoding when signing) with no
+ * viewer, storing it as a viewer's miss would: same behavior pol, signing,
+ * publish; viewers that ask for the key meanwhile join the fill (on
+ * another worker they wait for its publish). The upstream request carries
+ * only CDN-Loop and Via (no viewer's headers). Returns 0 when started (obs
+ * will see its end), 1 when a fill for the key already runs on some worker
+ * (nothing started), MC_E_NOMEM or MC_E_IO (nothing started, obs not
+ * called). */
+int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const char *path, const char *query,
+                     const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg);
 
 #endif

@@ -17,6 +17,7 @@
 #include "edge/http1.h"
 #include "edge/listener.h"
 #include "edge/lookup.h"
+#include "edge/prefetch.h"
 #include "edge/tls.h"
 #include "edge/upstream.h"
 
@@ -163,7 +164,9 @@ static void worker_free(mc_worker *w)
     if (w->drain_check)
         event_free(w->drain_check);
     mc_http_close_all(&w->conns);
+    mc_prefetch_close(w->prefetch);   /* before the fills: none may start now */
     mc_fill_table_free(w->fills);
+    mc_prefetch_free(w->prefetch);
     mc_upstream_free(w->upstream);
     mc_store_reader_free(w->reader);
     if (w->wake)
@@ -187,6 +190,7 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     if (!w->base || !(w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w)))
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot create event loop", id);
     if (mc_upstream_new(&w->upstream, w->base, node->cfg, node->signer) < 0 || mc_fill_table_new(&w->fills) < 0 ||
+        mc_prefetch_new(w, &w->prefetch) < 0 ||
         mc_store_reader_new(node->store, &w->reader) < 0)
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot set up", id);
     int port = node->viewer_port ? node->viewer_port : node->cfg->listen_port;

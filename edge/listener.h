@@ -49,6 +49,7 @@ typedef struct mc_worker {
     struct mc_http_conn *conns;   /* open viewer connections, HTTP and HTTPS (http1 registry) */
     mc_upstream *upstream;
     mc_fill_table *fills;
+    struct mc_prefetch *prefetch; /* glTF prefetch queue (prefetch.h) */
     mc_store_reader *reader;
     /* mailbox: guarded by mail_mu; wake fires on the worker's loop */
     pthread_mutex_t mail_mu;

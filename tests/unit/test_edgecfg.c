@@ -1,12 +1,14 @@
 /* test_edgecfg.c — meshcdn-edge's TLS and origin-TLS settings
  * (edge/edgecfg.h): defaults, the 8443 default port, what is required with
- * what, and the region an Amazon S3 host implies. */
+ * what, and the region an Amazon S3 host implies; glTF prefetch's keys. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "edge/edgecfg.h"
 
@@ -88,11 +90,63 @@ static void test_origin_tls(void **state)
     assert_non_null(strstr(err.msg, "origin.ca_file"));
 }
 
+/* An INI file with text; its path in path (caller unlinks). */
+static void write_ini(char path[64], const char *text)
+{
+    snprintf(path, 64, "/tmp/mc-edgecfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_prefetch_keys(void **state)
+{
+    (void)state;
+    mc_edge_config c;
+    mc_err err = {0};
+    /* off by default, with the documented limits */
+    assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", NULL, NULL, NULL), 0);
+    assert_int_equal(c.policy.prefetch, 0);
+    assert_int_equal(c.prefetch_max_refs, 32);
+    assert_int_equal(c.prefetch_concurrency, 6);
+    assert_int_equal(c.prefetch_queue, 256);
+    assert_true(c.prefetch_max_bytes == 256ull << 20);
+    assert_true(c.prefetch_max_gltf == 4ull << 20);
+    mc_edge_config_free(&c);
+    /* [cache] for the default behavior, prefetch= per behavior, [prefetch] limits */
+    char path[64], arg[96];
+    write_ini(path, "[cache]\nprefetch = on\n[behavior]\n/off/ = prefetch=off\n/inherit/ = max_variants=4\n"
+                    "[prefetch]\nmax_refs = 5\nmax_bytes = 10M\nconcurrency = 2\nqueue = 0\nmax_gltf_size = 64K\n");
+    snprintf(arg, sizeof arg, "--config=%s", path);
+    assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", arg, NULL, NULL), 0);
+    assert_int_equal(c.policy.prefetch, 1);
+    assert_int_equal(mc_edge_policy_for(&c, "/off/a.gltf")->prefetch, 0);
+    assert_int_equal(mc_edge_policy_for(&c, "/inherit/a.gltf")->prefetch, 1);
+    assert_int_equal(mc_edge_policy_for(&c, "/m/a.gltf")->prefetch, 1);
+    assert_int_equal(c.prefetch_max_refs, 5);
+    assert_int_equal(c.prefetch_concurrency, 2);
+    assert_int_equal(c.prefetch_queue, 0);
+    assert_true(c.prefetch_max_bytes == 10ull << 20);
+    assert_true(c.prefetch_max_gltf == 64ull << 10);
+    mc_edge_config_free(&c);
+    unlink(path);
+    /* a bad value is named */
+    write_ini(path, "[behavior]\n/m/ = prefetch=maybe\n");
+    snprintf(arg, sizeof arg, "--config=%s", path);
+    assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", arg, NULL, NULL) < 0);
+    assert_non_null(strstr(err.msg, "behavior./m/: \"prefetch\""));
+    unlink(path);
+    assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--prefetch.concurrency=0", NULL, NULL) < 0);
+    assert_non_null(strstr(err.msg, "concurrency"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_listen),
         cmocka_unit_test(test_origin_tls),
+        cmocka_unit_test(test_prefetch_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

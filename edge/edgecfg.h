@@ -1,8 +1,10 @@
 /* edgecfg.h — meshcdn-edge's configuration: the schema of its INI file and
  * flags, and the validated values every other module reads.
  *
- * Threads: loaded once on the main thread before workers start; read-only
- * afterwards. Ownership: mc_edge_config owns its strings and credentials
+ * Threads: loaded on the main thread, at start and again on SIGHUP (a new
+ * mc_edge_config each time, published as a snapshot: snap.h); read-only
+ * once loaded. Loading has no side effect (log_level is applied by main).
+ * Ownership: mc_edge_config owns its strings and credentials
  * (mc_edge_config_free).
  */
 #ifndef MC_EDGECFG_H
@@ -77,6 +79,7 @@ typedef struct mc_edge_config {
     int workers;                 /* event-loop threads */
     char node_id[64];            /* token-safe: [A-Za-z0-9._-] */
     char region[64];
+    int log_level;               /* mc_log_level */
     char origin_base[512];       /* "http://127.0.0.1:9000" (no path) */
     char origin_path[512];       /* "/assets": prefix added to every viewer path */
     int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */

@@ -573,6 +573,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->store_size = mc_config_size(c, "store", "size");
     if (out->store_size < (16u << 20))
         return mc_config_fail(c, err, MC_E_INVAL, "store", "size", "must be at least 16M");
+    out->max_object_auto = !mc_config_str(c, "store", "max_object_size");
     out->max_object_bytes = mc_config_str(c, "store", "max_object_size")
                                 ? mc_config_size(c, "store", "max_object_size")
                                 : out->store_size / 4;

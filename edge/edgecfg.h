@@ -116,6 +116,7 @@ typedef struct mc_edge_config {
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
+    int max_object_auto;         /* max_object_bytes is the default, store_size / 4 */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
     int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
     mc_cache_policy policy;      /* the default behavior ([cache]) */

@@ -151,7 +151,7 @@ static const key_fields fields[] = {
     {"tier.eject_max", 0, {F(tier_eject_max_ms)}},
     {"tier.health_interval", 0, {F(tier_health_interval_ms)}},
     {"tier.response_timeout", 0, {F(tier_response_timeout_ms)}},
-    {"store.max_object_size", 0, {F(max_object_bytes)}},
+    {"store.max_object_size", 0, {F(max_object_bytes), F(max_object_auto)}},
     {"store.fill_buffer", 0, {F(max_fill_buffer)}},
     {"store.stall_timeout", 0, {F(stall_timeout_ms)}},
     {"cache", 0, {F(policy)}},
@@ -159,6 +159,8 @@ static const key_fields fields[] = {
 
 static int fields_differ(const key_fields *k, const mc_edge_config *a, const mc_edge_config *b)
 {
+    if (k->f[0].off == offsetof(mc_edge_config, max_object_bytes) && a->max_object_auto && b->max_object_auto)
+        return 0;   /* both follow store.size (restart-only) */
     for (int i = 0; i < 3 && k->f[i].len; i++)
         if (memcmp((const char *)a + k->f[i].off, (const char *)b + k->f[i].off, k->f[i].len) != 0)
             return 1;
@@ -240,4 +242,6 @@ void mc_snap_keep_restart(mc_edge_config *next, const mc_edge_config *running)
             memcpy((char *)next + fields[i].f[j].off, (const char *)running + fields[i].f[j].off,
                    fields[i].f[j].len);
     }
+    if (next->max_object_auto)
+        next->max_object_bytes = next->store_size / 4;   /* the size that runs */
 }

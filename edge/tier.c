@@ -40,6 +40,8 @@ typedef struct check_plan {
     check_item parents[MC_MAX_PARENTS];
     int nparents;
     char origin_url[2][1100];          /* "" = none */
+    char ca_file[1024], ca_dir[1024];  /* HTTPS origins: verified as fetches are */
+    int insecure;
     int64_t interval_ms;
 } check_plan;
 
@@ -210,8 +212,9 @@ static size_t discard(char *d, size_t s, size_t n, void *u)
     return s * n;
 }
 
-/* GET url within 2 s: the status, 0 when there was no response. */
-static long probe(CURL *e, const char *url, CURLcode *rc_out)
+/* GET url within 2 s: the status, 0 when there was no response. plan:
+ * the TLS settings of an origin probe (NULL: defaults). */
+static long probe(CURL *e, const char *url, const check_plan *plan, CURLcode *rc_out)
 {
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -221,6 +224,14 @@ static long probe(CURL *e, const char *url, CURLcode *rc_out)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "meshcdn-health/" MESHCDN_VERSION);
+    if (plan) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, plan->insecure ? 0L : 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, plan->insecure ? 0L : 2L);
+        if (plan->ca_file[0])
+            curl_easy_setopt(e, CURLOPT_CAINFO, plan->ca_file);
+        if (plan->ca_dir[0])
+            curl_easy_setopt(e, CURLOPT_CAPATH, plan->ca_dir);
+    }
     long code = 0;
     CURLcode rc = curl_easy_perform(e);
     if (rc == CURLE_OK)
@@ -232,7 +243,7 @@ static long probe(CURL *e, const char *url, CURLcode *rc_out)
 static void check_one(CURL *e, const check_item *it)
 {
     CURLcode rc;
-    long code = probe(e, it->url, &rc);
+    long code = probe(e, it->url, NULL, &rc);
     parent_state *p = &g_slots[it->slot].st;
     int down = code != 200;
     if (atomic_exchange(&p->down, down) != down)
@@ -249,12 +260,13 @@ static void check_one(CURL *e, const check_item *it)
 
 /* An unhealthy origin is probed: any answer below 500 (an unsigned GET gets
  * 403 from an S3 origin) means it serves again. */
-static void probe_origin(CURL *e, int which, const char *url)
+static void probe_origin(CURL *e, int which, const check_plan *plan)
 {
+    const char *url = plan->origin_url[which];
     if (!url[0] || origin_healthy(which))
         return;
     CURLcode rc;
-    long code = probe(e, url, &rc);
+    long code = probe(e, url, plan, &rc);
     if (code > 0 && code < 500 && atomic_exchange(&g_origin_fails[which], 0) != 0)
         mc_log_info("tier", "msg=\"origin healthy again\" origin=%s probe_status=%ld", origin_names[which], code);
 }
@@ -272,7 +284,7 @@ static void *check_thread(void *arg)
         for (int i = 0; e && plan && i < plan->nparents; i++)
             check_one(e, &plan->parents[i]);
         for (int w = 0; e && plan && w < 2; w++)
-            probe_origin(e, w, plan->origin_url[w]);
+            probe_origin(e, w, plan);
         pthread_mutex_lock(&g_mu);
         int64_t interval = g_plan.interval_ms > 0 ? g_plan.interval_ms : 2000;
         struct timespec dl;
@@ -306,6 +318,9 @@ void mc_tier_configure(const mc_edge_snap *s)
     snprintf(g_plan.origin_url[0], sizeof g_plan.origin_url[0], "%s%s/", c->origin_base, c->origin_path);
     if (c->secondary_base[0])
         snprintf(g_plan.origin_url[1], sizeof g_plan.origin_url[1], "%s%s/", c->secondary_base, c->secondary_path);
+    snprintf(g_plan.ca_file, sizeof g_plan.ca_file, "%s", c->origin_ca_file);
+    snprintf(g_plan.ca_dir, sizeof g_plan.ca_dir, "%s", c->origin_ca_dir);
+    g_plan.insecure = c->origin_insecure;
     g_plan.interval_ms = c->tier_health_interval_ms;
     if (!g_thread_running) {
         g_stopping = 0;

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -106,6 +107,50 @@ class Reload(unittest.TestCase):
         self.assertTrue(295 <= ttl_of(hd) <= 300, hd["cache-status"])
         dl.close()
         self.assertEqual(self.origin.count("/big.bin"), 1)
+
+    def test_reloads_under_load_drop_nothing(self):
+        """Keep-alive viewers fetch hits and misses while the behaviors and the
+        parents list flip on every SIGHUP: no error, no wrong byte."""
+        for i in range(200):
+            self.origin.route(f"/m/n{i}.bin", lambda req, i=i: (200, {"Cache-Control": "max-age=600"},
+                                                               b"%d" % i * 1000))
+        confs = [self.base_conf("/m/ = max_ttl=100s"),
+                 self.base_conf("/m/ = max_ttl=200s query=none", extra="[tier]\nfail_threshold = 4\n")]
+        self.write_conf(confs[0])
+        d = self.edge()
+        host, port = d.addr["http"]
+        errors, done = [], [0]
+        stop = threading.Event()
+
+        def viewer(k):
+            try:
+                s = socket.create_connection((host, port), timeout=10)
+                n = 0
+                while not stop.is_set():
+                    i = (n * 7 + k) % 200
+                    s.sendall(f"GET /m/n{i}.bin HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                    st, _, body, complete = h.read_response(s)
+                    if st != 200 or body != b"%d" % i * 1000 or not complete:
+                        errors.append((i, st, len(body)))
+                    n += 1
+                done[0] += n
+                s.close()
+            except OSError as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=viewer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for r in range(10):
+            self.write_conf(confs[(r + 1) % 2])
+            self.hup(d)
+            time.sleep(0.1)
+        stop.set()
+        for t in threads:
+            t.join(20)
+        self.assertEqual(errors, [])
+        self.assertGreater(done[0], 20)
+        self.assertEqual(len(re.findall(r"configuration reloaded", d.log())), 10)
 
     def test_invalid_file_is_refused_and_the_old_one_stays(self):
         self.write_conf(self.base_conf())

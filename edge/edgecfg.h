@@ -84,7 +84,7 @@ typedef struct mc_edge_config {
     char origin_path[512];       /* "/assets": prefix added to every viewer path */
     int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */
     char sign_region[64];
-    mc_keys credentials;         /* exactly one pair when origin_sign (as loaded at start) */
+    mc_keys credentials;         /* exactly one pair when origin_sign (as loaded with this configuration) */
     char credentials_file[1024]; /* re-read by the signer when it changes */
     char session_token_file[1024];   /* "" = token (if any) from the credentials file */
     char origin_ca_file[1024];   /* HTTPS origins: CA bundle ("" = system default) */

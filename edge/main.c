@@ -123,12 +123,11 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         return;
     }
     mc_tier_bind(ns->cfg.parents, ns->cfg.nparents, ns->parent_slot);
-    int level = ns->cfg.log_level;
-    mc_log_info("main", "msg=\"configuration reloaded\" generation=%llu changed=\"%s\" needs_restart=\"%s\"",
-                (unsigned long long)ns->generation, d.changed, d.restart);
-    mc_node_publish(node, ns);   /* ns is the node's now */
+    mc_node_publish(node, ns);   /* ns is the node's now: the next request on any worker takes it */
     mc_tier_configure(node->snap);
-    mc_log_set_level((mc_log_level)level);   /* after the line above: a quieter level still shows the reload */
+    mc_log_info("main", "msg=\"configuration reloaded\" generation=%llu changed=\"%s\" needs_restart=\"%s\"",
+                (unsigned long long)node->snap->generation, d.changed, d.restart);
+    mc_log_set_level((mc_log_level)node->snap->cfg.log_level);   /* after the line: a quieter level still shows it */
 }
 
 /* The first snapshot: a copy of the start-up configuration. */

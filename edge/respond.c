@@ -384,7 +384,9 @@ static void access_log(mc_resp *r, int status)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double up = -1;
-    if (r->up_t0.tv_sec || r->up_t0.tv_nsec)
+    /* a hit is served from the store, even one that waited for another
+     * worker's fill to publish first */
+    if ((r->up_t0.tv_sec || r->up_t0.tv_nsec) && r->result != MC_RESULT_HIT)
         up = r->up_s >= 0 ? r->up_s * 1e3 : ms_since(&r->up_t0, &t);
     mc_access a = {r->w->node->cfg->node_id, mc_http_peer(r->conn), r->req->method,
                    r->keystr ? r->keystr : r->req->path, mc_http_req_header(r->req, "Range"), status, r->sent,

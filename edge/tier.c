@@ -306,6 +306,8 @@ void mc_tier_configure(const mc_edge_snap *s)
     const mc_edge_config *c = &s->cfg;
     atomic_store(&g_origin_threshold, c->tier_fail_threshold);
     pthread_mutex_lock(&g_mu);
+    char was[2][1100];
+    memcpy(was, g_plan.origin_url, sizeof was);
     memset(&g_plan, 0, sizeof g_plan);
     for (int i = 0; i < c->nparents; i++) {
         if (!c->parents[i].health_url[0])
@@ -322,6 +324,9 @@ void mc_tier_configure(const mc_edge_snap *s)
     snprintf(g_plan.ca_dir, sizeof g_plan.ca_dir, "%s", c->origin_ca_dir);
     g_plan.insecure = c->origin_insecure;
     g_plan.interval_ms = c->tier_health_interval_ms;
+    for (int w = 0; w < 2; w++)   /* another origin (a reload): its failures are not the new one's */
+        if (strcmp(was[w], g_plan.origin_url[w]) != 0)
+            atomic_store(&g_origin_fails[w], 0);
     if (!g_thread_running) {
         g_stopping = 0;
         g_thread_running = pthread_create(&g_thread, NULL, check_thread, NULL) == 0;

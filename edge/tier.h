@@ -23,7 +23,8 @@
  * take an origin out of the fetch order (it is the last resort); they make
  * it unhealthy for /readyz after tier.fail_threshold, and while it is, the
  * check thread probes it every tier.health_interval (GET of the origin URL:
- * any response below 500 is healthy again, as is a successful fetch).
+ * any response below 500 is healthy again, as is a successful fetch). A
+ * reload that changes an origin's URL starts its count afresh.
  *
  * Slots: health state lives in process-wide slots, one per parent name and
  * URL. A reload (snap.h) binds its parents to slots: a parent kept across a

@@ -19,6 +19,7 @@ struct mc_admin {
     mc_node *node;
     mc_http_conn *conns;
     const mc_follow *follow;
+    mc_store_reader *reader;     /* /readyz's read transaction (main thread) */
 };
 
 void mc_admin_set_follow(mc_admin *a, const mc_follow *f)
@@ -71,7 +72,7 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
         mc_metrics_value(b, "meshcdn_edge_upstream_requests_total", labels, (double)v);
     }
     mc_tier_metrics_requests(b);   /* parents and the secondary origin */
-    mc_tier_metrics_health(b);
+    mc_tier_metrics_health(node->snap, b);
     mc_metrics_header(b, "meshcdn_edge_upstream_seconds", "histogram", "origin fetch duration, request to last byte");
     mc_metrics_histo(b, "meshcdn_edge_upstream_seconds", "upstream=\"origin\"", &s->upstream_seconds);
     counter(b, "meshcdn_edge_upstream_bytes_total", "body bytes received from upstreams", mc_counter_get(&s->upstream_bytes));
@@ -115,6 +116,22 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     return 0;
 }
 
+int mc_admin_ready(mc_admin *a, char *why, size_t n)
+{
+    if (atomic_load(&a->node->draining)) {
+        snprintf(why, n, "draining");
+        return 0;
+    }
+    if (!a->reader || !mc_store_check(a->reader, why, n)) {
+        if (!a->reader)
+            snprintf(why, n, "store: no reader");
+        return 0;
+    }
+    if (!mc_tier_any_healthy(a->node->snap, why, n))
+        return 0;
+    return mc_follow_ready(a->follow, why, n);
+}
+
 static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
 {
     mc_admin *a = ud;
@@ -136,10 +153,8 @@ static void on_admin_request(mc_http_conn *c, mc_http_req *req, void *ud)
     if (strcmp(req->path, "/healthz") == 0) {
         mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
     } else if (strcmp(req->path, "/readyz") == 0) {
-        char why[200], body[220];
-        if (atomic_load(&a->node->draining)) {
-            mc_http_respond(c, 503, NULL, "Cache-Control: no-store\r\n", "text/plain", "not ready: draining\n", 20);
-        } else if (mc_follow_ready(a->follow, why, sizeof why)) {
+        char why[300], body[320];
+        if (mc_admin_ready(a, why, sizeof why)) {
             mc_http_respond(c, 200, NULL, "Cache-Control: no-store\r\n", "text/plain", "ready\n", 6);
         } else {
             int n = snprintf(body, sizeof body, "not ready: %s\n", why);
@@ -169,13 +184,19 @@ int mc_admin_start(mc_admin **out, struct event_base *base, mc_node *node, int *
         return MC_E_NOMEM;
     a->base = base;
     a->node = node;
+    if (mc_store_reader_new(node->store, &a->reader) < 0) {
+        free(a);
+        return mc_err_set(err, MC_E_NOMEM, "admin: cannot open a store reader");
+    }
     int fd = mc_listen_socket(node->cfg->admin_host, node->cfg->admin_port, 0, actual_port, err);
     if (fd < 0) {
+        mc_store_reader_free(a->reader);
         free(a);
         return fd;
     }
     a->listener = evconnlistener_new(base, on_admin_accept, a, LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (!a->listener) {
+        mc_store_reader_free(a->reader);
         free(a);
         return mc_err_set(err, MC_E_IO, "admin listener failed");
     }
@@ -189,5 +210,6 @@ void mc_admin_stop(mc_admin *a)
         return;
     evconnlistener_free(a->listener);
     mc_http_close_all(&a->conns);
+    mc_store_reader_free(a->reader);
     free(a);
 }

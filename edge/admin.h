@@ -1,13 +1,18 @@
 /* admin.h — the admin listener of one edge node (loopback by default):
  *   GET /healthz  200 "ok" while the process runs (liveness)
- *   GET /readyz   200 when the node can serve: 503 with the reason while it
- *                 has not caught up with the fleet invalidation log
- *                 (edge/follow.h) or has not heard from the control API
+ *   GET /readyz   200 "ready" when the node can serve; else 503 "not ready:
+ *                 REASON", the first of: draining (SIGTERM); the store
+ *                 unreadable or failing (store.h mc_store_check); no
+ *                 upstream healthy (tier.h mc_tier_any_healthy: every
+ *                 parent ejected or down and the origin(s) failing); not
+ *                 caught up with the fleet invalidation log or not heard
+ *                 from the control API (edge/follow.h)
  *   GET /metrics  Prometheus text format (names under meshcdn_edge_)
  *   POST /purge   SigV4-authenticated purge (edge/purge.h)
  * Other paths 404, other methods 405.
  *
- * Threads: runs on the main thread's event loop; reads only atomics.
+ * Threads: runs on the main thread's event loop (as do reloads: node->snap
+ * is read without a reference); reads only atomics of the workers.
  */
 #ifndef MC_ADMIN_H
 #define MC_ADMIN_H
@@ -23,6 +28,9 @@ void mc_admin_stop(mc_admin *a);
 /* Readiness and metrics of the invalidation follower (NULL: none). */
 struct mc_follow;
 void mc_admin_set_follow(mc_admin *a, const struct mc_follow *f);
+
+/* The /readyz verdict: 1 ready, 0 not (why gets the reason). */
+int mc_admin_ready(mc_admin *a, char *why, size_t n);
 
 /* The /metrics body (exposed for tests and benchmarks). */
 int mc_admin_render_metrics(mc_node *node, mc_buf *out);

@@ -21,7 +21,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"control", "credentials", NULL, MC_CFG_STR, NULL, "this node's key for the control API (default: origin.credentials)", NULL, 0, 0},
     {"control", "startup_wait", NULL, MC_CFG_DURATION, "5s", "at start, wait this long to catch up with the invalidation log before serving", NULL, 0, 0},
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
-    {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error", "debug|info|warn|error", 0, 0},
+    {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error (reloaded on SIGHUP)", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
     {"edge", "drain_timeout", NULL, MC_CFG_DURATION, "30s", "SIGTERM: how long responses in progress may take to finish (0: stop at once)", NULL, 0, 0},
     {"edge", "max_request_body", NULL, MC_CFG_SIZE, "16M", "viewer request bodies (passed through to the origin) up to this; larger get 413", NULL, 0, 0},
@@ -516,9 +516,9 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     if (copy_str(out->region, sizeof out->region, mc_config_str(c, "edge", "region")) < 0 ||
         !token_safe(out->region))
         return mc_config_fail(c, err, MC_E_INVAL, "edge", "region", "must be 1-63 of A-Z a-z 0-9 . _ -");
-    mc_log_level lvl;
+    mc_log_level lvl = MC_LOG_INFO;
     mc_log_level_parse(mc_config_str(c, "edge", "log_level"), &lvl);
-    mc_log_set_level(lvl);
+    out->log_level = (int)lvl;   /* applied by main: a reload that is refused changes nothing */
     out->client_timeout_ms = mc_config_duration_ms(c, "edge", "client_timeout");
     out->drain_timeout_ms = mc_config_duration_ms(c, "edge", "drain_timeout");
     out->max_request_body = mc_config_size(c, "edge", "max_request_body");
@@ -582,6 +582,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->store_size = mc_config_size(c, "store", "size");
     if (out->store_size < (16u << 20))
         return mc_config_fail(c, err, MC_E_INVAL, "store", "size", "must be at least 16M");
+    out->max_object_auto = !mc_config_str(c, "store", "max_object_size");
     out->max_object_bytes = mc_config_str(c, "store", "max_object_size")
                                 ? mc_config_size(c, "store", "max_object_size")
                                 : out->store_size / 4;

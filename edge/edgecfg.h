@@ -1,8 +1,10 @@
 /* edgecfg.h — meshcdn-edge's configuration: the schema of its INI file and
  * flags, and the validated values every other module reads.
  *
- * Threads: loaded once on the main thread before workers start; read-only
- * afterwards. Ownership: mc_edge_config owns its strings and credentials
+ * Threads: loaded on the main thread, at start and again on SIGHUP (a new
+ * mc_edge_config each time, published as a snapshot: snap.h); read-only
+ * once loaded. Loading has no side effect (log_level is applied by main).
+ * Ownership: mc_edge_config owns its strings and credentials
  * (mc_edge_config_free).
  */
 #ifndef MC_EDGECFG_H
@@ -78,11 +80,12 @@ typedef struct mc_edge_config {
     int workers;                 /* event-loop threads */
     char node_id[64];            /* token-safe: [A-Za-z0-9._-] */
     char region[64];
+    int log_level;               /* mc_log_level */
     char origin_base[512];       /* "http://127.0.0.1:9000" (no path) */
     char origin_path[512];       /* "/assets": prefix added to every viewer path */
     int origin_sign;             /* 1 = SigV4 (OAC style), 0 = none */
     char sign_region[64];
-    mc_keys credentials;         /* exactly one pair when origin_sign (as loaded at start) */
+    mc_keys credentials;         /* exactly one pair when origin_sign (as loaded with this configuration) */
     char credentials_file[1024]; /* re-read by the signer when it changes */
     char session_token_file[1024];   /* "" = token (if any) from the credentials file */
     char origin_ca_file[1024];   /* HTTPS origins: CA bundle ("" = system default) */
@@ -114,6 +117,7 @@ typedef struct mc_edge_config {
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
+    int max_object_auto;         /* max_object_bytes is the default, store_size / 4 */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
     int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
     int prefetch_max_refs;       /* [prefetch] references fetched per .gltf */

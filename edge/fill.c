@@ -30,6 +30,7 @@ struct mc_fill {
     uint32_t magic;
     fill_state state;
     mc_worker *w;
+    mc_edge_snap *snap;          /* the configuration it started with (a reference) */
     mc_hash128 key;
     char *keystr;
     struct mc_fill *next_in_bucket;
@@ -48,7 +49,7 @@ struct mc_fill {
     XXH3_state_t *xxh;
     mc_fresh fresh;
     int64_t request_time, response_time;
-    const mc_cache_policy *pol;  /* the behavior of its path (config-owned) */
+    const mc_cache_policy *pol;  /* the behavior of its path (in snap) */
     mc_hash128 skey;             /* where it is stored: key, or the variant's (vary.h) */
     char *skeystr;               /* the stored key string (owned) */
     char *req_block;             /* the triggering request's headers, for Vary (owned) */
@@ -239,6 +240,7 @@ static void fill_free(mc_fill *f)
         deflateEnd(f->gz);
         free(f->gz);
     }
+    mc_snap_unref(f->snap);
     mc_buf_free(&f->doc);
     const mc_fill_observer *obs = f->obs;
     void *obs_arg = f->obs_arg;
@@ -651,7 +653,7 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (!f->paused || !f->xfer)
         return;
-    size_t limit = f->w->node->cfg->max_fill_buffer;
+    size_t limit = f->snap->cfg.max_fill_buffer;
     for (mc_resp **pp = &f->subs; *pp;) {
         mc_resp *r = *pp;
         if (mc_http_backlog(r->conn) <= limit) {
@@ -841,7 +843,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         f->storing = 0;
         f->fresh.why_not = "vary *";
     }
-    if (f->storing && clen >= 0 && (uint64_t)clen > f->w->node->cfg->max_object_bytes) {
+    if (f->storing && clen >= 0 && (uint64_t)clen > f->snap->cfg.max_object_bytes) {
         f->storing = 0;
         f->fresh.why_not = "too big";
     }
@@ -874,7 +876,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (f->storing && mc_prefetch_wanted(pol, status, mc_hdr_find(f->hdrs, "Content-Type", ctbuf, sizeof ctbuf),
                                          f->keystr)) {
-        if (clen >= 0 && (uint64_t)clen > f->w->node->cfg->prefetch_max_gltf)
+        if (clen >= 0 && (uint64_t)clen > f->snap->cfg.prefetch_max_gltf)
             mc_prefetch_count_skip(MC_PREFETCH_SKIP_DOCUMENT);
         else
             f->collect = 1;
@@ -921,7 +923,7 @@ static void on_store_wait(evutil_socket_t fd, short what, void *arg)
     mc_fill *f = arg;
     (void)fd, (void)what;
     f->store_paused_ms += STORE_WAIT_MS;
-    if (store_behind(f, 1) && f->store_paused_ms < f->w->node->cfg->stall_timeout_ms) {
+    if (store_behind(f, 1) && f->store_paused_ms < f->snap->cfg.stall_timeout_ms) {
         struct timeval tv = {0, STORE_WAIT_MS * 1000};
         evtimer_add(f->store_wait, &tv);
         return;
@@ -951,12 +953,12 @@ static int on_up_body(void *arg, const void *data, size_t len)
         evtimer_add(f->store_wait, &tv);
         return MC_UPSTREAM_PAUSE;
     }
-    size_t limit = f->w->node->cfg->max_fill_buffer;
+    size_t limit = f->snap->cfg.max_fill_buffer;
     for (mc_resp *r = f->subs; r; r = r->next)
         if (mc_http_backlog(r->conn) > limit) {
             if (!f->paused && f->stall) {
-                struct timeval tv = {f->w->node->cfg->stall_timeout_ms / 1000,
-                                     (f->w->node->cfg->stall_timeout_ms % 1000) * 1000};
+                struct timeval tv = {f->snap->cfg.stall_timeout_ms / 1000,
+                                     (f->snap->cfg.stall_timeout_ms % 1000) * 1000};
                 evtimer_add(f->stall, &tv);
             }
             f->paused = 1;
@@ -965,13 +967,13 @@ static int on_up_body(void *arg, const void *data, size_t len)
     if (f->paused && f->stall)
         evtimer_del(f->stall);
     f->paused = 0;
-    if (f->storing && f->received + len > f->w->node->cfg->max_object_bytes)
+    if (f->storing && f->received + len > f->snap->cfg.max_object_bytes)
         stop_storing(f, "too big");   /* no Content-Length told us before */
     if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
     f->up_received += len;
     if (f->collect) {
-        if (f->doc.len + len > f->w->node->cfg->prefetch_max_gltf) {
+        if (f->doc.len + len > f->snap->cfg.prefetch_max_gltf) {
             f->collect = 0;   /* no Content-Length told us before */
             mc_buf_free(&f->doc);
             mc_prefetch_count_skip(MC_PREFETCH_SKIP_DOCUMENT);
@@ -1053,6 +1055,8 @@ static void on_up_done(void *arg, int rc, const char *why)
 {
     mc_fill *f = arg;
     f->xfer = NULL;
+    mc_resp_upstream_ended(f->subs);
+    mc_resp_upstream_ended(f->waiters);
     int complete = rc == 0 && f->headers_seen && (f->up_length < 0 || f->up_received == (uint64_t)f->up_length);
     if (complete && f->gz && gzip_more(f, "", 0, Z_FINISH) < 0)
         complete = 0;
@@ -1169,6 +1173,7 @@ static int forwarded_headers(const mc_cache_policy *pol, const mc_http_req *req,
 /* What a fill is started for: a viewer's request, or a prefetch (req NULL). */
 typedef struct fill_target {
     mc_worker *w;
+    mc_edge_snap *snap;          /* the configuration pol belongs to */
     mc_hash128 key;
     const char *keystr, *path, *query;
     const mc_cache_policy *pol;
@@ -1181,7 +1186,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
  * conditional on its validators. */
 static mc_fill *fill_start(mc_resp *r, const mc_object_meta *stale, int private_)
 {
-    fill_target t = {r->w, r->key, r->keystr, r->s3path, r->query, r->pol, r->req};
+    fill_target t = {r->w, r->snap, r->key, r->keystr, r->s3path, r->query, r->pol, r->req};
     return fill_begin(&t, stale, private_);
 }
 
@@ -1194,6 +1199,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
     }
     f->magic = MC_FILL_MAGIC;
     f->w = t->w;
+    f->snap = mc_snap_ref(t->snap);
     f->key = t->key;
     f->skey = t->key;
     f->private_ = private_;
@@ -1259,7 +1265,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
     for (int i = 0; i < nfwd; i++)
         extra[n++] = fwd[i];
     extra[n] = NULL;
-    f->xfer = mc_upstream_get(t->w->upstream, t->path, t->query, extra, &fill_cbs, f);
+    f->xfer = mc_upstream_get(t->w->upstream, f->snap, t->path, t->query, extra, &fill_cbs, f);
     for (int i = 0; i < nfwd; i++)
         free(fwd[i]);
     if (!f->xfer || !f->stall || !f->kick) {
@@ -1334,6 +1340,10 @@ static int purged_under(const mc_fill *f)
 void mc_fill_join(mc_resp *r, int expired)
 {
     mc_fill *f = table_find(r->w->fills, r->key);
+    /* the access log's upstream time starts, unless the fill's transfer is
+     * over (it is publishing: the wait is for the store, not the upstream) */
+    if (!r->up_t0.tv_sec && !r->up_t0.tv_nsec && !(f && !f->xfer))
+        clock_gettime(CLOCK_MONOTONIC, &r->up_t0);
     if (f && purged_under(f)) {
         r->result = MC_RESULT_MISS;   /* fetch afresh, unstored; the old fill's publish is dropped */
         if (!(f = fill_start(r, NULL, 1))) {
@@ -1394,14 +1404,14 @@ void mc_fill_join(mc_resp *r, int expired)
 }
 
 int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const char *path, const char *query,
-                     const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg)
+                     mc_edge_snap *snap, const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg)
 {
     if (table_find(w->fills, key))
         return 1;
     int rc = reg_claim(key, w, NULL);
     if (rc != 1)
         return rc < 0 ? rc : 1;   /* another worker fills it (or passes it) */
-    fill_target t = {w, key, keystr, path, query, pol, NULL};
+    fill_target t = {w, snap, key, keystr, path, query, pol, NULL};
     mc_fill *f = fill_begin(&t, NULL, 0);
     if (!f) {
         reg_release(key);

@@ -115,6 +115,7 @@ typedef struct mc_fill_observer {
  * (nothing started), MC_E_NOMEM or MC_E_IO (nothing started, obs not
  * called). */
 int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const char *path, const char *query,
+                     mc_edge_snap *snap,
                      const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg);
 
 #endif

@@ -103,11 +103,42 @@ void mc_worker_post_mail(mc_worker *w, mc_mail *m, void (*fn)(void *arg), void *
     enqueue_mail(w, m);
 }
 
+mc_edge_snap *mc_worker_snap(mc_worker *w)
+{
+    /* a relaxed load first: the exchange (a write) only when one is waiting */
+    if (atomic_load_explicit(&w->next_snap, memory_order_relaxed)) {
+        mc_edge_snap *n = atomic_exchange_explicit(&w->next_snap, NULL, memory_order_acquire);
+        if (n) {
+            mc_snap_unref(w->snap);
+            w->snap = n;
+        }
+    }
+    return w->snap;
+}
+
+static void on_publish(void *arg)
+{
+    mc_worker_snap(arg);   /* an idle worker lets the old snapshot go now */
+}
+
+void mc_node_publish(mc_node *node, mc_edge_snap *snap)
+{
+    for (int i = 0; i < node->nworkers; i++) {
+        mc_worker *w = &node->workers[i];
+        mc_edge_snap *old = atomic_exchange_explicit(&w->next_snap, mc_snap_ref(snap), memory_order_acq_rel);
+        mc_snap_unref(old);   /* published before and never adopted */
+        mc_worker_post(w, on_publish, w);   /* if it cannot be posted, the next request adopts it */
+    }
+    mc_snap_unref(node->snap);
+    node->snap = snap;
+}
+
 /* How a viewer connection is served, over TCP or TLS alike. */
 static mc_http_server_opts viewer_opts(mc_worker *w)
 {
-    mc_http_server_opts o = {mc_lookup_handle, w, w->node->cfg->client_timeout_ms, NULL, &w->conns,
-                             (size_t)w->node->cfg->max_request_body, w->node->cfg->header_timeout_ms,
+    const mc_edge_config *c = &mc_worker_snap(w)->cfg;
+    mc_http_server_opts o = {mc_lookup_handle, w, c->client_timeout_ms, NULL, &w->conns,
+                             (size_t)c->max_request_body, c->header_timeout_ms,
                              &w->node->viewer_conns, w->node->max_conns};
     return o;
 }
@@ -169,6 +200,9 @@ static void worker_free(mc_worker *w)
     mc_prefetch_free(w->prefetch);
     mc_upstream_free(w->upstream);
     mc_store_reader_free(w->reader);
+    mc_snap_unref(atomic_exchange(&w->next_snap, NULL));
+    mc_snap_unref(w->snap);
+    w->snap = NULL;
     if (w->wake)
         event_free(w->wake);
     if (w->base)
@@ -189,7 +223,9 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     w->base = event_base_new();
     if (!w->base || !(w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w)))
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot create event loop", id);
-    if (mc_upstream_new(&w->upstream, w->base, node->cfg, node->signer) < 0 || mc_fill_table_new(&w->fills) < 0 ||
+    w->snap = mc_snap_ref(node->snap);
+    atomic_init(&w->next_snap, NULL);
+    if (mc_upstream_new(&w->upstream, w->base) < 0 || mc_fill_table_new(&w->fills) < 0 ||
         mc_prefetch_new(w, &w->prefetch) < 0 ||
         mc_store_reader_new(node->store, &w->reader) < 0)
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot set up", id);

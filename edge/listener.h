@@ -6,6 +6,13 @@
  * loop), its own fill table and its own store reader. Nothing on the request
  * path is shared between workers except the store and atomic counters.
  *
+ * Configuration: the node's reloadable configuration is a snapshot (snap.h).
+ * The main thread publishes a new one with mc_node_publish; a worker adopts
+ * it at its next request or accept (mc_worker_snap: one atomic exchange on
+ * a per-worker slot, no lock), and each request keeps the snapshot it
+ * started with. node->cfg stays the start-up configuration, which is what
+ * runs for every restart-only key (listeners, workers, node id, store).
+ *
  * Cross-thread handoff has one mechanism: mc_worker_post() queues a call on
  * a worker's mailbox and wakes its loop; the call runs on that worker.
  *
@@ -20,6 +27,7 @@
 #include <event2/event.h>
 #include "common/err.h"
 #include "edge/edgecfg.h"
+#include "edge/snap.h"
 #include "edge/store.h"
 
 #define MC_WORKER_MAGIC 0x574f524bu
@@ -57,16 +65,18 @@ typedef struct mc_worker {
     struct event *wake;
     struct event *drain_check;    /* while draining: is the registry empty yet? */
     _Atomic int drained;          /* no viewer connection left (set by the worker) */
+    mc_edge_snap *snap;           /* the configuration new requests take (a reference; worker only) */
+    mc_edge_snap *_Atomic next_snap; /* published, not adopted yet (a reference, or NULL) */
 } mc_worker;
 
 typedef struct mc_tls mc_tls;
 typedef struct mc_signer mc_signer;
 
 struct mc_node {
-    const mc_edge_config *cfg;
+    const mc_edge_config *cfg;   /* start-up configuration (restart-only keys) */
+    mc_edge_snap *snap;  /* current configuration (main thread's reference): set before start, then mc_node_publish */
     mc_store *store;
     mc_tls *tls;         /* set by the caller before start: HTTPS listener, or NULL */
-    mc_signer *signer;   /* set by the caller before start: origin signer, or NULL */
     mc_worker *workers;
     int nworkers;
     int viewer_port;     /* actual port (after binding port 0) */
@@ -90,6 +100,13 @@ void mc_node_drain(mc_node *node);
 int mc_node_draining_workers(mc_node *node);
 /* Stop accepting, break every loop, join and free the workers. */
 void mc_node_stop(mc_node *node);
+
+/* Make snap (the caller's reference, handed over) the node's configuration:
+ * every worker gets a reference and adopts it at its next request; the
+ * previous snapshot is released by each holder when done. Main thread. */
+void mc_node_publish(mc_node *node, mc_edge_snap *snap);
+/* Worker thread: adopt a published snapshot if there is one; the current. */
+mc_edge_snap *mc_worker_snap(mc_worker *w);
 
 /* Run fn(arg) on worker w's loop thread, soon. Safe from any thread. */
 int mc_worker_post(mc_worker *w, void (*fn)(void *arg), void *arg);

@@ -331,8 +331,14 @@ static int loop_detected(const mc_http_req *req, const char *node_id)
     return 0;
 }
 
-static void respond_error(mc_http_conn *c, int status, const char *hdrs, const char *msg)
+static void respond_error(mc_worker *w, mc_http_conn *c, mc_http_req *req, int status, const char *hdrs,
+                          const char *msg)
 {
+    {
+        mc_access a = {w->node->cfg->node_id, mc_http_peer(c), req->method, req->path,
+                       mc_http_req_header(req, "Range"), status, 0, mc_result_name(MC_RESULT_ERROR), 0.0, -1};
+        mc_access_log(&a);
+    }
     mc_stats_request(MC_RESULT_ERROR, status);
     mc_buf b = MC_BUF_INIT;
     mc_buf_printf(&b, "%d %s: %s\n", status, mc_http_reason(status), msg);
@@ -346,10 +352,12 @@ static void respond_error(mc_http_conn *c, int status, const char *hdrs, const c
 void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
 {
     mc_worker *w = ud;
-    const mc_edge_config *cfg = w->node->cfg;
+    /* the configuration this request keeps to its end (a reload meanwhile
+     * is for the next request) */
+    const mc_edge_config *cfg = &mc_worker_snap(w)->cfg;
     int cacheable = mc_pass_method_cacheable(req->method);
     if (strcmp(req->method, "CONNECT") == 0 || strcmp(req->method, "TRACE") == 0) {
-        respond_error(c, 405, "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n",
+        respond_error(w, c, req, 405, "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n",
                       "CONNECT and TRACE are not served");
         return;
     }
@@ -358,12 +366,12 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         if (strcmp(req->method, "OPTIONS") == 0)
             mc_http_respond(c, 200, NULL, allow, NULL, "", 0);
         else
-            respond_error(c, 400, NULL, "\"*\" is a target for OPTIONS only");
+            respond_error(w, c, req, 400, NULL, "\"*\" is a target for OPTIONS only");
         return;
     }
     if (loop_detected(req, cfg->node_id)) {
         mc_counter_add(&mc_stats_global.loops_detected, 1);
-        respond_error(c, 508, NULL, "this request already passed through this node (CDN-Loop)");
+        respond_error(w, c, req, 508, NULL, "this request already passed through this node (CDN-Loop)");
         return;
     }
     mc_buf keystr = MC_BUF_INIT, norm = MC_BUF_INIT;
@@ -372,7 +380,7 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
     if (mc_lookup_key(req->path, req->query, cfg, &keystr, &norm, &pol, &upq) < 0) {
         mc_buf_free(&keystr);
         mc_buf_free(&norm);
-        respond_error(c, 400, NULL, "bad request path");
+        respond_error(w, c, req, 400, NULL, "bad request path");
         return;
     }
     if (strcmp(req->method, "OPTIONS") == 0 && pol->cors_origins[0] && mc_http_req_header(req, "Origin") &&
@@ -393,14 +401,14 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
     }
     if (!cacheable) {
         if (!pol->pass_unsafe) {
-            respond_error(c, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served here");
+            respond_error(w, c, req, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served here");
         } else {
             /* what is signed is what is sent (S3 encoding); else as received */
             char *up = cfg->origin_sign ? mc_sigv4_s3_path(norm.data) : strdup(req->path);
             if (up)
                 mc_pass_handle(c, req, w, keystr.data, up);
             else
-                respond_error(c, 400, NULL, "bad request path");
+                respond_error(w, c, req, 400, NULL, "bad request path");
             free(up);
         }
         free(upq);
@@ -426,7 +434,7 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
     if (nomem) {
         if (r)
             mc_resp_free(r);
-        respond_error(c, 500, NULL, "out of memory");
+        respond_error(w, c, req, 500, NULL, "out of memory");
         return;
     }
     r->key = r->skey = mc_hash_key(r->keystr, strlen(r->keystr));

@@ -15,6 +15,8 @@
 #include "edge/follow.h"
 #include "edge/listener.h"
 #include "edge/signer.h"
+#include "edge/snap.h"
+#include "edge/tier.h"
 #include "edge/stats.h"
 #include "edge/store.h"
 #include "edge/storecheck.h"
@@ -55,6 +57,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     stopper *st = arg;
     (void)what;
+    st->timeout_ms = st->node->snap->cfg.drain_timeout_ms;   /* as last reloaded */
     if (sig == SIGTERM && !atomic_load(&st->node->draining) && st->timeout_ms > 0) {
         mc_log_info("main", "msg=\"draining\" signal=%d timeout_ms=%lld", (int)sig, (long long)st->timeout_ms);
         clock_gettime(CLOCK_MONOTONIC, &st->t0);
@@ -67,47 +70,97 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(st->base);
 }
 
-/* SIGHUP: new TLS certificate and key for new handshakes (open connections
- * keep theirs), and the origin credentials checked at once. */
-static void on_sighup(evutil_socket_t sig, short what, void *arg)
+/* SIGHUP: the configuration again, from the same --config file and flags.
+ * A file that does not load is refused (logged) and the running
+ * configuration stays; otherwise what changed is published as a new
+ * snapshot (snap.h) that new requests take while those in flight finish
+ * with theirs, and keys that need a restart are logged, not applied. The
+ * TLS certificate and key are reloaded from their paths for new
+ * handshakes either way (open connections keep theirs). */
+typedef struct reloader {
+    mc_node *node;
+    int argc;
+    char **argv;
+} reloader;
+
+static void reload_tls(mc_node *node)
 {
-    mc_node *node = arg;
     mc_err err = {0};
-    (void)sig, (void)what;
-    if (node->tls) {
-        if (mc_tls_reload(node->tls, &err) < 0)
-            mc_log_error("main", "msg=\"TLS reload failed; the previous certificate stays in use\" error=\"%s\"", err.msg);
-        else
-            mc_log_info("main", "msg=\"TLS certificate reloaded\" cert=%s generation=%llu", node->cfg->tls_cert,
-                        (unsigned long long)mc_tls_generation(node->tls));
-    }
-    if (node->signer)
-        mc_signer_refresh(node->signer, &err);
+    if (!node->tls)
+        return;
+    if (mc_tls_reload(node->tls, &err) < 0)
+        mc_log_error("main", "msg=\"TLS reload failed; the previous certificate stays in use\" error=\"%s\"", err.msg);
+    else
+        mc_log_info("main", "msg=\"TLS certificate reloaded\" cert=%s generation=%llu", node->cfg->tls_cert,
+                    (unsigned long long)mc_tls_generation(node->tls));
 }
 
-static int run(const mc_edge_config *cfg)
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    reloader *rl = arg;
+    mc_node *node = rl->node;
+    mc_err err = {0};
+    (void)sig, (void)what;
+    reload_tls(node);
+    mc_edge_config next;
+    int rc = mc_edge_config_load(&next, rl->argc, rl->argv, &err);
+    if (rc != MC_CONFIG_RUN) {
+        if (rc >= 0)
+            mc_edge_config_free(&next);
+        mc_log_error("main", "msg=\"configuration reload refused; the running configuration stays\" generation=%llu error=\"%s\"",
+                     (unsigned long long)node->snap->generation, rc < 0 ? err.msg : "not a configuration");
+        return;
+    }
+    mc_snap_diff d;
+    mc_snap_diff_configs(&node->snap->cfg, &next, &d);
+    if (d.nrestart)
+        mc_log_warn("main", "msg=\"changed keys need a restart; not applied\" keys=\"%s\"", d.restart);
+    mc_snap_keep_restart(&next, node->cfg);
+    mc_edge_snap *ns;
+    if (mc_snap_new(&ns, &next, node->snap->generation + 1, &err) < 0) {
+        mc_log_error("main", "msg=\"configuration reload refused; the running configuration stays\" generation=%llu error=\"origin.credentials: %s\"",
+                     (unsigned long long)node->snap->generation, err.msg);
+        return;
+    }
+    mc_tier_bind(ns->cfg.parents, ns->cfg.nparents, ns->parent_slot);
+    mc_node_publish(node, ns);   /* ns is the node's now: the next request on any worker takes it */
+    mc_tier_configure(node->snap);
+    mc_log_info("main", "msg=\"configuration reloaded\" generation=%llu changed=\"%s\" needs_restart=\"%s\"",
+                (unsigned long long)node->snap->generation, d.changed, d.restart);
+    mc_log_set_level((mc_log_level)node->snap->cfg.log_level);   /* after the line: a quieter level still shows it */
+}
+
+/* The first snapshot: a copy of the start-up configuration. */
+static int first_snap(mc_edge_snap **out, const mc_edge_config *cfg, mc_err *err)
+{
+    mc_edge_config c;
+    if (mc_edge_config_copy(&c, cfg) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "out of memory");
+    int rc = mc_snap_new(out, &c, 1, err);
+    if (rc == 0)
+        mc_tier_bind((*out)->cfg.parents, (*out)->cfg.nparents, (*out)->parent_slot);
+    return rc;
+}
+
+static int run(const mc_edge_config *cfg, int argc, char **argv)
 {
     mc_err err = {0};
     mc_store *store = NULL;
     mc_tls *tls = NULL;
-    mc_signer *signer = NULL;
+    mc_edge_snap *snap = NULL;
     if (cfg->tls_enabled && mc_tls_new(&tls, cfg->tls_cert, cfg->tls_key, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
         return 1;
     }
-    if (cfg->origin_sign) {
-        mc_signer_opts so = {cfg->credentials_file, cfg->session_token_file[0] ? cfg->session_token_file : NULL,
-                             strstr(cfg->origin_base, "://") + 3, cfg->sign_region, "s3"};
-        if (mc_signer_new(&signer, &so, &err) < 0) {
-            fprintf(stderr, "meshcdn-edge: origin.credentials: %s\n", err.msg);
-            mc_tls_free(tls);
-            return 1;
-        }
+    if (first_snap(&snap, cfg, &err) < 0) {
+        fprintf(stderr, "meshcdn-edge: origin.credentials: %s\n", err.msg);
+        mc_tls_free(tls);
+        return 1;
     }
     mc_store_config scfg = {.dir = cfg->store_dir, .size_bytes = cfg->store_size};
     if (mc_store_open(&store, &scfg, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
-        mc_signer_free(signer);
+        mc_snap_unref(snap);
         mc_tls_free(tls);
         return 1;
     }
@@ -117,30 +170,32 @@ static int run(const mc_edge_config *cfg)
     if (mc_follow_start(&follow, cfg, store, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: control: %s\n", err.msg);
         mc_store_close(store);
-        mc_signer_free(signer);
+        mc_snap_unref(snap);
         mc_tls_free(tls);
         return 1;
     }
     mc_node node = {0};
     node.tls = tls;
-    node.signer = signer;
+    node.snap = snap;
     if (mc_node_start(&node, cfg, store, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: listen: %s\n", err.msg);
         mc_follow_stop(follow);
         mc_store_close(store);
-        mc_signer_free(signer);
+        mc_snap_unref(node.snap);
         mc_tls_free(tls);
         return 1;
     }
+    mc_tier_configure(node.snap);
     struct event_base *base = event_base_new();
     mc_admin *admin = NULL;
     int admin_port = 0;
     if (!base || mc_admin_start(&admin, base, &node, &admin_port, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: admin: %s\n", err.msg);
         mc_node_stop(&node);
+        mc_tier_shutdown();
         mc_follow_stop(follow);
         mc_store_close(store);
-        mc_signer_free(signer);
+        mc_snap_unref(node.snap);
         mc_tls_free(tls);
         if (base)
             event_base_free(base);
@@ -149,10 +204,11 @@ static int run(const mc_edge_config *cfg)
     mc_admin_set_follow(admin, follow);
     stopper stop = {base, &node, NULL, {0, 0}, cfg->drain_timeout_ms};
     stop.poll = event_new(base, -1, EV_PERSIST, on_drain_poll, &stop);
+    reloader rl = {&node, argc, argv};
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, &stop);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &stop);
     event_add(sigint, NULL);
-    struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, &node);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, &rl);
     event_add(sigterm, NULL);
     event_add(sighup, NULL);
     mc_store_stats *st = mc_store_get_stats(store);
@@ -168,9 +224,10 @@ static int run(const mc_edge_config *cfg)
 
     mc_admin_stop(admin);
     mc_node_stop(&node);
+    mc_tier_shutdown();
     mc_follow_stop(follow);
     mc_store_close(store);
-    mc_signer_free(signer);
+    mc_snap_unref(node.snap);
     mc_tls_free(tls);
     event_free(sigint);
     event_free(sigterm);
@@ -214,8 +271,9 @@ int main(int argc, char **argv)
         mc_edge_config_free(&cfg);
         return 1;
     }
+    mc_log_set_level((mc_log_level)cfg.log_level);
     mc_stats_init();
-    rc = run(&cfg);
+    rc = run(&cfg, argc, argv);
     mc_edge_config_free(&cfg);
     curl_global_cleanup();
     libevent_global_shutdown();

@@ -21,6 +21,7 @@
 typedef struct mc_pass {
     uint32_t magic;
     mc_worker *w;
+    mc_edge_snap *snap;          /* the configuration it started with (a reference) */
     mc_http_conn *conn;          /* NULL once the response ended or the viewer left */
     mc_http_req *req;            /* the connection's; valid while conn is set */
     mc_upstream_xfer *xfer;      /* NULL once the transfer ended */
@@ -37,6 +38,7 @@ typedef struct mc_pass {
     int upstream_done, upstream_rc;
     uint64_t sent;
     struct timespec t0;
+    double up_ms;                /* upstream time once the transfer ended, else < 0 */
 } mc_pass;
 
 int mc_pass_method_cacheable(const char *method)
@@ -51,6 +53,7 @@ static void pass_free(mc_pass *p)
         free(p->targets[i]);
     free(p->keystr);
     free(p->hdrs);
+    mc_snap_unref(p->snap);
     p->magic = 0;
     free(p);
 }
@@ -66,8 +69,10 @@ static void access_log(mc_pass *p, int status)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double ms = (double)(t.tv_sec - p->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - p->t0.tv_nsec) / 1e6;
-    mc_log_info("access", "client=%s method=%s path=\"%s\" status=%d bytes=%llu result=pass ms=%.1f",
-                mc_http_peer(p->conn), p->req->method, p->keystr, status, (unsigned long long)p->sent, ms);
+    mc_access a = {p->w->node->cfg->node_id, mc_http_peer(p->conn), p->req->method, p->keystr,
+                   mc_http_req_header(p->req, "Range"), status, p->sent, "pass", ms,
+                   p->up_ms >= 0 ? p->up_ms : p->xfer ? mc_upstream_elapsed(p->xfer) * 1e3 : -1};
+    mc_access_log(&a);
 }
 
 /* ---------- the viewer side ---------- */
@@ -176,7 +181,7 @@ static int host_is(const char *h, size_t hl, const char *want)
  * host (RFC 9111 4.4: never another host's URI), else NULL. */
 static char *same_host_key(mc_pass *p, const char *uri)
 {
-    const mc_edge_config *cfg = p->w->node->cfg;
+    const mc_edge_config *cfg = &p->snap->cfg;
     const char *origin_host = strstr(cfg->origin_base, "://") + 3;
     mc_buf path = MC_BUF_INIT, key = MC_BUF_INIT, norm = MC_BUF_INIT;
     const char *rest = uri;
@@ -295,7 +300,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
 static int on_up_body(void *arg, const void *data, size_t len)
 {
     mc_pass *p = arg;
-    if (!p->started || mc_http_backlog(p->conn) > p->w->node->cfg->max_fill_buffer)
+    if (!p->started || mc_http_backlog(p->conn) > p->snap->cfg.max_fill_buffer)
         return MC_UPSTREAM_PAUSE;   /* the purge first, or a slow viewer */
     mc_http_respond_body(p->conn, data, len);
     p->sent += len;
@@ -306,6 +311,7 @@ static void on_up_done(void *arg, int rc, const char *why)
 {
     mc_pass *p = arg;
     (void)why;
+    p->up_ms = mc_upstream_elapsed(p->xfer) * 1e3;
     p->xfer = NULL;
     p->upstream_done = 1;
     p->upstream_rc = rc;
@@ -358,7 +364,7 @@ static int not_forwarded(const char *name, const char *connection, int signing)
 void mc_pass_handle(mc_http_conn *c, mc_http_req *req, mc_worker *w, const char *keystr,
                     const char *upstream_path)
 {
-    const mc_edge_config *cfg = w->node->cfg;
+    const mc_edge_config *cfg = &w->snap->cfg;   /* adopted by lookup for this request */
     if (req->has_body && !req->body) {
         /* edge.max_request_body = 0: bodies are not read, so none is passed on */
         mc_stats_request(MC_RESULT_ERROR, 413);
@@ -375,9 +381,11 @@ void mc_pass_handle(mc_http_conn *c, mc_http_req *req, mc_worker *w, const char 
     }
     p->magic = MC_PASS_MAGIC;
     p->w = w;
+    p->snap = mc_snap_ref(w->snap);
     p->conn = c;
     p->req = req;
     p->length = -1;
+    p->up_ms = -1;
     clock_gettime(CLOCK_MONOTONIC, &p->t0);
     const char *connection = mc_http_req_header(req, "Connection");
     const char *via = mc_http_req_header(req, "Via"), *loop = mc_http_req_header(req, "CDN-Loop");
@@ -400,7 +408,7 @@ void mc_pass_handle(mc_http_conn *c, mc_http_req *req, mc_worker *w, const char 
         nomem |= lines[i] == NULL;
     mc_upstream_req rq = {req->method, upstream_path, req->query, (const char *const *)lines,
                           req->body, req->body_len, req->body != NULL};
-    p->xfer = nomem ? NULL : mc_upstream_send(w->upstream, &rq, &pass_cbs, p);
+    p->xfer = nomem ? NULL : mc_upstream_send(w->upstream, p->snap, &rq, &pass_cbs, p);
     for (int i = 0; i < n; i++)
         free(lines[i]);
     if (!p->xfer) {

@@ -14,6 +14,7 @@
 #include "edge/lookup.h"
 #include "edge/mesh.h"
 #include "edge/prefetch.h"
+#include "edge/snap.h"
 
 /* ---------- counters ---------- */
 
@@ -254,7 +255,8 @@ typedef struct pf_item {
     pf_doc *doc;
     mc_hash128 key;
     char *keystr, *upath, *query;
-    const mc_cache_policy *pol;   /* the target's behavior (config-owned) */
+    mc_edge_snap *snap;           /* the configuration it was queued under (a reference) */
+    const mc_cache_policy *pol;   /* the target's behavior (in snap) */
     uint64_t reserved;            /* bytes taken from the document's budget */
 } pf_item;
 
@@ -276,6 +278,7 @@ static void item_free(pf_item *it)
     free(it->keystr);
     free(it->upath);
     free(it->query);
+    mc_snap_unref(it->snap);
     free(it);
 }
 
@@ -375,7 +378,7 @@ static const mc_fill_observer observer = {on_fill_head, on_fill_end};
 /* Start queued items while slots are free. */
 static void pump(mc_prefetch *p)
 {
-    const mc_edge_config *cfg = p->w->node->cfg;
+    const mc_edge_config *cfg = &mc_worker_snap(p->w)->cfg;
     while (!p->closing && p->qhead && p->nrunning < cfg->prefetch_concurrency) {
         pf_item *it = p->qhead;
         p->qhead = it->next;
@@ -394,7 +397,7 @@ static void pump(mc_prefetch *p)
         it->next = p->running;   /* before the call: the fill may end inside it */
         p->running = it;
         p->nrunning++;
-        int rc = mc_fill_prefetch(p->w, it->key, it->keystr, it->upath, it->query, it->pol, &observer, it);
+        int rc = mc_fill_prefetch(p->w, it->key, it->keystr, it->upath, it->query, it->snap, it->pol, &observer, it);
         if (rc == 0) {
             mc_counter_add(&stats.started, 1);
             mc_log_debug("prefetch", "key=\"%s\" msg=started", it->keystr);
@@ -418,7 +421,8 @@ int mc_prefetch_wanted(const mc_cache_policy *pol, int status, const char *ctype
 /* Queue one resolved reference; 0, or a skip reason. */
 static int enqueue(mc_prefetch *p, pf_doc *doc, const mc_prefetch_ref *ref)
 {
-    const mc_edge_config *cfg = p->w->node->cfg;
+    mc_edge_snap *snap = mc_worker_snap(p->w);
+    const mc_edge_config *cfg = &snap->cfg;
     mc_buf keystr = MC_BUF_INIT, norm = MC_BUF_INIT;
     const mc_cache_policy *pol;
     char *upq = NULL;
@@ -426,6 +430,7 @@ static int enqueue(mc_prefetch *p, pf_doc *doc, const mc_prefetch_ref *ref)
     int rc = mc_lookup_key(ref->path, ref->query, cfg, &keystr, &norm, &pol, &upq);
     if (rc == 0 && (it = calloc(1, sizeof *it)) != NULL) {
         it->p = p;
+        it->snap = mc_snap_ref(snap);
         it->pol = pol;
         it->query = upq;
         upq = NULL;
@@ -472,7 +477,7 @@ void mc_prefetch_gltf(mc_worker *w, const char *keystr, const char *doc, size_t 
     if (!p || p->closing)
         return;
     assert(p->magic == MC_PREFETCH_MAGIC);
-    const mc_edge_config *cfg = w->node->cfg;
+    const mc_edge_config *cfg = &mc_worker_snap(w)->cfg;
     mc_prefetch_refs refs;
     int rc = mc_prefetch_extract(doc, len, keystr, cfg->prefetch_max_refs, &refs);
     if (rc < 0) {

@@ -131,7 +131,7 @@ void mc_purge_handle(mc_http_conn *c, mc_http_req *req, mc_node *node, struct ev
         mc_http_respond(c, 405, NULL, "Allow: POST\r\n", "text/plain", "method not allowed\n", 19);
         return;
     }
-    if (mc_purge_authorize(c, req, &node->cfg->admin_keys) != 0)
+    if (mc_purge_authorize(c, req, &node->snap->cfg.admin_keys) != 0)
         return;
     mc_invspec spec;
     mc_inval_error e = {400, "BadRequest", "bad purge request"};

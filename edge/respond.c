@@ -19,9 +19,11 @@ mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req)
         return NULL;
     r->magic = MC_RESP_MAGIC;
     r->w = w;
+    r->snap = mc_snap_ref(w->snap);   /* adopted by lookup for this request */
     r->conn = c;
     r->req = req;
     r->length = -1;
+    r->up_s = -1;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     return r;
 }
@@ -38,6 +40,7 @@ void mc_resp_free(mc_resp *r)
     free(r->skeystr);
     free(r->s3path);
     free(r->query);
+    mc_snap_unref(r->snap);
     r->magic = 0;
     free(r);
 }
@@ -341,23 +344,54 @@ static int resp_write(mc_resp *r, uint64_t off, const void *data, size_t len, mc
     return r->done = 1;
 }
 
+static double ms_since(const struct timespec *t0, const struct timespec *t)
+{
+    return (double)(t->tv_sec - t0->tv_sec) * 1e3 + (double)(t->tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+void mc_resp_upstream_ended(mc_resp *list)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    for (mc_resp *r = list; r; r = r->next)
+        if (r->up_s < 0 && (r->up_t0.tv_sec || r->up_t0.tv_nsec))
+            r->up_s = ms_since(&r->up_t0, &t) / 1e3;
+}
+
+/* A header value as one quoted, bounded field: no quotes or controls inside. */
+static void log_field(char *out, size_t n, const char *v)
+{
+    size_t i = 0;
+    for (const char *p = v; *p && i < n - 1; p++)
+        out[i++] = *p == '"' ? '\'' : (unsigned char)*p < 0x20 ? '?' : *p;
+    out[i] = '\0';
+}
+
+void mc_access_log(const mc_access *a)
+{
+    char rq[80] = "-", up[32] = "-";
+    if (a->range)
+        log_field(rq, sizeof rq, a->range);
+    if (a->upstream_ms >= 0)
+        snprintf(up, sizeof up, "%.1f", a->upstream_ms);
+    mc_log_info("access", "node=%s client=%s method=%s path=\"%s\" range=\"%s\" status=%d bytes=%llu result=%s ms=%.1f upstream_ms=%s",
+                a->node, a->client, a->method, a->path, rq, a->status, (unsigned long long)a->bytes, a->result,
+                a->ms, up);
+}
+
 static void access_log(mc_resp *r, int status)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    double ms = (double)(t.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e6;
-    const char *range = mc_http_req_header(r->req, "Range");
-    char rq[80] = "-";
-    if (range) {   /* quoted, bounded, no quotes inside: one parsable field */
-        size_t i = 0;
-        for (const char *p = range; *p && i < sizeof rq - 1; p++)
-            rq[i++] = *p == '"' ? '\'' : *p;
-        rq[i] = '\0';
-    }
-    mc_log_info("access", "node=%s client=%s method=%s path=\"%s\" range=\"%s\" status=%d bytes=%llu result=%s ms=%.1f",
-                r->w->node->cfg->node_id, mc_http_peer(r->conn), r->req->method,
-                r->keystr ? r->keystr : r->req->path, rq, status, (unsigned long long)r->sent,
-                mc_result_name(r->result), ms);
+    double up = -1;
+    /* a hit is served from the store, even one that waited for another
+     * worker's fill to publish first */
+    if ((r->up_t0.tv_sec || r->up_t0.tv_nsec) && r->result != MC_RESULT_HIT)
+        up = r->up_s >= 0 ? r->up_s * 1e3 : ms_since(&r->up_t0, &t);
+    mc_access a = {r->w->node->cfg->node_id, mc_http_peer(r->conn), r->req->method,
+                   r->keystr ? r->keystr : r->req->path, mc_http_req_header(r->req, "Range"), status, r->sent,
+                   mc_result_name(r->result), ms_since(&r->t0, &t), up};
+    mc_access_log(&a);
 }
 
 void mc_resp_finish(mc_resp *r)

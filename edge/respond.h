@@ -29,6 +29,7 @@ typedef struct mc_fill mc_fill;
 typedef struct mc_resp {
     uint32_t magic;
     mc_worker *w;
+    mc_edge_snap *snap;         /* the configuration it started with (a reference, snap.h) */
     mc_http_conn *conn;
     mc_http_req *req;           /* owned by conn; valid while the response runs */
     mc_hash128 key;
@@ -37,7 +38,7 @@ typedef struct mc_resp {
     char *skeystr;              /* the variant's key string (owned), NULL when not varying */
     char *s3path;               /* upstream path: S3 encoding, or as received for an unsigned origin (owned) */
     char *query;                /* raw query (owned) or NULL */
-    const mc_cache_policy *pol; /* the behavior of its path (config-owned) */
+    const mc_cache_policy *pol; /* the behavior of its path (in snap) */
     mc_result result;
     int started;                /* status line sent */
     int status;                 /* what the viewer gets */
@@ -65,9 +66,32 @@ typedef struct mc_resp {
     const char *detail;         /* Cache-Status detail (static string) or NULL */
     struct mc_resp *next;
     struct timespec t0;
+    struct timespec up_t0;      /* began waiting on an upstream (a fill); zero: never */
+    double up_s;                /* that wait's length once the upstream ended; < 0: not yet */
 } mc_resp;
 
+/* A response for req on c, under w's current configuration (w->snap, as
+ * adopted at the request's start; a reference). */
 mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req);
+/* The upstream transfer the responses on list (linked by next) wait on has
+ * ended: their upstream time stops here. */
+void mc_resp_upstream_ended(mc_resp *list);
+
+/* One access log line (mod=access, level info), the contract of
+ * docs/DESIGN.md "Access log":
+ *   node client method path range status bytes result ms upstream_ms
+ * path and range are quoted (a quote inside becomes '); range "-" without
+ * a Range header; upstream_ms "-" when no upstream was waited on. */
+typedef struct mc_access {
+    const char *node, *client, *method, *path;
+    const char *range;          /* the request's Range header or NULL */
+    int status;                 /* 0: the response was cut off after its head */
+    uint64_t bytes;             /* body bytes sent */
+    const char *result;         /* mc_result_name */
+    double ms;                  /* request start to response end */
+    double upstream_ms;         /* < 0: "-" */
+} mc_access;
+void mc_access_log(const mc_access *a);
 
 /* Decide the viewer status for an upstream/stored status and headers block
  * ("Name: value\r\n" lines): conditionals (If-None-Match, If-Modified-Since)

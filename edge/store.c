@@ -85,7 +85,14 @@ struct mc_store {
     pthread_mutex_t purge_mu;
     _Atomic uint64_t generation;
     purge_rec recent[PURGE_RING];   /* recent[gen % PURGE_RING] */
+    /* health (/readyz): write transactions that failed in a row (not for
+     * want of room), and the last error */
+    _Atomic int fail_run;
+    _Atomic int last_error;
 };
+
+/* Failed writes in a row that make the store unusable for /readyz. */
+#define FAIL_RUN_LIMIT 8
 
 struct mc_store_reader {
     mc_store *s;
@@ -843,8 +850,13 @@ static void run_batch(mc_store *s, store_op *batch)
                 evict_some(s, s->low_bytes > op->len ? s->low_bytes - op->len : 0, 256) == 0)
                 break;
         }
-        if (rc == 0)
+        if (rc == 0) {
             account(s, op, ok);
+            atomic_store_explicit(&s->fail_run, 0, memory_order_relaxed);
+        } else if (rc != MDB_MAP_FULL) {
+            atomic_fetch_add_explicit(&s->fail_run, 1, memory_order_relaxed);
+            atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
+        }
         if (rc != 0) {
             ok = 0;
             mc_counter_add(&s->stats.write_failures, 1);
@@ -1275,6 +1287,28 @@ int mc_store_purge(mc_store *s, const mc_invspec *spec, const uint64_t *cursor, 
     int rc = enqueue(s, op);
     pthread_mutex_unlock(&s->purge_mu);
     return rc;
+}
+
+int mc_store_check(mc_store_reader *r, char *why, size_t n)
+{
+    mc_store *s = r->s;
+    int rc = mdb_txn_renew(r->txn);
+    uint64_t format = 0;
+    if (rc == 0) {
+        rc = state_get_u64(r->txn, s->state, "format", &format);
+        mdb_txn_reset(r->txn);
+    }
+    if (rc != 0) {
+        snprintf(why, n, "store unreadable: %s", mdb_strerror(rc));
+        return 0;
+    }
+    int run = atomic_load_explicit(&s->fail_run, memory_order_relaxed);
+    if (run >= FAIL_RUN_LIMIT) {
+        snprintf(why, n, "store failing: %d writes failed in a row (%s)", run,
+                 mdb_strerror(atomic_load_explicit(&s->last_error, memory_order_relaxed)));
+        return 0;
+    }
+    return 1;
 }
 
 int mc_store_read_cursor(mc_store_reader *r, uint64_t *out)

@@ -184,6 +184,10 @@ uint64_t mc_store_generation(mc_store *s);
  * generation gen? 0 no, 1 hard, 2 soft only. Any thread (a mutex). When
  * more purges than are remembered happened since, answers 1. */
 int mc_store_purged_since(mc_store *s, uint64_t gen, const char *keystr, const char *hdrs);
+/* Is the store usable (/readyz)? A read transaction on r succeeds and the
+ * writer's last 8 transactions did not all fail (a full map that eviction
+ * could not relieve does not count). 1 yes; 0 no, with why set. */
+int mc_store_check(mc_store_reader *r, char *why, size_t n);
 /* The fleet-log cursor last stored with a purge (0 when none). */
 int mc_store_read_cursor(mc_store_reader *r, uint64_t *out);
 

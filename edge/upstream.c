@@ -21,14 +21,8 @@
 
 struct mc_upstream {
     struct event_base *base;
-    const mc_edge_config *cfg;
-    mc_signer *signer;       /* shared by the node's workers; NULL: unsigned */
     CURLM *multi;
     struct event *timer;
-    char host[512];          /* Host header value, signed as sent */
-    mc_signer *signer2;
-    int tier_started;      /* the secondary origin's (its own host); NULL: unsigned or none */
-    char host2[512];
 };
 
 /* What one attempt of a transfer goes to. */
@@ -37,6 +31,7 @@ enum { TARGET_PRIMARY = -2, TARGET_SECONDARY = -3 };
 struct mc_upstream_xfer {
     uint32_t magic;
     mc_upstream *u;
+    mc_edge_snap *snap;      /* the configuration it started with (a reference) */
     CURL *easy;
     struct curl_slist *hdrs;
     mc_upstream_cbs cbs;
@@ -47,6 +42,7 @@ struct mc_upstream_xfer {
     int paused;
     int aborted;
     struct timespec started;
+    struct timespec first;   /* the first attempt's start */
     char *url;
     /* failover (GETs through mc_upstream_get): the request, kept to be sent again */
     int failover_ok;
@@ -93,6 +89,7 @@ static void xfer_free(mc_upstream_xfer *x)
     for (char **h = x->headers; h && *h; h++)
         free(*h);
     free(x->headers);
+    mc_snap_unref(x->snap);
     x->magic = 0;
     free(x);
 }
@@ -103,10 +100,10 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq);
  * order, then the primary origin, then the secondary. -1: none. */
 static int next_target(mc_upstream_xfer *x, int peek)
 {
-    const mc_edge_config *cfg = x->u->cfg;
+    const mc_edge_config *cfg = &x->snap->cfg;
     if (x->target >= 0 || x->target == -1) {
         for (int k = x->next_parent; k < cfg->nparents; k++)
-            if (mc_tier_usable(x->order[k])) {
+            if (mc_tier_usable(x->snap->parent_slot[x->order[k]])) {
                 if (!peek)
                     x->next_parent = k + 1;
                 return x->order[k];
@@ -125,9 +122,10 @@ static int fails_over(mc_upstream_xfer *x, int status)
         return 0;
     if (x->target >= 0)   /* a parent: 5xx, but 508 (a loop) is an answer */
         return status >= 500 && status != 508;
-    if (x->target == TARGET_PRIMARY && x->u->cfg->secondary_base[0]) {
-        for (int i = 0; i < x->u->cfg->nfailover_statuses; i++)
-            if (x->u->cfg->failover_statuses[i] == status)
+    const mc_edge_config *cfg = &x->snap->cfg;
+    if (x->target == TARGET_PRIMARY && cfg->secondary_base[0]) {
+        for (int i = 0; i < cfg->nfailover_statuses; i++)
+            if (cfg->failover_statuses[i] == status)
                 return 1;
     }
     return 0;
@@ -139,13 +137,16 @@ static int attempt_ended(mc_upstream_xfer *x, int rc)
 {
     int code = x->headers_done ? x->status : 0;
     int failed = x->retry || (rc < 0 && rc != MC_E_STATE) || (x->target >= 0 && code >= 500 && code != 508);
+    const mc_edge_config *cfg = &x->snap->cfg;
     if (x->target >= 0) {
-        mc_tier_count(x->target, code);
-        mc_tier_result(x->target, !failed);
+        mc_tier_count(x->snap->parent_slot[x->target], code);
+        mc_tier_result(cfg, x->snap->parent_slot[x->target], !failed);
     } else if (x->target == TARGET_SECONDARY) {
         mc_tier_count(MC_TIER_SECONDARY, code);
+        mc_tier_origin_result(cfg, 1, !(failed || code >= 500));
     } else {
         mc_stats_upstream(code, since(&x->started));
+        mc_tier_origin_result(cfg, 0, !(failed || code >= 500));
     }
     /* a failure before any header was delivered may go on */
     int before_body = x->retry || (!x->headers_done && (rc == MC_E_IO || rc == MC_E_BUSY));
@@ -154,9 +155,9 @@ static int attempt_ended(mc_upstream_xfer *x, int rc)
     int t = next_target(x, 0);
     if (t == -1)
         return 0;
-    const char *from = x->target >= 0 ? x->u->cfg->parents[x->target].name
+    const char *from = x->target >= 0 ? cfg->parents[x->target].name
                        : x->target == TARGET_PRIMARY ? "origin" : "origin-secondary";
-    const char *to = t >= 0 ? x->u->cfg->parents[t].name : t == TARGET_PRIMARY ? "origin" : "origin-secondary";
+    const char *to = t >= 0 ? cfg->parents[t].name : t == TARGET_PRIMARY ? "origin" : "origin-secondary";
     mc_log_warn("upstream", "msg=failover from=%s to=%s url=%s status=%d", from, to, x->url, x->status);
     x->target = t;
     attempt_clear(x);
@@ -291,36 +292,18 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg,
-                    mc_signer *signer)
+int mc_upstream_new(mc_upstream **out, struct event_base *base)
 {
-    assert(!cfg->origin_sign || signer);
     mc_upstream *u = calloc(1, sizeof *u);
     if (!u)
         return MC_E_NOMEM;
     u->base = base;
-    u->cfg = cfg;
-    u->signer = cfg->origin_sign ? signer : NULL;
     u->multi = curl_multi_init();
     u->timer = evtimer_new(base, on_timeout, u);
     if (!u->multi || !u->timer) {
         mc_upstream_free(u);
         return MC_E_NOMEM;
     }
-    snprintf(u->host, sizeof u->host, "%s", strstr(cfg->origin_base, "://") + 3);
-    if (cfg->secondary_base[0]) {
-        snprintf(u->host2, sizeof u->host2, "%s", strstr(cfg->secondary_base, "://") + 3);
-        mc_err err = {0};
-        mc_signer_opts so = {cfg->credentials_file, cfg->session_token_file[0] ? cfg->session_token_file : NULL,
-                             u->host2, cfg->sign_region, "s3"};
-        if (cfg->origin_sign && mc_signer_new(&u->signer2, &so, &err) < 0) {
-            mc_log_error("upstream", "msg=\"secondary origin signer\" error=\"%s\"", err.msg);
-            mc_upstream_free(u);
-            return MC_E_INVAL;
-        }
-    }
-    mc_tier_start(cfg);
-    u->tier_started = 1;
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -338,10 +321,12 @@ void mc_upstream_free(mc_upstream *u)
         curl_multi_cleanup(u->multi);
     if (u->timer)
         event_free(u->timer);
-    mc_signer_free(u->signer2);
-    if (u->tier_started)
-        mc_tier_stop();
     free(u);
+}
+
+double mc_upstream_elapsed(const mc_upstream_xfer *x)
+{
+    return since(&x->first);
 }
 
 /* Parse the collected head: "HTTP/1.1 200 OK\r\nName: v\r\n..." */
@@ -470,23 +455,25 @@ static char *dup_or_null(const char *s, int *fail)
     return d;
 }
 
-static mc_upstream_xfer *xfer_new(mc_upstream *u, const mc_upstream_cbs *cbs, void *arg)
+static mc_upstream_xfer *xfer_new(mc_upstream *u, mc_edge_snap *snap, const mc_upstream_cbs *cbs, void *arg)
 {
     mc_upstream_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
     x->magic = MC_XFER_MAGIC;
     x->u = u;
+    x->snap = mc_snap_ref(snap);
+    clock_gettime(CLOCK_MONOTONIC, &x->first);
     x->cbs = *cbs;
     x->arg = arg;
     return x;
 }
 
-mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
+mc_upstream_xfer *mc_upstream_get(mc_upstream *u, mc_edge_snap *snap, const char *path, const char *query,
                                   const char *const *extra_headers, const mc_upstream_cbs *cbs,
                                   void *arg)
 {
-    mc_upstream_xfer *x = xfer_new(u, cbs, arg);
+    mc_upstream_xfer *x = xfer_new(u, snap, cbs, arg);
     if (!x)
         return NULL;
     x->failover_ok = 1;
@@ -500,12 +487,12 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
     for (int i = 0; !fail && i < n; i++)
         x->headers[i] = dup_or_null(extra_headers[i], &fail);
     x->target = -1;
-    if (!fail && u->cfg->nparents) {
+    if (!fail && snap->cfg.nparents) {
         mc_buf key = MC_BUF_INIT;   /* the cache key's URL part */
         mc_buf_printf(&key, "%s%s%s", path, query ? "?" : "", query ? query : "");
         fail |= !key.data;
         if (key.data)
-            mc_tier_rank(u->cfg, key.data, key.len, x->order);
+            mc_tier_rank(&snap->cfg, key.data, key.len, x->order);
         mc_buf_free(&key);
     }
     if (!fail)
@@ -518,10 +505,10 @@ mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *
     return x;
 }
 
-mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
-                                   void *arg)
+mc_upstream_xfer *mc_upstream_send(mc_upstream *u, mc_edge_snap *snap, const mc_upstream_req *rq,
+                                   const mc_upstream_cbs *cbs, void *arg)
 {
-    mc_upstream_xfer *x = xfer_new(u, cbs, arg);
+    mc_upstream_xfer *x = xfer_new(u, snap, cbs, arg);
     if (!x)
         return NULL;
     x->target = TARGET_PRIMARY;
@@ -537,9 +524,9 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
 {
     mc_upstream *u = x->u;
     const char *path = rq->path, *query = rq->query;
-    const mc_edge_config *cfg = u->cfg;
-    const char *base = cfg->origin_base, *prefix = cfg->origin_path, *host = u->host;
-    mc_signer *signer = u->signer;
+    const mc_edge_config *cfg = &x->snap->cfg;
+    const char *base = cfg->origin_base, *prefix = cfg->origin_path, *host = x->snap->host;
+    mc_signer *signer = x->snap->signer;
     char phost[512];
     if (x->target >= 0) {   /* a parent: the viewer path, unsigned (it signs to the origin itself) */
         base = cfg->parents[x->target].base;
@@ -550,8 +537,8 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
     } else if (x->target == TARGET_SECONDARY) {
         base = cfg->secondary_base;
         prefix = cfg->secondary_path;
-        host = u->host2;
-        signer = u->signer2;
+        host = x->snap->host2;
+        signer = x->snap->signer2;
     }
     clock_gettime(CLOCK_MONOTONIC, &x->started);
     mc_buf url = MC_BUF_INIT, full = MC_BUF_INIT;

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include "edge/edgecfg.h"
 #include "edge/http1.h"
+#include "edge/snap.h"
 
 typedef struct mc_upstream mc_upstream;
 typedef struct mc_upstream_xfer mc_upstream_xfer;
@@ -52,21 +53,22 @@ typedef struct mc_upstream_cbs {
 
 #define MC_UPSTREAM_PAUSE 1
 
-/* signer: the node's (signer.h), required when cfg->origin_sign; with a
- * secondary origin each mc_upstream loads its own signer for that host from
- * the same credential files (an error is MC_E_INVAL, logged). HTTPS
+/* Configuration: each transfer takes a reference to the snapshot it is
+ * given (snap.h) and reads everything from it until it ends: upstream URLs,
+ * parents, signers (the snapshot's, shared by the workers), timeouts. HTTPS
  * origins are verified (certificate chain and host name, TLS >= 1.2) against
  * origin.ca_file / ca_dir or the system's CAs, unless origin.insecure; a
  * failed verification ends the transfer with MC_E_IO before any header. */
-typedef struct mc_signer mc_signer;
-int mc_upstream_new(mc_upstream **out, struct event_base *base, const mc_edge_config *cfg,
-                    mc_signer *signer);
+int mc_upstream_new(mc_upstream **out, struct event_base *base);
 void mc_upstream_free(mc_upstream *u);
+
+/* Seconds since x began (its first attempt), for the access log's upstream time. */
+double mc_upstream_elapsed(const mc_upstream_xfer *x);
 
 /* GET origin_path + path (+ "?" query). path must already be in the S3
  * canonical encoding (mc_sigv4_s3_path), so what is signed is what is sent.
  * extra_headers: "Name: value" strings (NULL-terminated array) or NULL. */
-mc_upstream_xfer *mc_upstream_get(mc_upstream *u, const char *path, const char *query,
+mc_upstream_xfer *mc_upstream_get(mc_upstream *u, mc_edge_snap *snap, const char *path, const char *query,
                                   const char *const *extra_headers, const mc_upstream_cbs *cbs,
                                   void *arg);
 /* Any method, with a body or not (request pass-through, pass.h). The body
@@ -82,8 +84,8 @@ typedef struct mc_upstream_req {
     size_t body_len;
     int has_body;                     /* send body (Content-Length: body_len) */
 } mc_upstream_req;
-mc_upstream_xfer *mc_upstream_send(mc_upstream *u, const mc_upstream_req *rq, const mc_upstream_cbs *cbs,
-                                   void *arg);
+mc_upstream_xfer *mc_upstream_send(mc_upstream *u, mc_edge_snap *snap, const mc_upstream_req *rq,
+                                   const mc_upstream_cbs *cbs, void *arg);
 
 void mc_upstream_resume(mc_upstream_xfer *x);
 void mc_upstream_cancel(mc_upstream_xfer *x);

@@ -1,6 +1,11 @@
 /* main.c — meshcdn-origin: configuration, start-up, the S3 request entry
  * point (auth -> method -> objects), access log, and clean shutdown.
  *
+ * SIGHUP reloads the key files (origin.keys, control.operator_keys,
+ * control.edge_keys) and the log level from the same --config file and
+ * flags; a file that does not load keeps every key in use (logged), and
+ * other changed settings are logged as needing a restart.
+ *
  * Exit status: 0 after SIGINT/SIGTERM (everything freed, so a leak checker
  * sees nothing), 1 when start-up fails (keys, root, a port in use), 2 for a
  * usage or config error.
@@ -108,7 +113,7 @@ static const mc_cfg_opt schema[] = {
     {"origin", "timeout", NULL, MC_CFG_DURATION, "60s",
      "connection read/write timeout", NULL, 0, 0},
     {"origin", "log_level", NULL, MC_CFG_ENUM, "info",
-     "debug|info|warn|error", "debug|info|warn|error", 0, 0},
+     "debug|info|warn|error (reloaded on SIGHUP, with the key files)", "debug|info|warn|error", 0, 0},
     {"cache-control", "*", NULL, MC_CFG_MAP, NULL,
      "Cache-Control for /BUCKET/KEY paths starting with PREFIX; longest wins", NULL, 0, 0},
     {"surrogate-keys", "*", NULL, MC_CFG_MAP, NULL,
@@ -135,6 +140,9 @@ typedef struct origin {
     struct evhttp *ctl_http;
     struct event *sig_int;
     struct event *sig_term;
+    struct event *sig_hup;
+    int argc;                  /* kept for SIGHUP: the same file and flags */
+    char **argv;
 } origin;
 
 /* ---- the S3 listener ------------------------------------------------------ */
@@ -537,6 +545,82 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
     event_base_loopbreak(o->base);
 }
 
+/* Load the key file named by section.key in c into *out when one is
+ * named. Returns 1 loaded, 0 none named, < 0 (err names the file). */
+static int reload_keys(const mc_config *c, const char *section, const char *key, mc_keys *out, mc_err *err)
+{
+    const char *path = mc_config_str(c, section, key);
+    if (!path)
+        return 0;
+    mc_err e = {0, ""};
+    int rc = mc_keys_load(out, path, &e);
+    if (rc < 0)
+        return mc_config_fail(c, err, rc, section, key, "%s", e.msg);
+    return 1;
+}
+
+static void swap_keys(mc_keys *live, mc_keys *fresh)
+{
+    mc_keys old = *live;
+    *live = *fresh;
+    memset(fresh, 0, sizeof *fresh);
+    mc_keys_free(&old);
+}
+
+/* SIGHUP (see the top of this file). Everything runs on this one loop, so
+ * a swap between two requests is all it takes; a key file that was not
+ * configured at start stays unconfigured (that needs a restart). */
+static void on_sighup(evutil_socket_t sig, short what, void *ud)
+{
+    (void)sig, (void)what;
+    origin *o = ud;
+    mc_config *c = NULL;
+    mc_err err = {0, ""};
+    mc_keys k[3];
+    memset(k, 0, sizeof k);
+    static const char *const names[3][2] = {{"origin", "keys"}, {"control", "operator_keys"}, {"control", "edge_keys"}};
+    mc_keys *live[3] = {&o->keys, &o->operator_keys, &o->edge_keys};
+    int loaded[3] = {0, 0, 0};
+    int rc = mc_config_load(&c, schema, o->argc, o->argv, false, &err);
+    for (int i = 0; rc == MC_CONFIG_RUN && i < 3; i++)
+        if (mc_config_str(o->cfg, names[i][0], names[i][1]) && (loaded[i] = reload_keys(c, names[i][0], names[i][1], &k[i], &err)) < 0)
+            rc = loaded[i];
+    if (rc != MC_CONFIG_RUN) {
+        mc_log_error("main", "msg=\"configuration reload refused; the keys in use stay\" error=\"%s\"",
+                     rc < 0 ? err.msg : "not a configuration");
+        for (int i = 0; i < 3; i++)
+            mc_keys_free(&k[i]);
+        mc_config_free(c);
+        return;
+    }
+    char restart[512] = "";
+    for (const mc_cfg_opt *opt = schema; opt->section; opt++) {
+        if (opt->type == MC_CFG_MAP || strcmp(opt->key, "log_level") == 0 || strcmp(opt->key, "keys") == 0 ||
+            strcmp(opt->key, "operator_keys") == 0 || strcmp(opt->key, "edge_keys") == 0)
+            continue;
+        const char *a = mc_config_str(o->cfg, opt->section, opt->key), *b = mc_config_str(c, opt->section, opt->key);
+        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0)) {
+            size_t l = strlen(restart);
+            snprintf(restart + l, sizeof restart - l, "%s%s.%s", l ? " " : "", opt->section, opt->key);
+        }
+    }
+    if (restart[0])
+        mc_log_warn("main", "msg=\"changed keys need a restart; not applied\" keys=\"%s\"", restart);
+    char changed[128] = "";
+    for (int i = 0; i < 3; i++)
+        if (loaded[i] > 0) {
+            size_t l = strlen(changed);
+            snprintf(changed + l, sizeof changed - l, "%s%s.%s=%d", l ? " " : "", names[i][0], names[i][1], k[i].n);
+            swap_keys(live[i], &k[i]);
+        }
+    mc_log_level lvl = MC_LOG_INFO;
+    mc_log_level_parse(mc_config_str(c, "origin", "log_level"), &lvl);
+    mc_log_info("main", "msg=\"configuration reloaded\" keys=\"%s\" log_level=%s", changed,
+                mc_config_str(c, "origin", "log_level"));
+    mc_log_set_level(lvl);
+    mc_config_free(c);
+}
+
 static int setup_loop(origin *o, mc_err *err)
 {
     o->base = event_base_new();
@@ -547,8 +631,10 @@ static int setup_loop(origin *o, mc_err *err)
     o->ctl_http = new_http(o);
     o->sig_int = evsignal_new(o->base, SIGINT, on_signal, o);
     o->sig_term = evsignal_new(o->base, SIGTERM, on_signal, o);
-    if (!o->s3_http || !o->ctl_http || !o->sig_int || !o->sig_term ||
-        evsignal_add(o->sig_int, NULL) < 0 || evsignal_add(o->sig_term, NULL) < 0)
+    o->sig_hup = evsignal_new(o->base, SIGHUP, on_sighup, o);
+    if (!o->s3_http || !o->ctl_http || !o->sig_int || !o->sig_term || !o->sig_hup ||
+        evsignal_add(o->sig_int, NULL) < 0 || evsignal_add(o->sig_term, NULL) < 0 ||
+        evsignal_add(o->sig_hup, NULL) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up listeners");
     evhttp_set_gencb(o->s3_http, on_s3_request, o);
     evhttp_set_max_body_size(o->s3_http,
@@ -576,6 +662,8 @@ static void origin_free(origin *o)
         event_free(o->sig_int);
     if (o->sig_term)
         event_free(o->sig_term);
+    if (o->sig_hup)
+        event_free(o->sig_hup);
     if (o->base)
         event_base_free(o->base);
     free(o->metrics);
@@ -591,6 +679,8 @@ static void origin_free(origin *o)
 static int run(origin *o, int argc, char **argv)
 {
     mc_err err = {0, ""};
+    o->argc = argc;
+    o->argv = argv;
     int rc = mc_config_load(&o->cfg, schema, argc, argv, false, &err);
     if (rc == MC_CONFIG_HELP) {
         mc_config_usage(schema, PROG, SYNOPSIS, stdout);

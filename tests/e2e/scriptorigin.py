@@ -107,13 +107,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class ScriptOrigin:
-    def __init__(self, prefix="/b"):
+    def __init__(self, prefix="/b", port=0):
         self.prefix = prefix
         self.routes = {}
         self.requests = []
         self.lock = threading.Lock()
         self.conns = set()
-        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", port), _Handler)   # port: e.g. an origin coming back
         self.server.origin = self
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}{prefix}"

@@ -152,25 +152,58 @@ static void test_passive_health(void **state)
     mc_err err = {0};
     assert_int_equal(load(&c, &err, "--parents.p1=http://127.0.0.1:8081", "--tier.fail_threshold=2",
                           "--tier.eject_time=200ms"), 0);
-    mc_tier_start(&c);
-    assert_true(mc_tier_usable(0));
-    mc_tier_result(0, 0);
-    assert_true(mc_tier_usable(0));      /* one failure: still in */
-    mc_tier_result(0, 0);
-    assert_false(mc_tier_usable(0));     /* the threshold: ejected */
+    int slot[MC_MAX_PARENTS];
+    mc_tier_bind(c.parents, c.nparents, slot);
+    int s0 = slot[0];
+    assert_true(mc_tier_usable(s0));
+    mc_tier_result(&c, s0, 0);
+    assert_true(mc_tier_usable(s0));      /* one failure: still in */
+    mc_tier_result(&c, s0, 0);
+    assert_false(mc_tier_usable(s0));     /* the threshold: ejected */
     usleep(250 * 1000);
-    assert_true(mc_tier_usable(0));      /* re-probe allowed */
-    mc_tier_result(0, 0);                /* the probe fails: out again, for twice as long */
-    assert_false(mc_tier_usable(0));
+    assert_true(mc_tier_usable(s0));      /* re-probe allowed */
+    mc_tier_result(&c, s0, 0);            /* the probe fails: out again, for twice as long */
+    assert_false(mc_tier_usable(s0));
     usleep(250 * 1000);
-    assert_false(mc_tier_usable(0));
+    assert_false(mc_tier_usable(s0));
     usleep(200 * 1000);
-    assert_true(mc_tier_usable(0));
-    mc_tier_result(0, 1);                /* a success clears it all */
-    mc_tier_result(0, 0);
-    assert_true(mc_tier_usable(0));
-    mc_tier_stop();
+    assert_true(mc_tier_usable(s0));
+    mc_tier_result(&c, s0, 1);            /* a success clears it all */
+    mc_tier_result(&c, s0, 0);
+    assert_true(mc_tier_usable(s0));
     mc_edge_config_free(&c);
+}
+
+/* A reload keeps the health of parents it keeps, and gives new ones (or a
+ * name now at another URL) a fresh state; dropped ones are recycled only
+ * after a further binding (requests of the previous one may still report). */
+static void test_rebind_keeps_kept_parents(void **state)
+{
+    (void)state;
+    mc_edge_config a, b;
+    mc_err err = {0};
+    assert_int_equal(load(&a, &err, "--parents.k1=http://127.0.0.1:8091", "--parents.k2=http://127.0.0.1:8092",
+                          "--tier.fail_threshold=1"), 0);
+    assert_int_equal(load(&b, &err, "--parents.k2=http://127.0.0.1:8092", "--parents.k3=http://127.0.0.1:8093",
+                          "--tier.fail_threshold=1"), 0);
+    int sa[MC_MAX_PARENTS], sb[MC_MAX_PARENTS], sc[MC_MAX_PARENTS];
+    mc_tier_bind(a.parents, a.nparents, sa);
+    assert_int_not_equal(sa[0], sa[1]);
+    mc_tier_result(&a, sa[0], 0);
+    mc_tier_result(&a, sa[1], 0);          /* both ejected */
+    assert_false(mc_tier_usable(sa[1]));
+    mc_tier_bind(b.parents, b.nparents, sb);
+    int k2 = strcmp(b.parents[0].name, "k2") == 0 ? 0 : 1;
+    assert_int_equal(sb[k2], sa[strcmp(a.parents[0].name, "k2") == 0 ? 0 : 1]);   /* k2 kept its slot */
+    assert_false(mc_tier_usable(sb[k2]));  /* and its ejection */
+    assert_true(mc_tier_usable(sb[1 - k2]));   /* k3 is new: healthy */
+    assert_int_not_equal(sb[1 - k2], sa[0]);   /* k1's slot is not recycled yet */
+    assert_int_not_equal(sb[1 - k2], sa[1]);
+    snprintf(a.parents[0].base, sizeof a.parents[0].base, "http://127.0.0.1:9999");
+    mc_tier_bind(a.parents, 1, sc);       /* same name, another URL: a fresh state (in a recycled slot) */
+    assert_true(mc_tier_usable(sc[0]));
+    mc_edge_config_free(&a);
+    mc_edge_config_free(&b);
 }
 
 int main(void)
@@ -178,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rank_is_a_permutation_by_score),
         cmocka_unit_test(test_spread_and_minimal_disruption),
+        cmocka_unit_test(test_rebind_keeps_kept_parents),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_passive_health),
     };

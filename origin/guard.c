@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -74,6 +75,8 @@ typedef struct gconn {
     int checked;                  /* caps applied (the socket is known) */
     int counted;                  /* holds one unit of g->open */
     int slot;                     /* holds one unit of g->clients[slot]; -1 none */
+    int owed;                     /* output moved but not yet all written to the socket */
+    int in_output;                /* out_filter is writing: on_under_output stays out */
 } gconn;
 
 static int status_index(int status)
@@ -279,8 +282,16 @@ static void add_sentinel(struct evbuffer *to, int status)
 
 /* Refuse at a request boundary: evhttp gets the sentinel, the rest of the
  * stream is dropped. */
+static void log_refusal(gconn *c, int status, const char *where)
+{
+    static const char *const names[] = {"s3", "control"};
+    mc_log_info("guard", "msg=refused listener=%s status=%d at=%s", names[c->g->cfg.listener], status,
+                where);
+}
+
 static void refuse(gconn *c, struct evbuffer *src, struct evbuffer *dst, int status)
 {
+    log_refusal(c, status, "head");
     atomic_fetch_add_explicit(&refusals[c->g->cfg.listener][status_index(status)], 1,
                               memory_order_relaxed);
     add_sentinel(dst, status);
@@ -296,6 +307,7 @@ static void refuse(gconn *c, struct evbuffer *src, struct evbuffer *dst, int sta
  * the connection failed, which frees it. */
 static void refuse_body(gconn *c, struct evbuffer *src)
 {
+    log_refusal(c, 400, "body");
     atomic_fetch_add_explicit(&refusals[c->g->cfg.listener][status_index(400)], 1,
                               memory_order_relaxed);
     evbuffer_drain(src, evbuffer_get_length(src));
@@ -446,7 +458,12 @@ static int step_body(gconn *c, struct evbuffer *src, struct evbuffer *dst)
             refuse_body(c, src);
             return 0;
         }
-        pass(src, dst, (size_t)ll + 2);
+        /* chunk extensions are dropped: RFC 9112 7.1.1 says to ignore
+         * them, evhttp refuses them (413) */
+        size_t digits = strspn(l, "0123456789abcdefABCDEF");
+        evbuffer_add(dst, l, digits);
+        evbuffer_add(dst, "\r\n", 2);
+        evbuffer_drain(src, (size_t)ll + 2);
         c->left = sz;
         c->state = sz ? G_CHUNK_DATA : G_TRAILER;
         return 1;
@@ -492,25 +509,60 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
     return evbuffer_get_length(src) > 0 && c->state != G_DEAD ? BEV_NEED_MORE : BEV_OK;
 }
 
-/* Output goes to the socket at once, as far as the kernel takes it. libevent
- * 2.1's filter tells evhttp a response is written as soon as it has moved
- * into the socket's bufferevent, and evhttp closes a Connection: close
- * connection (its own and the guard's refusals, HTTP/1.0) right then: what
- * still waited in userspace would be lost. Written here it is the kernel's,
- * which sends it before the FIN. (A close-delimited response larger than the
- * socket buffer to a client too slow to take it can still lose its tail; a
- * keep-alive response never does: its connection stays.) */
+/* Output: libevent 2.1's filter tells evhttp a response is written as soon
+ * as it has moved into the socket's bufferevent, and evhttp then closes a
+ * Connection: close connection (its own and the guard's refusals, HTTP/1.0):
+ * what still waited there would be lost. So the filter owns up to progress
+ * only when the socket's buffer is empty: until then it answers "need more"
+ * (no write callback), and the socket buffer's drain completes it
+ * (on_under_output). Output is moved whole (a file segment must not be
+ * split) and written at once as far as the kernel takes it. */
+static void write_now(gconn *c, struct evbuffer *dst)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->under);
+    c->in_output = 1;
+    while (fd >= 0 && evbuffer_get_length(dst) > 0 && evbuffer_write(dst, fd) > 0)
+        ;
+    c->in_output = 0;
+}
+
 static enum bufferevent_filter_result out_filter(struct evbuffer *src, struct evbuffer *dst,
                                                  ev_ssize_t limit, enum bufferevent_flush_mode mode,
                                                  void *ctx)
 {
     gconn *c = ctx;
     (void)limit, (void)mode;
-    evbuffer_add_buffer(dst, src);
-    evutil_socket_t fd = bufferevent_getfd(c->under);
-    while (fd >= 0 && evbuffer_get_length(dst) > 0 && evbuffer_write(dst, fd) > 0)
-        ;
-    return BEV_OK;
+    int moved = evbuffer_get_length(src) > 0;
+    if (moved)
+        evbuffer_add_buffer(dst, src);
+    write_now(c, dst);
+    if (evbuffer_get_length(dst) > 0) {
+        c->owed = 1;                             /* on_under_output completes it */
+    } else if (moved || c->owed) {
+        /* Written. Said later, as a socket's bufferevent would: this runs
+         * inside evhttp's evbuffer_add, before evhttp has set what it wants
+         * done when the write completes (Expect: 100-continue). */
+        c->owed = 0;
+        bufferevent_trigger(c->filter, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return BEV_NEED_MORE;                        /* the callback is ours to run, never the filter's */
+}
+
+/* The socket's bufferevent wrote some of its output: that is progress for
+ * the filter's write timeout (which evhttp and objects.c set on the filter),
+ * and once it is all written the response is, as far as evhttp knows. */
+static void on_under_output(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    gconn *c = arg;
+    if (c->in_output || !c->owed || !info->n_deleted)
+        return;
+    struct bufferevent *f = c->filter;
+    if (evutil_timerisset(&f->timeout_write) && event_pending(&f->ev_write, EV_TIMEOUT, NULL))
+        event_add(&f->ev_write, &f->timeout_write);
+    if (evbuffer_get_length(b) == 0) {
+        c->owed = 0;
+        bufferevent_trigger(f, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    }
 }
 
 /* evhttp queues a response, then enables writing; libevent 2.1's filter
@@ -660,6 +712,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         return NULL;
     }
     evbuffer_add_cb(bufferevent_get_output(c->filter), on_output, c);
+    evbuffer_add_cb(bufferevent_get_output(under), on_under_output, c);
     event_active(c->kick, EV_TIMEOUT, 1);        /* the caps, once evhttp set the socket */
     return c->filter;
 }

@@ -13,6 +13,8 @@
  * (evhttp_set_bevcb), reads the byte stream of every connection and passes
  * it on only once each request head is complete and valid, and each body
  * chunk is well framed; evhttp never sees a byte the guard did not check.
+ * Chunk extensions, which evhttp refuses, are dropped on the way (RFC 9112
+ * 7.1.1: a recipient ignores them); nothing else is changed.
  * A refused request is answered in order, after the responses to the
  * requests before it, with Connection: close:
  *   400  ambiguous or malformed framing or head (RFC 9112 2-7): CL with TE,
@@ -32,8 +34,9 @@
  * (evhttp_set_timeout_tv, [origin] timeout).
  *
  * Threads: everything on the evhttp's event loop.
- * Ownership: the guard borrows the evhttp (which must be freed first: its
- * connections own per-connection guard state) and is freed by mc_guard_free.
+ * Ownership: the guard borrows the evhttp and is freed by mc_guard_free
+ * after the evhttp and the event base (the connections' guard state is freed
+ * by libevent's finalizers, which point back to the guard).
  */
 #ifndef MC_GUARD_H
 #define MC_GUARD_H

@@ -600,14 +600,14 @@ static void origin_free(origin *o)
         evhttp_free(o->s3_http);
     if (o->ctl_http)
         evhttp_free(o->ctl_http);
-    mc_guard_free(o->s3_guard);      /* after the evhttps: their connections use it */
-    mc_guard_free(o->ctl_guard);
     if (o->sig_int)
         event_free(o->sig_int);
     if (o->sig_term)
         event_free(o->sig_term);
     if (o->base)
-        event_base_free(o->base);
+        event_base_free(o->base);    /* runs the connections' last finalizers */
+    mc_guard_free(o->s3_guard);      /* after those: the connections point to it */
+    mc_guard_free(o->ctl_guard);
     free(o->metrics);
     mc_invlog_close(o->invlog);
     mc_objects_close(o->objects);

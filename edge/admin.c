@@ -13,6 +13,11 @@
 #include "edge/stats.h"
 #include "edge/tier.h"
 
+/* Idle keep-alive and stalled-write limit of admin connections; a purge
+ * body (up to 3000 paths) fits in ADMIN_MAX_BODY. */
+#define ADMIN_IDLE_TIMEOUT_MS 10000
+#define ADMIN_MAX_BODY (4u << 20)
+
 struct mc_admin {
     struct evconnlistener *listener;
     struct event_base *base;
@@ -20,6 +25,7 @@ struct mc_admin {
     mc_http_conn *conns;
     const mc_follow *follow;
     mc_store_reader *reader;     /* /readyz's read transaction (main thread) */
+    atomic_int open;             /* admin connections open (the cap counts here) */
 };
 
 void mc_admin_set_follow(mc_admin *a, const mc_follow *f)
@@ -99,8 +105,16 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     gauge(b, "meshcdn_edge_fills_inflight", "fills running now", mc_counter_get(&s->fills_inflight));
     gauge(b, "meshcdn_edge_connections", "open viewer and admin connections", mc_counter_get(&s->connections_open));
     counter(b, "meshcdn_edge_connections_total", "accepted connections", mc_counter_get(&s->connections_total));
-    counter(b, "meshcdn_edge_connections_refused_total", "viewer connections closed at accept: over max_connections",
-            mc_counter_get(&s->connections_refused));
+    mc_metrics_header(b, "meshcdn_edge_connections_refused_total", "counter",
+                      "connections closed at accept, by listener and cap (total: max_connections or "
+                      "admin_max_connections; per_client: max_connections_per_client)");
+    static const char *const listeners[] = {"viewer", "admin"}, *const reasons[] = {"total", "per_client"};
+    for (int l = 0; l < MC_LISTENER_COUNT; l++)
+        for (int r = 0; r < MC_REFUSED_COUNT; r++) {
+            snprintf(labels, sizeof labels, "listener=\"%s\",reason=\"%s\"", listeners[l], reasons[r]);
+            mc_metrics_value(b, "meshcdn_edge_connections_refused_total", labels,
+                             (double)mc_counter_get(&s->connections_refused[l][r]));
+        }
     counter(b, "meshcdn_edge_header_timeouts_total", "request heads not complete within header_timeout (408)",
             mc_counter_get(&s->header_timeouts));
     counter(b, "meshcdn_edge_client_aborts_total", "viewers that left mid-response", mc_counter_get(&s->client_aborts));
@@ -173,7 +187,20 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 {
     mc_admin *a = arg;
     (void)l, (void)sa, (void)sl;
-    mc_http_server_opts o = {on_admin_request, a, 10000, NULL, &a->conns, 4u << 20, 0, NULL, 0};
+    /* The same defences as the viewer listener, with the admin's own cap:
+     * a slow or flooding client of /metrics must not take the node's fds. */
+    const mc_edge_config *cfg = a->node->cfg;
+    mc_http_server_opts o = {
+        .handler = on_admin_request,
+        .ud = a,
+        .timeout_ms = ADMIN_IDLE_TIMEOUT_MS,
+        .registry = &a->conns,
+        .max_body = ADMIN_MAX_BODY,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .open_count = &a->open,
+        .max_open = cfg->admin_max_connections,
+        .listener = MC_LISTENER_ADMIN,
+    };
     mc_http_conn_new(a->base, fd, &o);
 }
 
@@ -188,6 +215,7 @@ int mc_admin_start(mc_admin **out, struct event_base *base, mc_node *node, int *
         free(a);
         return mc_err_set(err, MC_E_NOMEM, "admin: cannot open a store reader");
     }
+    atomic_init(&a->open, 0);
     int fd = mc_listen_socket(node->cfg->admin_host, node->cfg->admin_port, 0, actual_port, err);
     if (fd < 0) {
         mc_store_reader_free(a->reader);

@@ -11,6 +11,11 @@
  *   POST /purge   SigV4-authenticated purge (edge/purge.h)
  * Other paths 404, other methods 405.
  *
+ * Connections get the viewer listener's defences (edge/http1.h): head size
+ * and header count limits, [edge] header_timeout, a 10 s idle timeout, 4 MiB
+ * bodies, and at most [edge] admin_max_connections open (more are closed at
+ * accept, counted in connections_refused_total{listener="admin"}).
+ *
  * Threads: runs on the main thread's event loop (as do reloads: node->snap
  * is read without a reference); reads only atomics of the workers.
  */

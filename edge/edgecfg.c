@@ -27,6 +27,8 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "max_request_body", NULL, MC_CFG_SIZE, "16M", "viewer request bodies (passed through to the origin) up to this; larger get 413", NULL, 0, 0},
     {"edge", "header_timeout", NULL, MC_CFG_DURATION, "10s", "a viewer's request head must be complete this long after its first byte (408)", NULL, 0, 0},
     {"edge", "max_connections", NULL, MC_CFG_INT, "10000", "viewer connections open at once, node-wide (HTTP + HTTPS); more are closed at accept", NULL, 1, 10000000},
+    {"edge", "max_connections_per_client", NULL, MC_CFG_INT, "0", "viewer connections one client may hold open at once, node-wide (a client: an IPv4 address or an IPv6 /64); more are closed at accept; 0: no cap", NULL, 0, 10000000},
+    {"edge", "admin_max_connections", NULL, MC_CFG_INT, "64", "admin listener connections open at once; more are closed at accept", NULL, 1, 100000},
     {"origin", "url", "origin", MC_CFG_STR, NULL, "origin URL: http://HOST:PORT/BUCKET", NULL, 0, 0},
     {"origin", "sign", "origin-sign", MC_CFG_ENUM, "sigv4", "sign origin requests: sigv4|none", "sigv4|none", 0, 0},
     {"origin", "credentials", "credentials", MC_CFG_STR, NULL, "file with one line ACCESS_KEY_ID SECRET [SESSION_TOKEN] (mode 0600); re-read when it changes", NULL, 0, 0},
@@ -524,6 +526,8 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->max_request_body = mc_config_size(c, "edge", "max_request_body");
     out->header_timeout_ms = mc_config_duration_ms(c, "edge", "header_timeout");
     out->max_connections = (int)mc_config_int(c, "edge", "max_connections");
+    out->max_connections_per_client = (int)mc_config_int(c, "edge", "max_connections_per_client");
+    out->admin_max_connections = (int)mc_config_int(c, "edge", "admin_max_connections");
     if ((rc = split_origin(out, c, err)) < 0)
         return rc;
     out->origin_sign = strcmp(mc_config_str(c, "origin", "sign"), "sigv4") == 0;

@@ -114,6 +114,8 @@ typedef struct mc_edge_config {
     int64_t tier_response_timeout_ms; /* a parent's response head within this, else the next */
     int64_t header_timeout_ms;   /* a viewer's request head, from its first byte (0: none) */
     int max_connections;         /* viewer connections open at once, node-wide */
+    int max_connections_per_client; /* of one IPv4 address / IPv6 /64, node-wide (0: no cap) */
+    int admin_max_connections;   /* admin listener connections open at once */
     char store_dir[1024];
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */

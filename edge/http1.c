@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include "common/log.h"
 #include "edge/http1.h"
 #include "edge/stats.h"
@@ -55,6 +58,7 @@ struct mc_http_conn {
     int chunk_state;            /* chunked decoding: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
     struct event *head_timer;   /* opts.header_timeout_ms from a head's first byte */
     int counted;                /* holds one unit of *opts.open_count */
+    int client_slot;            /* holds one unit of opts.clients->slot[client_slot]; -1: none */
     char peer[64];
     mc_http_conn *prev, *next;  /* in *opts.registry */
 };
@@ -69,6 +73,8 @@ static void conn_free(mc_http_conn *c)
     atomic_fetch_sub_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
     if (c->counted)
         atomic_fetch_sub_explicit(c->opts.open_count, 1, memory_order_relaxed);
+    if (c->client_slot >= 0)
+        atomic_fetch_sub_explicit(&c->opts.clients->slot[c->client_slot], 1, memory_order_relaxed);
     if (c->head_timer)
         event_free(c->head_timer);
     if (c->prev)
@@ -552,16 +558,76 @@ int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts 
     return mc_http_conn_new_bev(bev, opts);
 }
 
-int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts)
+mc_http_clients *mc_http_clients_new(void)
 {
+    mc_http_clients *t = calloc(1, sizeof *t);
+    if (t && getrandom(&t->seed, sizeof t->seed, 0) != (ssize_t)sizeof t->seed)
+        t->seed = (uint64_t)(uintptr_t)t ^ (uint64_t)time(NULL);   /* no entropy yet: still unguessable enough */
+    return t;
+}
+
+unsigned mc_http_client_slot(const mc_http_clients *t, const struct sockaddr *sa)
+{
+    const unsigned char *key = NULL;
+    size_t n = 0;
+    if (sa->sa_family == AF_INET) {
+        key = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        key = a->s6_addr;
+        n = 8;                                /* the /64 */
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            key = a->s6_addr + 12;            /* the same client as over IPv4 */
+            n = 4;
+        }
+    }
+    return (unsigned)(XXH3_64bits_withSeed(key, n, t->seed) % MC_HTTP_CLIENT_SLOTS);
+}
+
+static void refuse(struct bufferevent *bev, const mc_http_server_opts *opts, int reason)
+{
+    mc_counter_add(&mc_stats_global.connections_refused[opts->listener][reason], 1);
+    bufferevent_free(bev);                    /* closed at once: no answer costs less */
+}
+
+/* Take one unit of each cap (per client, then total), or refuse. */
+static int admit(struct bufferevent *bev, const mc_http_server_opts *opts, const struct sockaddr_storage *ss,
+                 int have_peer, int *slot_out)
+{
+    *slot_out = -1;
+    if (opts->clients && opts->max_per_client > 0 && have_peer &&
+        (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)) {
+        unsigned slot = mc_http_client_slot(opts->clients, (const struct sockaddr *)ss);
+        if (atomic_fetch_add_explicit(&opts->clients->slot[slot], 1, memory_order_relaxed) >= opts->max_per_client) {
+            atomic_fetch_sub_explicit(&opts->clients->slot[slot], 1, memory_order_relaxed);
+            refuse(bev, opts, MC_REFUSED_PER_CLIENT);
+            return -1;
+        }
+        *slot_out = (int)slot;
+    }
     if (opts->open_count &&
         atomic_fetch_add_explicit(opts->open_count, 1, memory_order_relaxed) >= opts->max_open &&
         opts->max_open > 0) {
         atomic_fetch_sub_explicit(opts->open_count, 1, memory_order_relaxed);
-        mc_counter_add(&mc_stats_global.connections_refused, 1);
-        bufferevent_free(bev);                /* closed at once: no answer costs less */
+        if (*slot_out >= 0)
+            atomic_fetch_sub_explicit(&opts->clients->slot[*slot_out], 1, memory_order_relaxed);
+        refuse(bev, opts, MC_REFUSED_TOTAL);
         return -1;
     }
+    return 0;
+}
+
+int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opts)
+{
+    int fd = (int)bufferevent_getfd(bev);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    int have_peer = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
+    int slot;
+    if (admit(bev, opts, &ss, have_peer, &slot) < 0)
+        return -1;
     mc_http_conn *c = calloc(1, sizeof *c);
     if (c && opts->header_timeout_ms > 0 &&
         !(c->head_timer = evtimer_new(bufferevent_get_base(bev), on_head_timeout, c))) {
@@ -571,17 +637,17 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     if (!c) {
         if (opts->open_count)
             atomic_fetch_sub_explicit(opts->open_count, 1, memory_order_relaxed);
+        if (slot >= 0)
+            atomic_fetch_sub_explicit(&opts->clients->slot[slot], 1, memory_order_relaxed);
         bufferevent_free(bev);
         return -1;
     }
     c->counted = opts->open_count != NULL;
+    c->client_slot = slot;
     c->magic = MC_CONN_MAGIC;
     c->opts = *opts;
     c->bev = bev;
-    int fd = (int)bufferevent_getfd(bev);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (have_peer) {
         char ip[INET6_ADDRSTRLEN] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {

@@ -5,7 +5,8 @@
  * answer at its own pace: all at once, or streamed as an upstream delivers.
  * Keep-alive per RFC 9112 9.3. The head must arrive within
  * opts.header_timeout_ms of its first byte, and opts.max_open caps the
- * connections open at once (see mc_http_server_opts). Request bodies (Content-Length or chunked)
+ * connections open at once, opts.max_per_client those of one client (see
+ * mc_http_server_opts). Request bodies (Content-Length or chunked)
  * are read whole before the handler runs when the server allows them
  * (opts.max_body > 0): a larger body gets 413, a malformed chunked body 400,
  * and Expect: 100-continue is answered. With max_body = 0 a body is not read:
@@ -29,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 #include "common/buf.h"
 
 #define MC_HTTP_MAX_HEAD 16384
@@ -85,7 +87,33 @@ typedef struct mc_http_server_opts {
      * closed at once and counted in connections_refused. NULL / 0: no cap. */
     atomic_int *open_count;
     int max_open;
+    /* Per-client cap: a client may hold at most max_per_client connections
+     * of this server at once (counted in *clients, shared by every loop); the
+     * next one is closed at accept. A client is an IPv4 address, or an IPv6
+     * /64 (one host usually has a whole /64; IPv4-mapped addresses count as
+     * IPv4). NULL / 0: no cap. */
+    struct mc_http_clients *clients;
+    int max_per_client;
+    /* Which refusal counters to bump (mc_stats connections_refused[listener]). */
+    int listener;
 } mc_http_server_opts;
+
+/* Connections per client, counted without a lock: a fixed table of atomic
+ * counters indexed by a keyed hash of the client's address (random seed per
+ * table, so nobody can aim at another client's slot). Two clients whose
+ * hashes collide share one count: with 65,536 slots that needs ~300 distinct
+ * busy clients before a collision is likely, and a collision can only make
+ * the cap stricter for the pair, never looser. */
+#define MC_HTTP_CLIENT_SLOTS 65536
+typedef struct mc_http_clients {
+    uint64_t seed;
+    atomic_int slot[MC_HTTP_CLIENT_SLOTS];
+} mc_http_clients;
+
+/* A zeroed table with a fresh seed, or NULL without memory. Free with free(). */
+mc_http_clients *mc_http_clients_new(void);
+/* The slot an address counts in (exposed for tests). */
+unsigned mc_http_client_slot(const mc_http_clients *t, const struct sockaddr *sa);
 
 /* Close every connection in a registry (shutdown, after its loop stopped);
  * owners get on_close as if the peer had gone. */
@@ -97,7 +125,7 @@ void mc_http_close_all(mc_http_conn **registry);
 void mc_http_drain(mc_http_conn **registry);
 
 /* Take ownership of an accepted socket. Returns -1 (the socket closed)
- * when out of memory or over opts.max_open. */
+ * when out of memory or over opts.max_open or opts.max_per_client. */
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts);
 /* Take ownership of a ready bufferevent over an accepted socket (e.g. a
  * bufferevent_openssl in the accepting state, BEV_OPT_CLOSE_ON_FREE): the

@@ -137,9 +137,19 @@ void mc_node_publish(mc_node *node, mc_edge_snap *snap)
 static mc_http_server_opts viewer_opts(mc_worker *w)
 {
     const mc_edge_config *c = &mc_worker_snap(w)->cfg;
-    mc_http_server_opts o = {mc_lookup_handle, w, c->client_timeout_ms, NULL, &w->conns,
-                             (size_t)c->max_request_body, c->header_timeout_ms,
-                             &w->node->viewer_conns, w->node->max_conns};
+    mc_http_server_opts o = {
+        .handler = mc_lookup_handle,
+        .ud = w,
+        .timeout_ms = c->client_timeout_ms,
+        .registry = &w->conns,
+        .max_body = (size_t)c->max_request_body,
+        .header_timeout_ms = c->header_timeout_ms,
+        .open_count = &w->node->viewer_conns,
+        .max_open = w->node->max_conns,
+        .clients = w->node->clients,
+        .max_per_client = w->node->cfg->max_connections_per_client,
+        .listener = MC_LISTENER_VIEWER,
+    };
     return o;
 }
 
@@ -289,9 +299,15 @@ int mc_node_start(mc_node *node, const mc_edge_config *cfg, mc_store *store, mc_
     node->store = store;
     node->viewer_port = 0;
     node->tls_port = 0;
+    node->clients = cfg->max_connections_per_client > 0 ? mc_http_clients_new() : NULL;
     node->workers = calloc((size_t)cfg->workers, sizeof *node->workers);
-    if (!node->workers)
+    if (!node->workers || (cfg->max_connections_per_client > 0 && !node->clients)) {
+        free(node->workers);
+        node->workers = NULL;
+        free(node->clients);
+        node->clients = NULL;
         return MC_E_NOMEM;
+    }
     node->nworkers = 0;
     for (int i = 0; i < cfg->workers; i++) {
         int rc = worker_init(&node->workers[i], node, i, err);
@@ -386,4 +402,6 @@ void mc_node_stop(mc_node *node)
     free(node->workers);
     node->workers = NULL;
     node->nworkers = 0;
+    free(node->clients);   /* every connection that counted in it is closed */
+    node->clients = NULL;
 }

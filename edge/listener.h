@@ -84,6 +84,7 @@ struct mc_node {
     _Atomic int draining;  /* SIGTERM: no new connections; /readyz answers 503 */
     atomic_int viewer_conns;   /* open viewer connections, all workers (http1 counts) */
     int max_conns;       /* cfg->max_connections, lowered to fit RLIMIT_NOFILE */
+    struct mc_http_clients *clients;  /* viewer connections per client (http1 counts), all workers */
 };
 
 /* Bind the viewer listeners (one per worker, HTTP and, with node->tls,

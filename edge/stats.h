@@ -26,6 +26,11 @@ typedef enum {
 
 const char *mc_result_name(mc_result r);
 
+/* Which listener a connection came to (label `listener`). */
+enum { MC_LISTENER_VIEWER = 0, MC_LISTENER_ADMIN, MC_LISTENER_COUNT };
+/* Why a connection was refused at accept (label `reason`). */
+enum { MC_REFUSED_TOTAL = 0, MC_REFUSED_PER_CLIENT, MC_REFUSED_COUNT };
+
 typedef struct mc_stats {
     _Atomic uint64_t requests[MC_RESULT_COUNT][600];   /* [result][status code] */
     _Atomic uint64_t bytes_sent;
@@ -35,7 +40,10 @@ typedef struct mc_stats {
     _Atomic uint64_t fills_started, fills_published, fills_failed, fills_unstored;
     _Atomic uint64_t fills_inflight;
     _Atomic uint64_t connections_open, connections_total;
-    _Atomic uint64_t connections_refused;              /* closed at accept: over [edge] max_connections */
+    /* closed at accept, [listener][reason]: over the total cap
+     * ([edge] max_connections, admin_max_connections) or the per-client one
+     * ([edge] max_connections_per_client) */
+    _Atomic uint64_t connections_refused[MC_LISTENER_COUNT][MC_REFUSED_COUNT];
     _Atomic uint64_t header_timeouts;                  /* heads not complete within [edge] header_timeout */
     _Atomic uint64_t client_aborts;
     _Atomic uint64_t loops_detected;

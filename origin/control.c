@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "origin/control.h"
+#include "origin/guard.h"
 
 #define MC_CONTROL_MAGIC 0x4354524cu
 #define CHECK(c) assert((c) != NULL && (c)->magic == MC_CONTROL_MAGIC)
@@ -155,6 +156,8 @@ static void on_request(struct evhttp_request *req, void *ud)
 {
     mc_control *c = ud;
     CHECK(c);
+    if (mc_guard_answer(req))
+        return;
     const char *uri = evhttp_request_get_uri(req);
     size_t plen = strcspn(uri, "?");
     unsigned method = (unsigned)evhttp_request_get_command(req), allowed = 0;

@@ -30,6 +30,7 @@
 #include "origin/auth.h"
 #include "origin/control.h"
 #include "origin/ctlapi.h"
+#include "origin/guard.h"
 #include "origin/invlog.h"
 #include "origin/list.h"
 #include "origin/multipart.h"
@@ -112,6 +113,15 @@ static const mc_cfg_opt schema[] = {
      "ETags kept in memory (one MD5 per file version)", NULL, 16, 16777216},
     {"origin", "timeout", NULL, MC_CFG_DURATION, "60s",
      "connection read/write timeout", NULL, 0, 0},
+    {"origin", "header_timeout", NULL, MC_CFG_DURATION, "10s",
+     "a request head must be complete this long after its first byte, else 408 and close "
+     "(both listeners; 0: no limit)", NULL, 0, 0},
+    {"origin", "max_connections", NULL, MC_CFG_INT, "4096",
+     "connections open at once, per listener (S3, control); more get 503 and are closed",
+     NULL, 1, 10000000},
+    {"origin", "max_connections_per_client", NULL, MC_CFG_INT, "0",
+     "connections one client (an IPv4 address or an IPv6 /64) may hold open at once, per "
+     "listener; more get 503 and are closed; 0: no cap", NULL, 0, 10000000},
     {"origin", "log_level", NULL, MC_CFG_ENUM, "info",
      "debug|info|warn|error (reloaded on SIGHUP, with the key files)", "debug|info|warn|error", 0, 0},
     {"cache-control", "*", NULL, MC_CFG_MAP, NULL,
@@ -138,6 +148,8 @@ typedef struct origin {
     struct event_base *base;
     struct evhttp *s3_http;
     struct evhttp *ctl_http;
+    mc_guard *s3_guard;           /* freed after its evhttp */
+    mc_guard *ctl_guard;
     struct event *sig_int;
     struct event *sig_term;
     struct event *sig_hup;
@@ -311,6 +323,8 @@ static void on_s3_request(struct evhttp_request *req, void *ud)
 {
     origin *o = ud;
     assert(o && o->magic == ORIGIN_MAGIC);
+    if (mc_guard_answer(req))
+        return;
     char reqid[MC_S3_REQID_LEN];
     mc_s3xml_request_id(reqid);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Server", PROG);
@@ -640,7 +654,21 @@ static int setup_loop(origin *o, mc_err *err)
     evhttp_set_max_body_size(o->s3_http,
                              (ev_ssize_t)mc_config_size(o->cfg, "origin", "max_put_size"));
     evhttp_set_max_body_size(o->ctl_http, MAX_CONTROL_BODY_BYTES);
-    if (mc_control_new(&o->control, o->ctl_http, o->metrics) < 0)
+    mc_guard_config gc = {
+        .listener = MC_GUARD_S3,
+        .header_timeout_ms = mc_config_duration_ms(o->cfg, "origin", "header_timeout"),
+        .max_body = mc_config_size(o->cfg, "origin", "max_put_size"),
+        .max_connections = (int)mc_config_int(o->cfg, "origin", "max_connections"),
+        .max_per_client = (int)mc_config_int(o->cfg, "origin", "max_connections_per_client"),
+    };
+    if (mc_guard_new(&o->s3_guard, o->base, o->s3_http, &gc) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "cannot set up the S3 listener");
+    gc.listener = MC_GUARD_CONTROL;
+    gc.max_body = MAX_CONTROL_BODY_BYTES;
+    if (mc_guard_new(&o->ctl_guard, o->base, o->ctl_http, &gc) < 0)
+        return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
+    if (mc_control_new(&o->control, o->ctl_http, o->metrics) < 0 ||
+        mc_control_add_metrics(o->control, mc_guard_render_metrics, NULL) < 0)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
     int rc = setup_ctlapi(o, err);
     if (rc == 0)
@@ -665,7 +693,9 @@ static void origin_free(origin *o)
     if (o->sig_hup)
         event_free(o->sig_hup);
     if (o->base)
-        event_base_free(o->base);
+        event_base_free(o->base);    /* runs the connections' last finalizers */
+    mc_guard_free(o->s3_guard);      /* after those: the connections point to it */
+    mc_guard_free(o->ctl_guard);
     free(o->metrics);
     mc_invlog_close(o->invlog);
     mc_objects_close(o->objects);

@@ -33,10 +33,12 @@ class HostileCase(unittest.TestCase):
             "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
         self.addCleanup(self.origin.stop)
 
-    def edge(self, header_timeout="10s", max_connections=10000):
+    def edge(self, header_timeout="10s", max_connections=10000, **more):
         ini = f"{self.tmp}/edge.ini"
         with open(ini, "w") as f:
             f.write(f"[edge]\nheader_timeout = {header_timeout}\nmax_connections = {max_connections}\n")
+            for k, v in more.items():
+                f.write(f"{k} = {v}\n")
         host, port = self.origin.addr["s3"]
         d = h.Daemon("meshcdn-edge", [
             "--config", ini, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
@@ -157,6 +159,132 @@ class TestSlowloris(HostileCase):
         self.assertEqual(self.metric(e, "meshcdn_edge_header_timeouts_total"), 0)
 
 
+REFUSED_TOTAL = 'meshcdn_edge_connections_refused_total{listener="viewer",reason="total"}'
+REFUSED_PER_CLIENT = 'meshcdn_edge_connections_refused_total{listener="viewer",reason="per_client"}'
+REFUSED_ADMIN = 'meshcdn_edge_connections_refused_total{listener="admin",reason="total"}'
+
+
+def refused_at_once(addr, source=None):
+    """Connect (from source), send a request; True when the server closed
+    without an answer."""
+    extra = socket.create_connection(addr, timeout=10, source_address=source)
+    try:
+        try:
+            extra.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_until_close(extra, 5) == b""
+    finally:
+        extra.close()
+
+
+def until(cond, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cond():
+                return True
+        except (ConnectionError, AssertionError, socket.timeout):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+class TestPerClientCap(HostileCase):
+    def test_one_client_is_capped_others_are_not(self):
+        e = self.edge(max_connections_per_client=3)
+        addr = e.addr["http"]
+        held = []
+        try:
+            for _ in range(3):
+                s = socket.create_connection(addr, timeout=10, source_address=("127.0.0.1", 0))
+                self.assertEqual(keepalive_get(s), 200)
+                held.append(s)
+            # the fourth from the same address is closed at accept...
+            self.assertTrue(refused_at_once(addr, ("127.0.0.1", 0)))
+            self.assertEqual(self.metric(e, REFUSED_PER_CLIENT), 1)
+            self.assertEqual(self.metric(e, REFUSED_TOTAL), 0)
+            # ...while other clients (another loopback address) are served,
+            # several at once
+            others = [socket.create_connection(addr, timeout=10, source_address=("127.0.0.2", 0))
+                      for _ in range(3)]
+            try:
+                for o in others:
+                    self.assertEqual(keepalive_get(o), 200)
+            finally:
+                for o in others:
+                    o.close()
+            for s in held:                  # the held ones still work
+                self.assertEqual(keepalive_get(s), 200)
+            held.pop().close()              # one closes: the client may connect again
+            self.assertTrue(until(lambda: keepalive_get(
+                socket.create_connection(addr, timeout=5, source_address=("127.0.0.1", 0))) == 200))
+        finally:
+            for s in held:
+                s.close()
+
+    def test_count_is_shared_by_workers_and_returned_on_close(self):
+        # 2 workers accept from one SO_REUSEPORT group: the count is node-wide,
+        # and connections that closed (also refused ones) give their unit back
+        e = self.edge(max_connections_per_client=2)
+        addr = e.addr["http"]
+        for _ in range(5):
+            a = socket.create_connection(addr, timeout=10)
+            b = socket.create_connection(addr, timeout=10)
+            try:
+                self.assertEqual(keepalive_get(a), 200)
+                self.assertEqual(keepalive_get(b), 200)
+                self.assertTrue(refused_at_once(addr))
+            finally:
+                a.close()
+                b.close()
+            self.assertTrue(until(lambda: self.served(e)))
+        # (a retry of served() may itself be refused before the closes land)
+        self.assertGreaterEqual(self.metric(e, REFUSED_PER_CLIENT), 5)
+
+
+class TestAdminListener(HostileCase):
+    def test_admin_connection_cap(self):
+        e = self.edge(admin_max_connections=2)
+        addr = e.addr["admin"]
+        held = [socket.create_connection(addr, timeout=10) for _ in range(2)]
+        try:
+            for s in held:
+                self.assertEqual(keepalive_get(s, "/healthz"), 200)
+            self.assertTrue(refused_at_once(addr))
+            held.pop().close()
+            # (a metrics fetch may itself be refused before the close lands)
+            self.assertTrue(until(lambda: self.metric(e, REFUSED_ADMIN) >= 1))
+            self.assertEqual(self.metric(e, REFUSED_TOTAL), 0)
+            self.assertTrue(self.served(e))   # the viewer port is not affected
+        finally:
+            for s in held:
+                s.close()
+
+    def test_admin_slowloris_gets_408(self):
+        e = self.edge(header_timeout="1s")
+        with socket.create_connection(e.addr["admin"], timeout=10) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            s.settimeout(0.3)
+            resp = b""
+            while time.monotonic() - t0 < 8:
+                try:
+                    s.sendall(b"X")             # a byte at a time, never a whole head
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+                except socket.timeout:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            self.assertEqual(status_of(resp), 408, resp[:200])
+            self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(self.metric(e, "meshcdn_edge_header_timeouts_total"), 1)
+
+
 class TestConnectionCap(HostileCase):
     def test_cap_refuses_the_next_connection_until_one_closes(self):
         e = self.edge(max_connections=3)
@@ -174,7 +302,8 @@ class TestConnectionCap(HostileCase):
                 pass
             self.assertEqual(read_until_close(extra, 5), b"")   # closed, no answer
             extra.close()
-            self.assertEqual(self.metric(e, "meshcdn_edge_connections_refused_total"), 1)
+            self.assertEqual(self.metric(e, REFUSED_TOTAL), 1)
+            self.assertEqual(self.metric(e, REFUSED_PER_CLIENT), 0)
             for s in held:                  # the held ones still work
                 self.assertEqual(keepalive_get(s), 200)
             held.pop().close()

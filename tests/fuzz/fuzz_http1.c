@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     mc_http_conn *reg = NULL;
     static atomic_int open;                /* the cap's bookkeeping, as the edge's viewers have it */
-    mc_http_server_opts o = {handler, NULL, 5000, "fuzz", &reg, 65536, 5000, &open, 100};
+    mc_http_server_opts o = {.handler = handler, .timeout_ms = 5000, .server_name = "fuzz", .registry = &reg,
+                             .max_body = 65536, .header_timeout_ms = 5000, .open_count = &open, .max_open = 100};
     if (mc_http_conn_new(base, sv[0], &o) < 0)
         abort();
     size_t off = 0;

@@ -48,7 +48,7 @@ typedef struct mc_cache_policy {
     char cors_expose[256];       /* Access-Control-Expose-Headers of actual responses */
     int64_t cors_max_age_s;      /* Access-Control-Max-Age of preflights (-1: none) */
     int mesh_validation;         /* MC_MESH_VALIDATION_* : glTF checks before storing (mesh.h) */
-    int compress;                /* 1: gzip compressible types for viewers that accept it (fill.h) */
+    unsigned compress;           /* MC_MESH_COMPRESS_* bits (mesh.h): encodings of compressible types; 0 off */
 } mc_cache_policy;
 
 /* A parent tier ([parents] NAME = URL [health=URL]): another meshcdn-edge

@@ -986,7 +986,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (!f->storing && !f->private_)
         let_others_pass(f);
-    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
+    /* a body the origin encoded itself (Content-Encoding) is not checked:
+     * the validators read the plain bytes */
+    int origin_encoded = 0;
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Content-Encoding") == 0 && strcasecmp(h[i].value, "identity") != 0)
+            origin_encoded = 1;
+    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF && !origin_encoded) {
         char ct[256];
         mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr));
         if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {

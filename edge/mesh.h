@@ -13,7 +13,9 @@
  * constant memory and without allocating: the JSON (a .gltf, or a GLB's
  * JSON chunk) goes through a streaming syntax checker (RFC 8259 grammar,
  * nesting up to 64; UTF-8 inside strings is not checked) that notes
- * asset.version and buffers[0]'s uri and byteLength on the way.
+ * asset.version and buffers[0]'s uri and byteLength on the way. A body
+ * the origin sent with a Content-Encoding (other than identity) is not
+ * checked (fill.c): the checks read plain bytes.
  *
  * CORS: mc_mesh_cors_* compute the Access-Control-* answers from a
  * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy

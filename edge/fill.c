@@ -1112,7 +1112,7 @@ static int on_up_body(void *arg, const void *data, size_t len)
     return deliver_end(f);
 }
 
-/* Hand body bytes (as sent: maybe gzipped) to the viewers and the store. */
+/* Hand body bytes (as sent: maybe gzip- or br-encoded) to the viewers and the store. */
 static void deliver(mc_fill *f, const void *data, size_t len)
 {
     /* two or more viewers share one copy of the bytes (their backlogs

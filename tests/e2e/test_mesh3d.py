@@ -60,13 +60,15 @@ class MeshCase(unittest.TestCase):
         self.origin = ScriptOrigin()
         self.addCleanup(self.origin.stop)
 
-    def start_edge(self, ini=None, validation="pass"):
+    def start_edge(self, ini=None, validation="pass", workers="2"):
         # (mcharness turns the validation off unless it is named)
         extra = (["--config", ini] if ini else []) + ["--cache.mesh_validation", validation]
+        self.nedges = getattr(self, "nedges", 0) + 1
+        store = f"{self.tmp}/store-{validation}" + (f"-{self.nedges}" if self.nedges > 1 else "")
         d = h.Daemon("meshcdn-edge", ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                                       "--origin", self.origin.url, "--origin-sign", "none",
-                                      "--store", f"{self.tmp}/store-{validation}", "--store-size", "64M",
-                                      "--workers", "2", "--node-id", "m1"] + extra,
+                                      "--store", store, "--store-size", "64M",
+                                      "--workers", workers, "--node-id", "m1"] + extra,
                      listeners=("http", "admin"))
         self.addCleanup(d.stop)
         return d
@@ -378,6 +380,29 @@ class TestBrotli(MeshCase):
         self.assertEqual(out["gzip"][1].get("content-encoding"), ["gzip"])
         self.assertEqual((out[""][2], out[""][1].get("content-encoding")), (self.BIG, None))
         self.assertEqual(self.origin.count("/m/slow.gltf"), 1)
+
+    def test_a_viewer_joining_after_the_headers_gets_its_own_encoding(self):
+        # headers at once, the body after a pause: a gzip viewer that arrives
+        # in between must not stream along with the br fill (one worker: the
+        # same fill table)
+        edge = self.start_edge(self.ini("[cache]\ncompress = br gzip\n"), workers="1")
+        half = len(self.BIG) // 2
+        self.origin.route("/m/late.gltf", lambda r: (200, dict(CACHED, **{"Content-Type": "model/gltf+json"}),
+                                                     [1.0, self.BIG[:half], self.BIG[half:]]))
+        out = {}
+
+        def fetch(ae):
+            out[ae] = self.get(edge, "/m/late.gltf", {"Accept-Encoding": ae})
+
+        first = threading.Thread(target=fetch, args=("br",))
+        first.start()
+        time.sleep(0.4)
+        fetch("gzip")
+        first.join()
+        self.assertEqual((out["br"][1].get("content-encoding"), unbrotli(out["br"][2])), (["br"], self.BIG))
+        self.assertEqual((out["gzip"][1].get("content-encoding"), gzip.decompress(out["gzip"][2])),
+                         (["gzip"], self.BIG))
+        self.assertEqual(self.origin.count("/m/late.gltf"), 1)
 
     def test_compress_gzip_behavior_never_sends_br(self):
         s, rh, gz, c = self.get(self.edge, "/g/scene.gltf", {"Accept-Encoding": "br, gzip"})

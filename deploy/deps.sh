@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev libssl-dev
-      libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev curl ca-certificates)
+      libxxhash-dev liblmdb-dev libinih-dev libjansson-dev zlib1g-dev libbrotli-dev curl ca-certificates)
 # Node.js and npm: deploy/viewer/install.sh installs the demo's viewer page
 # from the npm registry (a node that came with its own npm is left alone)
 if ! command -v node >/dev/null; then pkgs+=(nodejs npm)
@@ -19,8 +19,9 @@ if [ "${1:-}" = "--test" ]; then
   # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn;
   # chromium: tests/e2e/test_viewer.py opens the viewer page in it, headless;
   # etcd-server, etcd-client: tests/e2e/test_etcd.py runs a 3-member cluster for the etcd backend
+  # python3-brotli, brotli (the CLI): tests/e2e/test_mesh3d.py decodes the edge's br variants
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
-         systemd-container chromium etcd-server etcd-client)
+         systemd-container chromium etcd-server etcd-client python3-brotli brotli)
 fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "edge/edgecfg.h"
+#include "edge/mesh.h"
 
 const mc_cfg_opt mc_edge_schema[] = {
     {"edge", "listen", "listen", MC_CFG_ADDR, "127.0.0.1:8080", "viewer HTTP listener", NULL, 0, 0},
@@ -64,7 +65,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
     {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
      "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
-    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=gzip|off prefetch=on|off", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=br,gzip|gzip|br|off prefetch=on|off", NULL, 0, 0},
     {"cache", "methods", NULL, MC_CFG_ENUM, "all", "all: POST, PUT, PATCH, DELETE, OPTIONS and unknown methods pass through to the origin (never stored; a success invalidates the URL); read: GET and HEAD only (others 405)", "read|all", 0, 0},
     {"cache", "max_variants", NULL, MC_CFG_INT, "32", "Vary: variants stored per URL; a new one beyond replaces an expired or else the oldest", NULL, 1, 65536},
     {"cache", "cors_origins", NULL, MC_CFG_STR, NULL, "CORS answered by the edge: * or allowed page origins (space/comma list); unset: the origin's CORS headers pass through", NULL, 0, 0},
@@ -73,7 +74,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "cors_expose", NULL, MC_CFG_STR, "Cache-Status, X-Cache, Age, Content-Length, Content-Range, ETag", "CORS: response headers exposed to the page", NULL, 0, 0},
     {"cache", "cors_max_age", NULL, MC_CFG_DURATION, "1d", "CORS: how long a browser may reuse a preflight answer", NULL, 0, 0},
     {"cache", "mesh_validation", NULL, MC_CFG_ENUM, "pass", "glTF/GLB checked before storing: pass (invalid: served, not stored), refuse (invalid: 502), off", "pass|refuse|off", 0, 0},
-    {"cache", "compress", NULL, MC_CFG_ENUM, "off", "gzip: compressible types (glTF JSON, OBJ, JSON, text) the origin sent uncompressed are gzipped for viewers that accept it, each encoding stored once (Accept-Encoding is not forwarded); off", "gzip|off", 0, 0},
+    {"cache", "compress", NULL, MC_CFG_STR, "off", "br gzip, gzip or br: compressible types (glTF JSON, OBJ, JSON, text) the origin sent uncompressed are stored once per encoding (identity and each listed one, from one origin fetch) and viewers get br if they accept it, else gzip, else identity (Accept-Encoding is not forwarded); off", NULL, 0, 0},
     {"cache", "prefetch", NULL, MC_CFG_ENUM, "off", "on: when a .gltf is stored, its buffers[].uri and images[].uri (relative, inside its directory) are filled in the background ([prefetch] limits)", "on|off", 0, 0},
     {"prefetch", "max_refs", NULL, MC_CFG_INT, "32", "references prefetched per .gltf (the others are skipped)", NULL, 0, 4096},
     {"prefetch", "max_bytes", NULL, MC_CFG_SIZE, "256M", "Content-Length budget per .gltf: a reference without one, or over what is left, is given up", NULL, 0, 0},
@@ -333,8 +334,7 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "cors_expose") == 0) bad = copy_str(p->cors_expose, sizeof p->cors_expose, v);
             else if (strcmp(tok, "cors_max_age") == 0) bad = parse_ttl(v, &p->cors_max_age_s);
             else if (strcmp(tok, "mesh_validation") == 0) bad = parse_mesh_validation(p, v);
-            else if (strcmp(tok, "compress") == 0) bad = !(strcmp(v, "gzip") == 0 || strcmp(v, "off") == 0),
-                                                   p->compress = strcmp(v, "gzip") == 0;
+            else if (strcmp(tok, "compress") == 0) bad = mc_mesh_compress_parse(v, &p->compress) < 0;
             else if (strcmp(tok, "prefetch") == 0) bad = !(strcmp(v, "on") == 0 || strcmp(v, "off") == 0),
                                                    p->prefetch = strcmp(v, "on") == 0;
             else bad = 1;
@@ -343,7 +343,7 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
                               "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b, forward_headers=a,b, "
                               "methods=read|all, max_variants=N, cors_origins=a,b|*, cors_methods=, cors_headers=, cors_expose=, "
-                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=gzip|off, prefetch=on|off", where, key, tok);
+                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=br,gzip|gzip|br|off, prefetch=on|off", where, key, tok);
     }
     out->nbehaviors++;
     return 0;
@@ -393,7 +393,8 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     }
     p->cors_max_age_s = mc_config_duration_ms(c, "cache", "cors_max_age") / 1000;
     parse_mesh_validation(p, mc_config_str(c, "cache", "mesh_validation"));
-    p->compress = strcmp(mc_config_str(c, "cache", "compress"), "gzip") == 0;
+    if (mc_mesh_compress_parse(mc_config_str(c, "cache", "compress"), &p->compress) < 0)
+        return mc_config_fail(c, err, MC_E_INVAL, "cache", "compress", "use off, or br and/or gzip (\"br gzip\")");
     p->prefetch = strcmp(mc_config_str(c, "cache", "prefetch"), "on") == 0;
     behavior_ctx x = {out, err};
     int rc = mc_config_each(c, "behavior", on_behavior, &x);

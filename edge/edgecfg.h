@@ -50,7 +50,7 @@ typedef struct mc_cache_policy {
     char cors_expose[256];       /* Access-Control-Expose-Headers of actual responses */
     int64_t cors_max_age_s;      /* Access-Control-Max-Age of preflights (-1: none) */
     int mesh_validation;         /* MC_MESH_VALIDATION_* : glTF checks before storing (mesh.h) */
-    int compress;                /* 1: gzip compressible types for viewers that accept it (fill.h) */
+    unsigned compress;           /* MC_MESH_COMPRESS_* bits (mesh.h): encodings of compressible types; 0 off */
     int prefetch;                /* 1: a stored .gltf's buffers and images are filled too (prefetch.h) */
 } mc_cache_policy;
 

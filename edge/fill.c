@@ -7,7 +7,6 @@
 #include <strings.h>
 #include <time.h>
 #include <xxhash.h>
-#include <zlib.h>
 #include "common/cc.h"
 #include "common/httpdate.h"
 #include "common/log.h"
@@ -25,6 +24,22 @@ typedef enum {
     FILL_FETCHING,      /* waiting for the head or streaming the body */
     FILL_PUBLISHING,    /* body complete, publish queued on the writer */
 } fill_state;
+
+/* Another encoding of an encodable response (compress, mesh.h), stored
+ * from the same upstream body as the viewers' variant, so that one origin
+ * fetch fills every encoding. It only stores: no viewer streams it. */
+typedef struct fill_side {
+    struct mc_fill *f;
+    mc_mesh_encoder enc;
+    int storing;
+    char *hdrs;                  /* its stored headers (owned) */
+    char *skeystr;               /* its variant's key string (owned) */
+    mc_hash128 skey;
+    uint64_t seq, received;
+    uint32_t nchunks;
+    mc_buf chunk;
+    XXH3_state_t *xxh;
+} fill_side;
 
 struct mc_fill {
     uint32_t magic;
@@ -71,7 +86,13 @@ struct mc_fill {
     uint64_t generation;         /* the store's purge generation when it began */
     mc_mesh_check mesh;          /* glTF validation of a stored body (mesh.h) */
     int hold;                    /* mesh_validation=refuse: viewers wait for the verdict */
-    z_stream *gz;                /* gzipping for a gzip variant (compress=gzip); length is then -1 */
+    int encoding;                /* MC_MESH_ENC_* of the triggering viewer's variant (compress) */
+    int encodable;               /* a compressible 200: stored once per encoding (mesh.h) */
+    mc_mesh_encoder enc;         /* encodes the viewers' variant as it streams (enc.state set: gzip,
+                                  * br); length is then -1 */
+    char *plain_hdrs;            /* the headers before encoding, for the sides (owned) */
+    fill_side *sides;            /* the other encodings (owned) */
+    int nsides;
     int64_t up_length;           /* the upstream's Content-Length (-1 unknown) */
     uint64_t up_received;        /* upstream body bytes consumed (received counts what is sent) */
     const mc_fill_observer *obs; /* a prefetch watching it (fill.h), or NULL */
@@ -236,10 +257,18 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
-    if (f->gz) {
-        deflateEnd(f->gz);
-        free(f->gz);
+    mc_mesh_encoder_free(&f->enc);
+    free(f->plain_hdrs);
+    for (int i = 0; i < f->nsides; i++) {
+        fill_side *sd = &f->sides[i];
+        mc_mesh_encoder_free(&sd->enc);
+        mc_buf_free(&sd->chunk);
+        if (sd->xxh)
+            XXH3_freeState(sd->xxh);
+        free(sd->hdrs);
+        free(sd->skeystr);
     }
+    free(f->sides);
     mc_snap_unref(f->snap);
     mc_buf_free(&f->doc);
     const mc_fill_observer *obs = f->obs;
@@ -419,8 +448,19 @@ static void fail_held(mc_fill *f, const char *detail)
     }
 }
 
+static void side_stop(fill_side *sd)
+{
+    if (!sd->storing)
+        return;
+    sd->storing = 0;
+    if (sd->nchunks > 0)
+        mc_store_abort(sd->f->w->node->store, sd->skey, sd->seq, sd->nchunks);
+}
+
 static void stop_storing(mc_fill *f, const char *why)
 {
+    for (int i = 0; i < f->nsides; i++)
+        side_stop(&f->sides[i]);
     if (!f->storing)
         return;
     f->storing = 0;
@@ -441,6 +481,112 @@ static void flush_chunk(mc_fill *f)
     }
     f->nchunks++;
     mc_buf_reset(&f->chunk);
+}
+
+static void side_flush(fill_side *sd)
+{
+    if (!sd->storing || sd->chunk.len == 0)
+        return;
+    if (mc_store_put_chunk(sd->f->w->node->store, sd->skey, sd->seq, sd->nchunks, sd->chunk.data, sd->chunk.len) < 0) {
+        side_stop(sd);
+        return;
+    }
+    sd->nchunks++;
+    mc_buf_reset(&sd->chunk);
+}
+
+/* The encoder's output for a side: into its chunks. */
+static void side_sink(void *arg, const void *data, size_t len)
+{
+    fill_side *sd = arg;
+    if (!sd->storing)
+        return;
+    if (sd->received + len > sd->f->w->node->cfg->max_object_bytes) {
+        side_stop(sd);
+        return;
+    }
+    XXH3_64bits_update(sd->xxh, data, len);
+    const char *p = data;
+    while (len > 0 && sd->storing) {
+        size_t room = MC_STORE_CHUNK_SIZE - sd->chunk.len, n = len < room ? len : room;
+        if (mc_buf_append(&sd->chunk, p, n) < 0) {
+            side_stop(sd);
+            return;
+        }
+        p += n;
+        len -= n;
+        sd->received += n;
+        if (sd->chunk.len == MC_STORE_CHUNK_SIZE)
+            side_flush(sd);
+    }
+}
+
+/* Set up the sides of an encodable response being stored: every encoding
+ * of the behavior's set, and identity, but the viewers' own. */
+static int sides_start(mc_fill *f, int status, const mc_http_header *h, int n)
+{
+    if (!f->encodable || !f->storing || !f->varies || !f->plain_hdrs)
+        return 0;
+    f->sides = calloc(2, sizeof *f->sides);
+    if (!f->sides)
+        return -1;
+    for (int e = MC_MESH_ENC_IDENTITY; e <= MC_MESH_ENC_BR; e++) {
+        if (e == f->encoding || (e != MC_MESH_ENC_IDENTITY && !(f->pol->compress & (1u << e))))
+            continue;
+        fill_side *sd = &f->sides[f->nsides++];
+        sd->f = f;
+        if (!(sd->hdrs = strdup(f->plain_hdrs)) || mc_mesh_encode_headers(status, h, n, e, NULL, &sd->hdrs) != 1)
+            return -1;
+        mc_buf block = MC_BUF_INIT, suffix = MC_BUF_INIT, full = MC_BUF_INIT;
+        mc_buf_puts(&block, f->req_block);
+        if (mc_mesh_ae_set(&block, e) == 0 && mc_vary_suffix(f->vary, block.data, &suffix) == 0)
+            mc_buf_printf(&full, "%s%s", f->keystr, suffix.data);
+        mc_buf_free(&block);
+        mc_buf_free(&suffix);
+        if (!(sd->skeystr = mc_buf_steal(&full)))
+            return -1;
+        sd->skey = mc_hash_key(sd->skeystr, strlen(sd->skeystr));
+        if (mc_mesh_encoder_init(&sd->enc, e, f->up_length) < 0 || !(sd->xxh = XXH3_createState()))
+            return -1;
+        XXH3_64bits_reset(sd->xxh);
+        sd->seq = mc_store_next_seq(f->w->node->store);
+        sd->storing = 1;
+    }
+    return 0;
+}
+
+/* A side's publish is not waited for: it is queued before the viewers'
+ * variant's, so the writer (in order) has stored it when that one's
+ * waiters look up again. */
+static void side_published(void *arg, int ok)
+{
+    (void)arg, (void)ok;
+}
+
+static void side_publish(mc_fill *f, fill_side *sd)
+{
+    side_flush(sd);
+    if (!sd->storing)
+        return;
+    mc_object_meta m = {0};
+    m.status = (uint16_t)f->status;
+    m.length = sd->received;
+    m.chunk_size = MC_STORE_CHUNK_SIZE;
+    m.nchunks = sd->nchunks;
+    m.seq = sd->seq;
+    m.response_time = f->response_time;
+    m.initial_age_s = f->fresh.initial_age_s;
+    m.lifetime_s = f->fresh.lifetime_s;
+    m.body_checksum = XXH3_64bits_digest(sd->xxh);
+    m.generation = f->generation;
+    m.key = sd->skeystr;
+    m.headers = sd->hdrs;
+    if (mc_store_publish_variant(f->w->node->store, sd->skey, &m, &f->key, f->vary, f->pol->max_variants,
+                                 side_published, NULL) < 0) {
+        side_stop(sd);
+        return;
+    }
+    sd->storing = 0;   /* the store has it */
 }
 
 static void on_published_main(void *arg);
@@ -595,6 +741,8 @@ static int publish(mc_fill *f)
     m.key = f->skeystr;
     m.headers = f->hdrs;
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
+    for (int i = 0; i < f->nsides; i++)
+        side_publish(f, &f->sides[i]);
     int rc = f->varies ? mc_store_publish_variant(f->w->node->store, f->skey, &m, &f->key, f->vary,
                                                     f->pol->max_variants, on_published, f)
                        : mc_store_publish(f->w->node->store, f->skey, &m, on_published, f);
@@ -720,7 +868,7 @@ static int pick_variant(mc_fill *f)
         mc_buf theirs = MC_BUF_INIT;
         mc_vary_req_block(r->req, &block);
         if (f->pol->compress)
-            mc_mesh_ae_normalise(&block);
+            mc_mesh_ae_normalise(&block, f->pol->compress, NULL);
         mc_vary_suffix(f->vary, block.data, &theirs);
         int same = theirs.data && strcmp(theirs.data, suffix.data) == 0;
         mc_buf_free(&theirs);
@@ -770,21 +918,22 @@ static void vary_without_origin(mc_buf *b, const char *value)
     mc_buf_free(&v);
 }
 
-/* compress=gzip (mesh.h mc_mesh_gzip_headers): the gzip variant is
- * compressed as it streams; viewers get it chunked. */
-static int gzip_decide(mc_fill *f, int status, const mc_http_header *h, int n)
+/* compress (mesh.h mc_mesh_encode_headers): the viewers' variant, when
+ * gzip or br, is encoded as it streams (its viewers get it chunked). */
+static int encode_decide(mc_fill *f, int status, const mc_http_header *h, int n)
 {
     if (!f->pol->compress)
         return 0;
-    int rc = mc_mesh_gzip_headers(status, h, n, f->req_block, f->has_stale ? f->stale.headers : NULL, &f->hdrs);
+    if (status == 200 && !(f->plain_hdrs = strdup(f->hdrs)))
+        return -1;
+    int rc = mc_mesh_encode_headers(status, h, n, f->encoding, f->has_stale ? f->stale.headers : NULL, &f->hdrs);
     if (rc != 1)
         return rc;
-    f->gz = calloc(1, sizeof *f->gz);
-    if (!f->gz || deflateInit2(f->gz, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        free(f->gz);
-        f->gz = NULL;
+    f->encodable = 1;
+    if (f->encoding == MC_MESH_ENC_IDENTITY)
+        return 0;
+    if (mc_mesh_encoder_init(&f->enc, f->encoding, f->up_length) < 0)
         return -1;
-    }
     f->length = -1;
     return 0;
 }
@@ -827,7 +976,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     f->status = status;
     f->length = f->up_length = clen;
     f->response_time = time(NULL);
-    if (gzip_decide(f, status, h, n) < 0)
+    if (encode_decide(f, status, h, n) < 0)
         return -1;
     if (f->has_stale && status == 304) {
         f->reval_304 = 1;        /* viewers wait for the refreshed metadata */
@@ -854,7 +1003,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (!f->storing && !f->private_)
         let_others_pass(f);
-    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF) {
+    /* a body the origin encoded itself (Content-Encoding) is not checked:
+     * the validators read the plain bytes */
+    int origin_encoded = 0;
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Content-Encoding") == 0 && strcasecmp(h[i].value, "identity") != 0)
+            origin_encoded = 1;
+    if (f->storing && status == 200 && pol->mesh_validation != MC_MESH_VALIDATION_OFF && !origin_encoded) {
         char ct[256];
         mc_mesh_check_init(&f->mesh, mc_mesh_format_of(mc_hdr_find(f->hdrs, "Content-Type", ct, sizeof ct), f->keystr));
         if (f->mesh.fmt != MC_MESH_NONE && pol->mesh_validation == MC_MESH_VALIDATION_REFUSE) {
@@ -881,6 +1036,8 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         else
             f->collect = 1;
     }
+    if (sides_start(f, status, h, n) < 0)
+        return -1;
     if (f->storing) {
         f->seq = mc_store_next_seq(f->w->node->store);
         f->xxh = XXH3_createState();
@@ -937,7 +1094,7 @@ static void on_store_wait(evutil_socket_t fd, short what, void *arg)
 
 static void deliver(mc_fill *f, const void *data, size_t len);
 static int deliver_end(mc_fill *f);
-static int gzip_more(mc_fill *f, const void *data, size_t len, int flush);
+static void main_sink(void *arg, const void *data, size_t len);
 
 static int on_up_body(void *arg, const void *data, size_t len)
 {
@@ -984,13 +1141,16 @@ static int on_up_body(void *arg, const void *data, size_t len)
     }
     if (f->storing && f->mesh.fmt != MC_MESH_NONE)
         mc_mesh_check_feed(&f->mesh, data, len);
-    if (f->gz)
-        return gzip_more(f, data, len, Z_NO_FLUSH) < 0 ? -1 : deliver_end(f);
+    for (int i = 0; i < f->nsides; i++)
+        if (f->sides[i].storing && mc_mesh_encoder_feed(&f->sides[i].enc, data, len, 0, side_sink, &f->sides[i]) < 0)
+            side_stop(&f->sides[i]);
+    if (f->enc.state)
+        return mc_mesh_encoder_feed(&f->enc, data, len, 0, main_sink, f) < 0 ? -1 : deliver_end(f);
     deliver(f, data, len);
     return deliver_end(f);
 }
 
-/* Hand body bytes (as sent: maybe gzipped) to the viewers and the store. */
+/* Hand body bytes (as sent: maybe gzip- or br-encoded) to the viewers and the store. */
 static void deliver(mc_fill *f, const void *data, size_t len)
 {
     /* two or more viewers share one copy of the bytes (their backlogs
@@ -1030,25 +1190,9 @@ static int deliver_end(mc_fill *f)
     return 0;
 }
 
-/* Compress upstream bytes (flush: Z_NO_FLUSH, or Z_FINISH at the end) and
- * deliver what zlib gives out. */
-static int gzip_more(mc_fill *f, const void *data, size_t len, int flush)
+static void main_sink(void *arg, const void *data, size_t len)
 {
-    unsigned char out[16384];
-    f->gz->next_in = (Bytef *)(uintptr_t)data;
-    f->gz->avail_in = (uInt)len;
-    int zr;
-    do {
-        f->gz->next_out = out;
-        f->gz->avail_out = sizeof out;
-        zr = deflate(f->gz, flush);
-        if (zr == Z_STREAM_ERROR)
-            return -1;
-        size_t n = sizeof out - f->gz->avail_out;
-        if (n)
-            deliver(f, out, n);
-    } while (f->gz->avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
-    return 0;
+    deliver(arg, data, len);
 }
 
 static void on_up_done(void *arg, int rc, const char *why)
@@ -1058,8 +1202,11 @@ static void on_up_done(void *arg, int rc, const char *why)
     mc_resp_upstream_ended(f->subs);
     mc_resp_upstream_ended(f->waiters);
     int complete = rc == 0 && f->headers_seen && (f->up_length < 0 || f->up_received == (uint64_t)f->up_length);
-    if (complete && f->gz && gzip_more(f, "", 0, Z_FINISH) < 0)
+    if (complete && f->enc.state && mc_mesh_encoder_feed(&f->enc, "", 0, 1, main_sink, f) < 0)
         complete = 0;
+    for (int i = 0; complete && i < f->nsides; i++)
+        if (f->sides[i].storing && mc_mesh_encoder_feed(&f->sides[i].enc, "", 0, 1, side_sink, &f->sides[i]) < 0)
+            side_stop(&f->sides[i]);
     if (!complete) {
         if (rc == 0)
             mc_log_warn("fill", "key=\"%s\" msg=\"short body\" received=%llu length=%lld", f->keystr,
@@ -1211,7 +1358,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
     if (t->req)
         mc_vary_req_block(t->req, &block);   /* a prefetch has no request headers */
     if (t->pol->compress)
-        mc_mesh_ae_normalise(&block);   /* gzip or identity: two variants */
+        mc_mesh_ae_normalise(&block, t->pol->compress, &f->encoding);   /* one variant per encoding */
     f->req_block = mc_buf_steal(&block);
     f->skeystr = strdup(t->keystr);
     if (!f->req_block || !f->skeystr) {
@@ -1337,6 +1484,22 @@ static int purged_under(const mc_fill *f)
            mc_store_purged_since(st, f->generation, f->skeystr, f->hdrs) != 0;
 }
 
+/* Does r ask for the variant f stores (its key is f's key string plus
+ * r's Vary suffix)? */
+static int same_variant(const mc_fill *f, const mc_resp *r)
+{
+    mc_buf block = MC_BUF_INIT, suffix = MC_BUF_INIT;
+    int same = 0;
+    if (mc_vary_req_block(r->req, &block) == 0 &&
+        (!f->pol->compress || mc_mesh_ae_normalise(&block, f->pol->compress, NULL) == 0) &&
+        mc_vary_suffix(f->vary, block.data, &suffix) == 0 && suffix.data)
+        same = strlen(f->skeystr) == strlen(f->keystr) + suffix.len &&
+               strcmp(f->skeystr + strlen(f->keystr), suffix.data) == 0;
+    mc_buf_free(&block);
+    mc_buf_free(&suffix);
+    return same;
+}
+
 void mc_fill_join(mc_resp *r, int expired)
 {
     mc_fill *f = table_find(r->w->fills, r->key);
@@ -1395,6 +1558,13 @@ void mc_fill_join(mc_resp *r, int expired)
             mc_resp_fail(r, 502);
             return;
         }
+    }
+    if (f->headers_seen && f->varies && !same_variant(f, r)) {
+        r->fill = f;            /* another variant: look up again once it is stored */
+        r->waiting = 1;
+        r->next = f->waiters;
+        f->waiters = r;
+        return;
     }
     r->fill = f;
     r->next = f->subs;

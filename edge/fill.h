@@ -9,7 +9,7 @@
  * store in MC_STORE_CHUNK_SIZE chunks. It publishes only when the whole body
  * arrived, its length matches Content-Length and every chunk is committed;
  * a truncated or failed fill publishes nothing and aborts its viewers'
- * connections. Memory: one chunk buffer per fill; the viewers' connections
+ * connections. Memory: one chunk buffer per fill (plus one per side); the viewers' connections
  * reference one shared copy of each body piece (respond.h mc_shared), so
  * many viewers cost one backlog, not one each; when a viewer's backlog
  * passes store.fill_buffer the upstream is paused until it drains.
@@ -21,6 +21,17 @@
  * got it as fetched; refuse: they were held as waiters and get 502). On a
  * behavior with cors_origins, Origin is not forwarded and is dropped from
  * the stored Vary.
+ *
+ * Compression (a behavior's compress, mesh.h): Accept-Encoding is not
+ * forwarded; a compressible 200 is stored once per encoding (identity and
+ * each of the behavior's), all from the one upstream body: the viewers'
+ * variant streams to them (encoded as it arrives, chunked) and into the
+ * store, the others are encoded beside it into the store only ("sides", one
+ * chunk buffer and one encoder each) and published just before it, so its
+ * waiters of another encoding find theirs stored. A viewer that joins a
+ * fill of a varying response after its headers, for another variant, waits
+ * for the publish instead of streaming along. A body that is not published
+ * (short, invalid mesh, too big) publishes none of its sides either.
  *
  * Threads: a fill table per worker; everything on that worker's loop (the
  * store's publish completion is posted back through the worker mailbox).

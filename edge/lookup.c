@@ -251,7 +251,7 @@ static int read_variant(mc_resp *r)
     int v = mc_vary_names(r->meta.headers, names, sizeof names);
     mc_object_meta_free(&r->meta);
     rc = MC_E_NOTFOUND;
-    if (v == 1 && mc_vary_req_block(r->req, &block) == 0 && (!r->pol->compress || mc_mesh_ae_normalise(&block) == 0) &&
+    if (v == 1 && mc_vary_req_block(r->req, &block) == 0 && (!r->pol->compress || mc_mesh_ae_normalise(&block, r->pol->compress, NULL) == 0) &&
         mc_vary_suffix(names, block.data, &suffix) == 0) {
         mc_buf full = MC_BUF_INIT;
         mc_buf_printf(&full, "%s%s", r->keystr, suffix.data);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <brotli/encode.h>
+#include <zlib.h>
 #include "common/err.h"
 #include "common/metrics.h"
 #include "edge/edgecfg.h"
@@ -496,39 +498,96 @@ void mc_mesh_metrics(mc_buf *b)
     mc_metrics_value(b, "meshcdn_edge_mesh_invalid_total", "format=\"gltf\"", (double)mc_mesh_invalid_count(MC_MESH_GLTF));
 }
 
-/* ---------- gzip for compressible types ---------- */
+/* ---------- compression for compressible types ---------- */
 
-int mc_mesh_accepts_gzip(const char *ae)
+const char *mc_mesh_enc_name(int enc)
 {
-    int gzip = -1, star = 0;
+    return enc == MC_MESH_ENC_BR ? "br" : enc == MC_MESH_ENC_GZIP ? "gzip" : "identity";
+}
+
+int mc_mesh_compress_parse(const char *v, unsigned *out)
+{
+    unsigned set = 0;
+    int off = 0, n = 0;
+    for (const char *p = v ? v : ""; *p;) {
+        p += strspn(p, " ,\t");
+        size_t l = strcspn(p, " ,\t");
+        if (!l)
+            break;
+        n++;
+        if (l == 4 && strncasecmp(p, "gzip", 4) == 0)
+            set |= MC_MESH_COMPRESS_GZIP;
+        else if (l == 2 && strncasecmp(p, "br", 2) == 0)
+            set |= MC_MESH_COMPRESS_BR;
+        else if (l == 3 && strncasecmp(p, "off", 3) == 0)
+            off = 1;
+        else
+            return -1;
+        p += l;
+    }
+    if (n == 0 || (off && n > 1))
+        return -1;   /* "off" stands alone */
+    *out = set;
+    return 0;
+}
+
+/* Is the weight after ';' (params, len bytes) q=0 (RFC 9110 12.4.2:
+ * "0", "0.", "0.0" .. "0.000")? Other parameters are ignored. */
+static int weight_zero(const char *params, size_t len)
+{
+    const char *end = params + len;
+    for (const char *p = params; p < end;) {
+        p += strspn(p, " \t;");
+        if (p + 2 <= end && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            const char *q = p + 2;
+            if (q >= end || *q != '0')
+                return 0;
+            for (q++; q < end && (*q == '.' || *q == '0'); q++)
+                ;
+            return q >= end || *q == ' ' || *q == '\t' || *q == ';';
+        }
+        while (p < end && *p != ';')
+            p++;
+    }
+    return 0;
+}
+
+int mc_mesh_accepts(const char *ae, const char *coding)
+{
+    int explicit_ = -1, alias = -1, star = 0;
+    size_t cl = strlen(coding);
+    int is_gzip = cl == 4 && strncasecmp(coding, "gzip", 4) == 0;
     for (const char *p = ae ? ae : ""; *p;) {
         p += strspn(p, " ,\t");
         size_t l = strcspn(p, ",");
         size_t nl = strcspn(p, " ;,\t");
         if (nl > l)
             nl = l;
-        int q0 = 0;
         const char *semi = memchr(p, ';', l);
-        if (semi) {
-            const char *q = semi + 1;
-            q += strspn(q, " \t");
-            if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
-                q += 2;
-                q0 = q[0] == '0';
-                for (const char *d = q + 1 + (q[1] == '.'); q0 && q[1] == '.' && d < p + l && *d >= '0' && *d <= '9'; d++)
-                    if (*d != '0')
-                        q0 = 0;
-            }
-        }
-        if (nl == 4 && strncasecmp(p, "gzip", 4) == 0)
-            gzip = !q0;
-        else if (nl == 6 && strncasecmp(p, "x-gzip", 6) == 0 && gzip < 0)
-            gzip = !q0;
+        int ok = !(semi && weight_zero(semi + 1, (size_t)(p + l - semi - 1)));
+        if (nl == cl && strncasecmp(p, coding, cl) == 0)
+            explicit_ = ok;
+        else if (is_gzip && nl == 6 && strncasecmp(p, "x-gzip", 6) == 0)
+            alias = ok;   /* RFC 9110 8.4.1.3: the same coding */
         else if (nl == 1 && *p == '*')
-            star = !q0;
+            star = ok;
         p += l;
     }
-    return gzip >= 0 ? gzip : star;
+    return explicit_ >= 0 ? explicit_ : alias >= 0 ? alias : star;
+}
+
+int mc_mesh_accepts_gzip(const char *ae)
+{
+    return mc_mesh_accepts(ae, "gzip");
+}
+
+int mc_mesh_ae_pick(const char *ae, unsigned compress)
+{
+    if ((compress & MC_MESH_COMPRESS_BR) && mc_mesh_accepts(ae, "br"))
+        return MC_MESH_ENC_BR;
+    if ((compress & MC_MESH_COMPRESS_GZIP) && mc_mesh_accepts(ae, "gzip"))
+        return MC_MESH_ENC_GZIP;
+    return MC_MESH_ENC_IDENTITY;
 }
 
 int mc_mesh_compressible(const char *ct)
@@ -544,10 +603,8 @@ int mc_mesh_compressible(const char *ct)
     return tl > 5 && strncasecmp(ct, "text/", 5) == 0;
 }
 
-int mc_mesh_ae_normalise(mc_buf *block)
+int mc_mesh_ae_set(mc_buf *block, int enc)
 {
-    char v[1024];
-    int gz = mc_mesh_accepts_gzip(mc_hdr_find(block->data ? block->data : "", "Accept-Encoding", v, sizeof v));
     mc_buf out = MC_BUF_INIT;
     for (const char *p = block->data; p && *p;) {
         const char *eol = strstr(p, "\r\n");
@@ -556,12 +613,21 @@ int mc_mesh_ae_normalise(mc_buf *block)
             mc_buf_append(&out, p, ll);
         p += ll;
     }
-    mc_buf_printf(&out, "Accept-Encoding: %s\r\n", gz ? "gzip" : "identity");
+    mc_buf_printf(&out, "Accept-Encoding: %s\r\n", mc_mesh_enc_name(enc));
     if (!out.data)
         return MC_E_NOMEM;
     mc_buf_free(block);
     *block = out;
     return 0;
+}
+
+int mc_mesh_ae_normalise(mc_buf *block, unsigned compress, int *enc)
+{
+    char v[1024];
+    int e = mc_mesh_ae_pick(mc_hdr_find(block->data ? block->data : "", "Accept-Encoding", v, sizeof v), compress);
+    if (enc)
+        *enc = e;
+    return mc_mesh_ae_set(block, e);
 }
 
 /* "ETag: \"x\"" -> "ETag: W/\"x\"": a gzip variant is not byte-identical to
@@ -590,13 +656,13 @@ static int weaken_etag(char **hdrs)
     return 0;
 }
 
-int mc_mesh_gzip_headers(int status, const mc_http_header *h, int n, const char *req_block,
-                         const char *stale_hdrs, char **hdrs)
+int mc_mesh_encode_headers(int status, const mc_http_header *h, int n, int enc, const char *stale_hdrs,
+                           char **hdrs)
 {
     char v[256];
     if (status == 304 && stale_hdrs && mc_hdr_find(stale_hdrs, "Content-Encoding", v, sizeof v) &&
-        strcasecmp(v, "gzip") == 0)
-        return weaken_etag(hdrs);   /* the 304's strong tag must not reach the gzip copy */
+        (strcasecmp(v, "gzip") == 0 || strcasecmp(v, "br") == 0))
+        return weaken_etag(hdrs) < 0 ? MC_E_NOMEM : 0;   /* the 304's strong tag must not reach an encoded copy */
     if (status != 200)
         return 0;
     for (int i = 0; i < n; i++)
@@ -612,17 +678,99 @@ int mc_mesh_gzip_headers(int status, const mc_http_header *h, int n, const char 
     mc_buf_puts(&b, *hdrs);
     if (!(varies == 1 && strstr(names, "accept-encoding")))
         mc_buf_puts(&b, "Vary: Accept-Encoding\r\n");
-    char ae[64];
-    int gzip = mc_hdr_find(req_block, "Accept-Encoding", ae, sizeof ae) && strcmp(ae, "gzip") == 0;
-    if (gzip)
-        mc_buf_puts(&b, "Content-Encoding: gzip\r\n");
+    if (enc != MC_MESH_ENC_IDENTITY)
+        mc_buf_printf(&b, "Content-Encoding: %s\r\n", mc_mesh_enc_name(enc));
     if (!b.data)
         return MC_E_NOMEM;
     free(*hdrs);
     *hdrs = mc_buf_steal(&b);
-    if (gzip && weaken_etag(hdrs) < 0)
+    if (enc != MC_MESH_ENC_IDENTITY && weaken_etag(hdrs) < 0)
         return MC_E_NOMEM;
-    return gzip;
+    return 1;
+}
+
+/* ---------- streaming encoders ---------- */
+
+int mc_mesh_encoder_init(mc_mesh_encoder *e, int enc, int64_t size_hint)
+{
+    memset(e, 0, sizeof *e);
+    e->enc = enc;
+    if (enc == MC_MESH_ENC_GZIP) {
+        z_stream *z = calloc(1, sizeof *z);
+        if (!z || deflateInit2(z, MC_MESH_GZIP_LEVEL, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(z);
+            return MC_E_NOMEM;
+        }
+        e->state = z;
+    } else if (enc == MC_MESH_ENC_BR) {
+        BrotliEncoderState *b = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+        if (!b)
+            return MC_E_NOMEM;
+        BrotliEncoderSetParameter(b, BROTLI_PARAM_QUALITY, MC_MESH_BR_QUALITY);
+        BrotliEncoderSetParameter(b, BROTLI_PARAM_LGWIN, MC_MESH_BR_LGWIN);
+        BrotliEncoderSetParameter(b, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
+        if (size_hint > 0)   /* smaller buffers for a small body */
+            BrotliEncoderSetParameter(b, BROTLI_PARAM_SIZE_HINT,
+                                      size_hint < (1 << 30) ? (uint32_t)size_hint : (uint32_t)1 << 30);
+        e->state = b;
+    }
+    return 0;
+}
+
+int mc_mesh_encoder_feed(mc_mesh_encoder *e, const void *data, size_t len, int finish, mc_mesh_sink sink,
+                         void *arg)
+{
+    if (e->done)
+        return len ? MC_E_STATE : 0;
+    if (e->enc == MC_MESH_ENC_GZIP) {
+        z_stream *z = e->state;
+        unsigned char out[16384];
+        int flush = finish ? Z_FINISH : Z_NO_FLUSH, zr;
+        z->next_in = (Bytef *)(uintptr_t)data;
+        z->avail_in = (uInt)len;
+        do {
+            z->next_out = out;
+            z->avail_out = sizeof out;
+            zr = deflate(z, flush);
+            if (zr == Z_STREAM_ERROR)
+                return MC_E_STATE;
+            size_t n = sizeof out - z->avail_out;
+            if (n)
+                sink(arg, out, n);
+        } while (z->avail_out == 0 || (finish && zr != Z_STREAM_END));
+    } else if (e->enc == MC_MESH_ENC_BR) {
+        BrotliEncoderState *b = e->state;
+        const uint8_t *in = data;
+        size_t avail_in = len;
+        BrotliEncoderOperation op = finish ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_PROCESS;
+        for (;;) {
+            size_t avail_out = 0;
+            if (!BrotliEncoderCompressStream(b, op, &avail_in, &in, &avail_out, NULL, NULL))
+                return MC_E_STATE;
+            size_t n = 0;
+            const uint8_t *out = BrotliEncoderTakeOutput(b, &n);
+            if (n)
+                sink(arg, out, n);
+            if (avail_in == 0 && !BrotliEncoderHasMoreOutput(b) && (!finish || BrotliEncoderIsFinished(b)))
+                break;
+        }
+    } else if (len) {
+        sink(arg, data, len);
+    }
+    e->in += len;
+    e->done = finish;
+    return 0;
+}
+
+void mc_mesh_encoder_free(mc_mesh_encoder *e)
+{
+    if (e->enc == MC_MESH_ENC_GZIP && e->state) {
+        deflateEnd(e->state);
+        free(e->state);
+    } else if (e->enc == MC_MESH_ENC_BR && e->state) {
+        BrotliEncoderDestroyInstance(e->state);
+    }
+    e->state = NULL;
 }
 
 /* ---------- CORS ---------- */

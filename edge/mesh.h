@@ -13,17 +13,20 @@
  * constant memory and without allocating: the JSON (a .gltf, or a GLB's
  * JSON chunk) goes through a streaming syntax checker (RFC 8259 grammar,
  * nesting up to 64; UTF-8 inside strings is not checked) that notes
- * asset.version and buffers[0]'s uri and byteLength on the way.
+ * asset.version and buffers[0]'s uri and byteLength on the way. A body
+ * the origin sent with a Content-Encoding (other than identity) is not
+ * checked (fill.c): the checks read plain bytes.
  *
  * CORS: mc_mesh_cors_* compute the Access-Control-* answers from a
  * behavior's cors_* keys (edgecfg.h) at response time, so one stored copy
  * serves every page origin.
  *
- * gzip: mc_mesh_accepts_gzip / _compressible / _ae_normalise decide which
- * responses fill.c compresses and fold Accept-Encoding into two Vary
- * variants (gzip, identity).
+ * Compression: mc_mesh_ae_pick / _compressible / _ae_normalise decide which
+ * responses fill.c compresses and fold Accept-Encoding into one Vary
+ * variant per encoding (br, gzip, identity); mc_mesh_encoder_* stream the
+ * gzip (zlib) and brotli (libbrotlienc) encodings.
  *
- * Threads: the validators are plain state on the caller's thread; the
+ * Threads: the validators and encoders are plain state on the caller's thread; the
  * invalid counters are process-wide relaxed atomics.
  */
 #ifndef MC_MESH_H
@@ -98,32 +101,79 @@ void mc_mesh_count_invalid(mc_mesh_format f);
 uint64_t mc_mesh_invalid_count(mc_mesh_format f);
 void mc_mesh_metrics(mc_buf *b);
 
-/* ---------- gzip for compressible types ---------- */
+/* ---------- compression for compressible types ---------- */
 
-/* Does an Accept-Encoding value (may be NULL) accept gzip? "gzip" or "*"
- * with q > 0, unless gzip itself has q=0. */
+/* Content codings the edge produces (MC_MESH_ENC_*) and a behavior's set
+ * of them (mc_cache_policy.compress, MC_MESH_COMPRESS_* bits; 0 = off). */
+#define MC_MESH_ENC_IDENTITY 0
+#define MC_MESH_ENC_GZIP 1
+#define MC_MESH_ENC_BR 2
+#define MC_MESH_COMPRESS_GZIP (1u << MC_MESH_ENC_GZIP)
+#define MC_MESH_COMPRESS_BR (1u << MC_MESH_ENC_BR)
+#define MC_MESH_GZIP_LEVEL 6
+#define MC_MESH_BR_QUALITY 6     /* as nginx's brotli module by default */
+#define MC_MESH_BR_LGWIN 20      /* 1 MiB window: the encoder's memory per fill stays a few MiB */
+
+const char *mc_mesh_enc_name(int enc);   /* "identity", "gzip", "br" */
+/* A compress setting: "off", or codings among "br" and "gzip" separated by
+ * spaces or commas ("br gzip", "br,gzip", "gzip"); order does not matter
+ * (br is preferred). 0 with *out set, or -1. */
+int mc_mesh_compress_parse(const char *v, unsigned *out);
+
+/* Does an Accept-Encoding value (may be NULL) accept coding ("gzip", "br")
+ * (RFC 9110 12.5.3)? Its own member decides when present (q=0 refuses;
+ * x-gzip counts as gzip when gzip itself is absent), else "*", else no.
+ * Names and q are case-insensitive; OWS around ';' and ',' is allowed;
+ * other parameters are ignored. */
+int mc_mesh_accepts(const char *accept_encoding, const char *coding);
 int mc_mesh_accepts_gzip(const char *accept_encoding);
+/* The encoding a viewer gets from a behavior with the set compress: br
+ * when compress has it and the viewer accepts br, else gzip likewise,
+ * else identity (also when identity;q=0: a coding the viewer accepts is
+ * preferred, and identity is what is left; relative q-values among
+ * accepted codings are not weighed: br beats gzip). */
+int mc_mesh_ae_pick(const char *accept_encoding, unsigned compress);
 /* Is a Content-Type (may be NULL; parameters ignored) worth compressing:
  * model/gltf+json, model/obj, model/mtl, application/json, application/xml,
  * image/svg+xml, text/ *. (ASCII STL and PLY cannot be told from binary ones
  * by their type: not compressed.) */
 int mc_mesh_compressible(const char *content_type);
 /* Replace the Accept-Encoding line of a request block (vary.h) by
- * "Accept-Encoding: gzip" or "Accept-Encoding: identity", so that every
- * spelling of the header maps to one of two Vary variants. */
-int mc_mesh_ae_normalise(mc_buf *block);
+ * "Accept-Encoding: br", "...: gzip" or "...: identity" (mc_mesh_ae_pick
+ * with compress; the pick in *enc when enc is not NULL), so that every
+ * spelling of the header maps to one Vary variant per encoding.
+ * mc_mesh_ae_set writes the line for enc. 0 or MC_E_NOMEM. */
+int mc_mesh_ae_normalise(mc_buf *block, unsigned compress, int *enc);
+int mc_mesh_ae_set(mc_buf *block, int enc);
 
 /* The stored headers (*hdrs, a "Name: value\r\n" block, replaced) of a
- * response with status and upstream fields h[n], for the variant whose
- * normalised request block is req_block, on a compress=gzip behavior: a 200
- * of a compressible type without Content-Encoding gets Vary:
- * Accept-Encoding and, for the gzip variant, Content-Encoding: gzip and a
- * weak ETag; a 304 refreshing a stored gzip copy (stale_hdrs, may be NULL)
- * gets its ETag weakened. Returns 1 when the body must be gzipped, 0 when
- * not, MC_E_NOMEM. */
+ * response with status and upstream fields h[n], for its variant in
+ * encoding enc, on a behavior that compresses: a 200 of a compressible
+ * type without Content-Encoding gets Vary: Accept-Encoding and, for gzip
+ * or br, Content-Encoding and a weak ETag (W/"x": equivalent, not
+ * byte-identical; the same tag for both encodings, so If-None-Match with
+ * either revalidates); returns 1 then ("encodable"). A 304 refreshing a
+ * stored gzip or br copy (stale_hdrs, may be NULL) gets its ETag weakened;
+ * returns 0 then and for everything else; MC_E_NOMEM. */
 struct mc_http_header;
-int mc_mesh_gzip_headers(int status, const struct mc_http_header *h, int n, const char *req_block,
-                         const char *stale_hdrs, char **hdrs);
+int mc_mesh_encode_headers(int status, const struct mc_http_header *h, int n, int enc, const char *stale_hdrs,
+                           char **hdrs);
+
+/* A streaming encoder for enc (identity passes bytes through): feed body
+ * bytes, then once with finish = 1 (len may be 0); what comes out goes to
+ * sink, synchronously. size_hint (-1 unknown) lets brotli size its
+ * buffers. Returns 0 or MC_E_NOMEM / MC_E_STATE. */
+typedef void (*mc_mesh_sink)(void *arg, const void *data, size_t len);
+typedef struct mc_mesh_encoder {
+    int enc;
+    void *state;       /* z_stream * or BrotliEncoderState * */
+    uint64_t in;       /* bytes fed */
+    int done;          /* finished */
+} mc_mesh_encoder;
+int mc_mesh_encoder_init(mc_mesh_encoder *e, int enc, int64_t size_hint);
+int mc_mesh_encoder_feed(mc_mesh_encoder *e, const void *data, size_t len, int finish, mc_mesh_sink sink,
+                         void *arg);
+void mc_mesh_encoder_free(mc_mesh_encoder *e);
 
 /* ---------- CORS ---------- */
 

@@ -7,7 +7,8 @@
     o.stop()                                # open connections are cut; new ones refused
 
 A handler gets a Request and returns (status, headers dict or list of pairs, body),
-body being bytes (sent with Content-Length), a list of bytes (sent chunked), or
+body being bytes (sent with Content-Length), a list of bytes (sent chunked; a
+number in the list pauses that many seconds between chunks), or
 ("close", bytes) (no length: the body ends when the connection closes).
 Unrouted paths get 404. Paths are matched without the "/b" bucket prefix.
 Every method is routed the same way (POST, PUT, ... get their request body
@@ -18,6 +19,7 @@ import http.server
 import socket
 import socketserver
 import threading
+import time
 from collections import namedtuple
 
 Request = namedtuple("Request", "method path headers body", defaults=(b"",))
@@ -70,6 +72,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if chunked:
             for part in body:
+                if isinstance(part, (int, float)):   # a pause between chunks (seconds)
+                    time.sleep(part)
+                    continue
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
         else:

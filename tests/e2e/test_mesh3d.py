@@ -2,14 +2,23 @@
 for 3D formats the origin labels application/octet-stream (or not at all);
 CORS answered by the edge per behavior (preflights, Access-Control-Allow-Origin
 computed per request, Vary: Origin not splitting the cache); glTF/GLB
-validation before a body becomes the cached copy (pass, refuse, off)."""
+validation before a body becomes the cached copy (pass, refuse, off);
+compression (gzip and brotli), each encoding stored once from one origin
+fetch."""
 
 import gzip
 import json
+import shutil
 import struct
+import subprocess
 import threading
 import time
 import unittest
+
+try:
+    import brotli          # Debian's python3-brotli, when this is Debian's python3
+except ImportError:
+    brotli = None
 
 import mcharness as h
 from scriptorigin import ScriptOrigin
@@ -27,6 +36,21 @@ def glb(doc=None, bin_bytes=b"\0" * 16):
     return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
 
 
+def unbrotli(data):
+    """Decode a br body with the brotli module, else Debian's brotli CLI."""
+    if brotli:
+        return brotli.decompress(data)
+    if not shutil.which("brotli"):
+        raise unittest.SkipTest("no brotli decoder (deploy/deps.sh --test installs python3-brotli, brotli)")
+    return subprocess.run(["brotli", "-dc"], input=data, capture_output=True, check=True).stdout
+
+
+def enbrotli(data):
+    if brotli:
+        return brotli.compress(data)
+    return subprocess.run(["brotli", "-c"], input=data, capture_output=True, check=True).stdout
+
+
 GLTF = json.dumps({"asset": {"version": "2.0"}, "buffers": [{"uri": "a.bin", "byteLength": 16}]}).encode()
 
 
@@ -36,13 +60,15 @@ class MeshCase(unittest.TestCase):
         self.origin = ScriptOrigin()
         self.addCleanup(self.origin.stop)
 
-    def start_edge(self, ini=None, validation="pass"):
+    def start_edge(self, ini=None, validation="pass", workers="2"):
         # (mcharness turns the validation off unless it is named)
         extra = (["--config", ini] if ini else []) + ["--cache.mesh_validation", validation]
+        self.nedges = getattr(self, "nedges", 0) + 1
+        store = f"{self.tmp}/store-{validation}" + (f"-{self.nedges}" if self.nedges > 1 else "")
         d = h.Daemon("meshcdn-edge", ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                                       "--origin", self.origin.url, "--origin-sign", "none",
-                                      "--store", f"{self.tmp}/store-{validation}", "--store-size", "64M",
-                                      "--workers", "2", "--node-id", "m1"] + extra,
+                                      "--store", store, "--store-size", "64M",
+                                      "--workers", workers, "--node-id", "m1"] + extra,
                      listeners=("http", "admin"))
         self.addCleanup(d.stop)
         return d
@@ -261,14 +287,13 @@ class TestGzip(MeshCase):
             self.assertEqual((rh["x-cache"][0].split()[0], rh.get("content-encoding"), b),
                              ("Hit", ["gzip"], gz), spelling)
         s, rh, b, c = self.get(self.edge, "/m/scene.gltf")      # no Accept-Encoding: identity
-        self.assertEqual((rh["x-cache"][0].split()[0], b, rh.get("content-encoding")), ("Miss", self.BIG, None))
+        self.assertEqual((rh["x-cache"][0].split()[0], b, rh.get("content-encoding")), ("Hit", self.BIG, None))
         self.assertEqual(rh["etag"], ['"v1"'])
-        time.sleep(0.15)
         for spelling in (None, "identity", "gzip;q=0, br", "br"):
             s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": spelling} if spelling else {})
             self.assertEqual((rh["x-cache"][0].split()[0], b, rh.get("content-encoding")), ("Hit", self.BIG, None),
                              spelling)
-        self.assertEqual(self.origin.count("/m/scene.gltf"), 2)   # one fill per encoding
+        self.assertEqual(self.origin.count("/m/scene.gltf"), 1)   # one fill stored both encodings
         self.assertTrue(all("accept-encoding" not in r.headers for r in self.origin.requests))
         # ranges over the stored gzip variant are ranges of the encoded bytes
         s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip", "Range": "bytes=0-9"})
@@ -285,6 +310,118 @@ class TestGzip(MeshCase):
         self.assertEqual((b, rh.get("content-encoding")), (glb(), None))
         s, rh, b, c = self.get(self.edge, "/m/pre.json", {"Accept-Encoding": "gzip"})
         self.assertEqual((b, rh.get("content-encoding")), (pre, ["gzip"]))   # not twice
+
+
+class TestBrotli(MeshCase):
+    """compress = br gzip: br for viewers that accept it, else gzip, else
+    identity; the three stored from one origin fetch."""
+    BIG = TestGzip.BIG
+
+    def setUp(self):
+        super().setUp()
+        self.edge = self.start_edge(self.ini("[cache]\ncompress = br gzip\n[behavior]\n/g/ = compress=gzip\n"))
+        for p in ("/m/scene.gltf", "/g/scene.gltf", "/m/slow.gltf"):
+            self.origin.route(p, lambda r, p=p: (time.sleep(0.5) if "slow" in p else None,
+                                                 (200, dict(CACHED, ETag='"v1"', **{"Content-Type": "model/gltf+json"}),
+                                                  self.BIG))[1])
+
+    def kind(self, rh):
+        return rh["x-cache"][0].split()[0]
+
+    def test_br_gzip_identity_from_one_origin_fetch(self):
+        s, rh, br, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip, deflate, br"})
+        self.assertEqual((s, self.kind(rh), rh.get("content-encoding")), (200, "Miss", ["br"]))
+        self.assertEqual(unbrotli(br), self.BIG)                  # the origin's bytes
+        self.assertIn("Accept-Encoding", ",".join(rh["vary"]))
+        self.assertEqual(rh["etag"], ['W/"v1"'])
+        time.sleep(0.15)
+        s, rh, gz, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "gzip"})   # a gzip-only viewer
+        self.assertEqual((s, self.kind(rh), rh.get("content-encoding")), (200, "Hit", ["gzip"]))
+        self.assertEqual(gzip.decompress(gz), self.BIG)
+        self.assertEqual(rh["etag"], ['W/"v1"'])
+        self.assertEqual(rh["content-length"], [str(len(gz))])
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf")        # identity
+        self.assertEqual((s, self.kind(rh), rh.get("content-encoding"), b), (200, "Hit", None, self.BIG))
+        self.assertEqual(rh["etag"], ['"v1"'])
+        self.assertEqual(self.origin.count("/m/scene.gltf"), 1)
+        self.assertTrue(all("accept-encoding" not in r.headers for r in self.origin.requests))
+        self.assertLess(len(br), len(gz))                          # br is the smaller
+        # every spelling is served one of the three stored copies
+        for spelling, want in (("br", br), ("BR;q=0.5", br), ("*", br), ("identity;q=0, *", br),
+                               ("br;q=0, gzip", gz), ("br ; q=0.000 ,\tGZIP", gz), ("br;q=0, *", gz),
+                               ("x-gzip", gz), ("identity;q=0", self.BIG), ("*;q=0", self.BIG),
+                               ("deflate", self.BIG), ("br;q=0, gzip;q=0", self.BIG)):
+            s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": spelling})
+            self.assertEqual((self.kind(rh), b), ("Hit", want), spelling)
+        self.assertEqual(self.origin.count("/m/scene.gltf"), 1)
+        # ranges over the br variant are ranges of the encoded bytes (RFC 9110 14.1.1)
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "br", "Range": "bytes=0-9"})
+        self.assertEqual((s, b, rh["content-range"], rh.get("content-encoding")),
+                         (206, br[:10], [f"bytes 0-9/{len(br)}"], ["br"]))
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "br", "Range": "bytes=-7"})
+        self.assertEqual((s, b, rh["content-range"]), (206, br[-7:], [f"bytes {len(br) - 7}-{len(br) - 1}/{len(br)}"]))
+        s, rh, b, c = self.get(self.edge, "/m/scene.gltf", {"Accept-Encoding": "br", "If-None-Match": 'W/"v1"'})
+        self.assertEqual(s, 304)
+
+    def test_concurrent_viewers_of_three_encodings_share_one_fetch(self):
+        out = {}
+
+        def fetch(ae):
+            out[ae] = self.get(self.edge, "/m/slow.gltf", {"Accept-Encoding": ae} if ae else {})
+
+        ts = [threading.Thread(target=fetch, args=(ae,)) for ae in ("br", "gzip", "")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(unbrotli(out["br"][2]), self.BIG)
+        self.assertEqual(out["br"][1].get("content-encoding"), ["br"])
+        self.assertEqual(gzip.decompress(out["gzip"][2]), self.BIG)
+        self.assertEqual(out["gzip"][1].get("content-encoding"), ["gzip"])
+        self.assertEqual((out[""][2], out[""][1].get("content-encoding")), (self.BIG, None))
+        self.assertEqual(self.origin.count("/m/slow.gltf"), 1)
+
+    def test_a_viewer_joining_after_the_headers_gets_its_own_encoding(self):
+        # headers at once, the body after a pause: a gzip viewer that arrives
+        # in between must not stream along with the br fill (one worker: the
+        # same fill table)
+        edge = self.start_edge(self.ini("[cache]\ncompress = br gzip\n"), workers="1")
+        half = len(self.BIG) // 2
+        self.origin.route("/m/late.gltf", lambda r: (200, dict(CACHED, **{"Content-Type": "model/gltf+json"}),
+                                                     [1.0, self.BIG[:half], self.BIG[half:]]))
+        out = {}
+
+        def fetch(ae):
+            out[ae] = self.get(edge, "/m/late.gltf", {"Accept-Encoding": ae})
+
+        first = threading.Thread(target=fetch, args=("br",))
+        first.start()
+        time.sleep(0.4)
+        fetch("gzip")
+        first.join()
+        self.assertEqual((out["br"][1].get("content-encoding"), unbrotli(out["br"][2])), (["br"], self.BIG))
+        self.assertEqual((out["gzip"][1].get("content-encoding"), gzip.decompress(out["gzip"][2])),
+                         (["gzip"], self.BIG))
+        self.assertEqual(self.origin.count("/m/late.gltf"), 1)
+
+    def test_compress_gzip_behavior_never_sends_br(self):
+        s, rh, gz, c = self.get(self.edge, "/g/scene.gltf", {"Accept-Encoding": "br, gzip"})
+        self.assertEqual((rh.get("content-encoding"), gzip.decompress(gz)), (["gzip"], self.BIG))
+        time.sleep(0.15)
+        s, rh, b, c = self.get(self.edge, "/g/scene.gltf", {"Accept-Encoding": "br"})
+        self.assertEqual((self.kind(rh), rh.get("content-encoding"), b), ("Hit", None, self.BIG))
+        self.assertEqual(self.origin.count("/g/scene.gltf"), 1)
+
+    def test_origin_encoded_br_is_stored_as_sent(self):
+        pre = enbrotli(GLTF)
+        self.origin.route("/m/pre.gltf", lambda r: (200, dict(CACHED, **{"Content-Encoding": "br",
+                                                                         "Content-Type": "model/gltf+json"}), pre))
+        for i in range(2):
+            s, rh, b, c = self.get(self.edge, "/m/pre.gltf", {"Accept-Encoding": "br, gzip"})
+            self.assertEqual((b, rh.get("content-encoding")), (pre, ["br"]))   # not encoded twice
+            self.assertEqual(unbrotli(b), GLTF)
+            time.sleep(0.15)
+        self.assertEqual(self.kind(rh), "Hit")
 
 
 if __name__ == "__main__":

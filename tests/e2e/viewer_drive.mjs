@@ -7,7 +7,9 @@
 // Opens URL, waits for each round to finish (the page's body data-state
 // "done"), clicks "fetch again" between rounds, saves a full-page screenshot
 // after the last one, and prints one JSON line: {rounds: [state per round],
-// console: [errors and warnings the page logged]}.
+// console: [errors and warnings the page logged (Chromium's CORS errors
+// among them), and "requestfailed: URL ERROR" per failed request],
+// encodings: {path of each .gltf: the Content-Encoding it came with}}.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -22,11 +24,15 @@ const browser = await chromium.launch({
          '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync'],
 });
-const out = { rounds: [], console: [], requests: [] };
+const out = { rounds: [], console: [], requests: [], encodings: {} };
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') out.console.push(`${m.type()}: ${m.text()}`); });
   page.on('pageerror', (e) => out.console.push(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => out.console.push(`requestfailed: ${r.url()} ${r.failure() && r.failure().errorText}`));
+  page.on('response', (r) => {   // the Content-Encoding each .gltf came with (Chromium decodes it)
+    if (/\.gltf$/.test(new URL(r.url()).pathname)) out.encodings[new URL(r.url()).pathname] = r.headers()['content-encoding'] || 'identity';
+  });
   page.on('request', (r) => {
     if (r.url().endsWith('/index.json')) out.requests.push(r.headers());
   });
@@ -45,6 +51,8 @@ try {
                                        xcache: f.xcache, cacheStatus: f.cacheStatus })),
           shownXCache: [...document.querySelectorAll(`section[data-path="${m.path}"] tr`)]
             .map((tr) => tr.dataset.xcache),
+          shownCacheStatus: [...document.querySelectorAll(`section[data-path="${m.path}"] tr`)]
+            .map((tr) => tr.dataset.cacheStatus),
           shownState: document.querySelector(`section[data-path="${m.path}"]`).dataset.state,
         })),
       };

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <brotli/decode.h>
+#include <zlib.h>
+#include "common/err.h"
 #include "common/mime.h"
 #include "edge/edgecfg.h"
 #include "edge/fill.h"
@@ -353,13 +356,161 @@ static void encodings(void **state)
     assert_false(mc_mesh_compressible(NULL));
     mc_buf b = MC_BUF_INIT;
     mc_buf_puts(&b, "Host: x\r\nAccept-Encoding: br, GZIP\r\nAccept: */*\r\n");
-    assert_int_equal(mc_mesh_ae_normalise(&b), 0);
+    assert_int_equal(mc_mesh_ae_normalise(&b, MC_MESH_COMPRESS_GZIP, NULL), 0);
     assert_string_equal(b.data, "Host: x\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n");
     mc_buf_free(&b);
-    mc_buf_puts(&b, "Host: x\r\n");
-    assert_int_equal(mc_mesh_ae_normalise(&b), 0);
-    assert_string_equal(b.data, "Host: x\r\nAccept-Encoding: identity\r\n");
+    int enc = -1;
+    mc_buf_puts(&b, "Host: x\r\naccept-encoding: gzip, br\r\n");
+    assert_int_equal(mc_mesh_ae_normalise(&b, MC_MESH_COMPRESS_GZIP | MC_MESH_COMPRESS_BR, &enc), 0);
+    assert_string_equal(b.data, "Host: x\r\nAccept-Encoding: br\r\n");
+    assert_int_equal(enc, MC_MESH_ENC_BR);
     mc_buf_free(&b);
+    mc_buf_puts(&b, "Host: x\r\n");
+    assert_int_equal(mc_mesh_ae_normalise(&b, MC_MESH_COMPRESS_GZIP | MC_MESH_COMPRESS_BR, &enc), 0);
+    assert_string_equal(b.data, "Host: x\r\nAccept-Encoding: identity\r\n");
+    assert_int_equal(enc, MC_MESH_ENC_IDENTITY);
+    mc_buf_free(&b);
+}
+
+/* Accept-Encoding -> the one encoding served, for compress = br gzip and
+ * for compress = gzip. */
+static void negotiation(void **state)
+{
+    (void)state;
+    const unsigned both = MC_MESH_COMPRESS_BR | MC_MESH_COMPRESS_GZIP, gz = MC_MESH_COMPRESS_GZIP;
+    static const struct {
+        const char *ae;
+        int with_both, with_gzip;
+    } cases[] = {
+        {NULL, MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"gzip, deflate, br", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        {"br", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        {"BR", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        {"gzip", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"x-gzip", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"identity", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"deflate", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        /* q-values: any q > 0 accepts; server preference br > gzip */
+        {"gzip;q=1.0, br;q=0.1", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        {"br;q=0.001", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        {"br;q=0, gzip", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"br;q=0.000, gzip;q=0.5", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"br;q=0., gzip;q=0", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"br;Q=0, GZIP;Q=0.8", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"br;q=0.01", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        /* "*": every coding not named */
+        {"*", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        {"*;q=0.5", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        {"*;q=0", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"br;q=0, *", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"*, gzip;q=0", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        {"*;q=0, br", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        /* identity;q=0: a coding the viewer accepts, else identity anyway */
+        {"identity;q=0", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"identity;q=0, gzip", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {"identity;q=0, *", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        /* odd whitespace, case, empty members, other parameters */
+        {"  Br ;  q=1 ,\tGzip", MC_MESH_ENC_BR, MC_MESH_ENC_GZIP},
+        {"br\t;\tq=0\t, gzip", MC_MESH_ENC_GZIP, MC_MESH_ENC_GZIP},
+        {",, ,br,,", MC_MESH_ENC_BR, MC_MESH_ENC_IDENTITY},
+        {"br;level=3;q=0", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"br ; q=0 , gzip ; q=0", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        /* names are whole tokens */
+        {"brotli, gzipx, xbr", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+        {"br2", MC_MESH_ENC_IDENTITY, MC_MESH_ENC_IDENTITY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int a = mc_mesh_ae_pick(cases[i].ae, both), g = mc_mesh_ae_pick(cases[i].ae, gz);
+        if (a != cases[i].with_both || g != cases[i].with_gzip)
+            fail_msg("\"%s\": br gzip -> %s (want %s), gzip -> %s (want %s)", cases[i].ae ? cases[i].ae : "(none)",
+                     mc_mesh_enc_name(a), mc_mesh_enc_name(cases[i].with_both), mc_mesh_enc_name(g),
+                     mc_mesh_enc_name(cases[i].with_gzip));
+    }
+    assert_int_equal(mc_mesh_ae_pick("br, gzip", 0), MC_MESH_ENC_IDENTITY);   /* compress = off */
+    assert_int_equal(mc_mesh_ae_pick("br, gzip", MC_MESH_COMPRESS_BR), MC_MESH_ENC_BR);
+    assert_int_equal(mc_mesh_ae_pick("gzip", MC_MESH_COMPRESS_BR), MC_MESH_ENC_IDENTITY);
+    /* every spelling lands on one of three Vary values */
+    mc_buf b = MC_BUF_INIT;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].ae)
+            mc_buf_printf(&b, "Accept-Encoding: %s\r\n", cases[i].ae);
+        mc_buf_puts(&b, "Host: h\r\n");
+        assert_int_equal(mc_mesh_ae_normalise(&b, both, NULL), 0);
+        char want[64];
+        snprintf(want, sizeof want, "Host: h\r\nAccept-Encoding: %s\r\n", mc_mesh_enc_name(cases[i].with_both));
+        assert_string_equal(b.data, want);
+        mc_buf_free(&b);
+    }
+    unsigned set = 99;
+    assert_int_equal(mc_mesh_compress_parse("br gzip", &set), 0);
+    assert_int_equal(set, both);
+    assert_int_equal(mc_mesh_compress_parse("gzip,br", &set), 0);
+    assert_int_equal(set, both);
+    assert_int_equal(mc_mesh_compress_parse("gzip", &set), 0);
+    assert_int_equal(set, gz);
+    assert_int_equal(mc_mesh_compress_parse("off", &set), 0);
+    assert_int_equal(set, 0);
+    assert_int_equal(mc_mesh_compress_parse("br deflate", &set), -1);
+    assert_int_equal(mc_mesh_compress_parse("off gzip", &set), -1);
+    assert_int_equal(mc_mesh_compress_parse("", &set), -1);
+}
+
+static void collect(void *arg, const void *data, size_t len)
+{
+    mc_buf_append(arg, data, len);
+}
+
+/* The streaming encoders give back the bytes fed, fed in pieces. */
+static void encoders(void **state)
+{
+    (void)state;
+    mc_buf text = MC_BUF_INIT;
+    mc_buf_puts(&text, "{\"asset\":{\"version\":\"2.0\"},\"nodes\":[");
+    for (int i = 0; i < 5000; i++)
+        mc_buf_printf(&text, "%s{\"name\":\"node-%d\",\"mesh\":%d}", i ? "," : "", i, i % 7);
+    mc_buf_puts(&text, "]}");
+    for (int enc = MC_MESH_ENC_IDENTITY; enc <= MC_MESH_ENC_BR; enc++) {
+        mc_mesh_encoder e;
+        mc_buf out = MC_BUF_INIT;
+        assert_int_equal(mc_mesh_encoder_init(&e, enc, enc == MC_MESH_ENC_BR ? (int64_t)text.len : -1), 0);
+        for (size_t off = 0; off < text.len; off += 7777) {
+            size_t n = text.len - off < 7777 ? text.len - off : 7777;
+            assert_int_equal(mc_mesh_encoder_feed(&e, text.data + off, n, 0, collect, &out), 0);
+        }
+        assert_int_equal(mc_mesh_encoder_feed(&e, "", 0, 1, collect, &out), 0);
+        assert_int_equal(mc_mesh_encoder_feed(&e, "x", 1, 0, collect, &out), MC_E_STATE);   /* finished */
+        mc_mesh_encoder_free(&e);
+        size_t dlen = text.len + 16;
+        uint8_t *dec = malloc(dlen);
+        assert_non_null(dec);
+        if (enc == MC_MESH_ENC_IDENTITY) {
+            assert_int_equal(out.len, text.len);
+            memcpy(dec, out.data, out.len);
+            dlen = out.len;
+        } else if (enc == MC_MESH_ENC_GZIP) {
+            assert_true(out.len > 2 && (uint8_t)out.data[0] == 0x1f && (uint8_t)out.data[1] == 0x8b);
+            z_stream z = {0};
+            assert_int_equal(inflateInit2(&z, 16 + 15), Z_OK);
+            z.next_in = (Bytef *)out.data;
+            z.avail_in = (uInt)out.len;
+            z.next_out = dec;
+            z.avail_out = (uInt)dlen;
+            assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+            dlen = z.total_out;
+            inflateEnd(&z);
+        } else {
+            assert_int_equal(BrotliDecoderDecompress(out.len, (const uint8_t *)out.data, &dlen, dec),
+                             BROTLI_DECODER_RESULT_SUCCESS);
+        }
+        assert_int_equal(dlen, text.len);
+        assert_memory_equal(dec, text.data, text.len);
+        if (enc != MC_MESH_ENC_IDENTITY)
+            assert_true(out.len < text.len / 8);
+        free(dec);
+        mc_buf_free(&out);
+    }
+    mc_buf_free(&text);
 }
 
 static void cors(void **state)
@@ -402,11 +553,16 @@ static void config_keys(void **state)
     assert_int_equal(cfg.policy.mesh_validation, MC_MESH_VALIDATION_PASS);   /* the default */
     assert_string_equal(cfg.policy.cors_origins, "");                        /* no CORS unless asked */
     assert_non_null(strstr(cfg.policy.cors_expose, "Cache-Status"));
+    assert_int_equal(cfg.policy.compress, 0);                                 /* off by default */
     mc_edge_config_free(&cfg);
     char *argv2[] = {"meshcdn-edge", "--origin", "http://127.0.0.1:1/b", "--origin-sign", "none",
                      "--cache.mesh_validation", "refuse", "--cache.cors_origins", "https://a.example b.example",
-                     "--behavior./m/", "cors_origins=* mesh_validation=off cors_max_age=5m", NULL};
-    assert_int_equal(mc_edge_config_load(&cfg, 11, argv2, &err), MC_CONFIG_RUN);
+                     "--behavior./m/", "cors_origins=* mesh_validation=off cors_max_age=5m compress=gzip",
+                     "--behavior./b/", "compress=br,gzip", "--cache.compress", "br gzip", NULL};
+    assert_int_equal(mc_edge_config_load(&cfg, 15, argv2, &err), MC_CONFIG_RUN);
+    assert_int_equal(cfg.policy.compress, MC_MESH_COMPRESS_BR | MC_MESH_COMPRESS_GZIP);
+    assert_int_equal(mc_edge_policy_for(&cfg, "/m/a.gltf")->compress, MC_MESH_COMPRESS_GZIP);
+    assert_int_equal(mc_edge_policy_for(&cfg, "/b/a.gltf")->compress, MC_MESH_COMPRESS_BR | MC_MESH_COMPRESS_GZIP);
     assert_int_equal(cfg.policy.mesh_validation, MC_MESH_VALIDATION_REFUSE);
     const mc_cache_policy *p = mc_edge_policy_for(&cfg, "/m/a.glb");
     assert_string_equal(p->cors_origins, "*");
@@ -414,6 +570,12 @@ static void config_keys(void **state)
     assert_int_equal(p->cors_max_age_s, 300);
     assert_string_equal(mc_edge_policy_for(&cfg, "/x")->cors_origins, "https://a.example b.example");
     mc_edge_config_free(&cfg);
+    char *argv3[] = {"meshcdn-edge", "--origin", "http://127.0.0.1:1/b", "--origin-sign", "none",
+                     "--cache.compress", "zstd", NULL};
+    assert_int_not_equal(mc_edge_config_load(&cfg, 7, argv3, &err), MC_CONFIG_RUN);
+    char *argv4[] = {"meshcdn-edge", "--origin", "http://127.0.0.1:1/b", "--origin-sign", "none",
+                     "--behavior./m/", "compress=gzip,zstd", NULL};
+    assert_int_not_equal(mc_edge_config_load(&cfg, 7, argv4, &err), MC_CONFIG_RUN);
 }
 
 static int setup(void **state)
@@ -433,7 +595,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(glb_valid),     cmocka_unit_test(glb_broken), cmocka_unit_test(glb_without_bin), cmocka_unit_test(glb_random_damage),
-        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(encodings), cmocka_unit_test(config_keys),
+        cmocka_unit_test(gltf_cases),    cmocka_unit_test(formats),    cmocka_unit_test(cors), cmocka_unit_test(encodings), cmocka_unit_test(negotiation),
+        cmocka_unit_test(encoders),      cmocka_unit_test(config_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

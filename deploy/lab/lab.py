@@ -10,8 +10,10 @@
     lab.py load    meshcdn-load per region against that region's two edges;
                    per-region hit ratio and errors, and the origins' requests
     lab.py status  the map, and which processes are alive
-    lab.py node kill|stop|start|cont NAME    one node: SIGKILL | SIGTERM | start
-                   again with the same arguments and store | SIGCONT
+    lab.py node kill|stop|start|pause|cont NAME    one node: SIGKILL | SIGTERM |
+                   start again with the same arguments and store | SIGSTOP | SIGCONT
+    lab.py drill   under load: kill a regional tier, restart it, stop the
+                   primary origin; client errors and the origin's share per window
     lab.py proxy SPEC  (internal) the delaying TCP proxy of loopback mode
 
 Modes (MESHCDN_LAB_MODE=auto|netns|loopback, default auto):
@@ -271,20 +273,24 @@ class Lab:
         return d["host"], d["port"], rtt
 
     def via(self, src_short, dst, admin=False):
-        """URL base for src_short -> dst (through the proxy in loopback mode with delays)."""
+        """(URL base for src_short -> dst's listener, or its admin/control one,
+        through the proxy in loopback mode with delays; the link's description
+        for the map)."""
         host, port, rtt = self.link(src_short, dst)
         if admin:
             port = self.st["nodes"][dst]["aport"]
         key = f"{src_short}>{dst}{'/admin' if admin else ''}"
-        if self.st["mode"] == "loopback" and self.st["delay"] and not admin:
+        if self.st["mode"] == "loopback" and self.st["delay"]:
             lp = self.st["proxy"]["links"].get(key)
             if lp is None:
                 lp = self.st["base"] + 100 + len(self.st["proxy"]["links"])
                 self.st["proxy"]["links"][key] = lp
                 self.st["proxy"]["spec"].append({"listen": lp, "host": host, "port": port,
                                                  "one_way_ms": rtt / 2, "name": key})
-            return f"http://127.0.0.1:{lp}", rtt
-        return f"http://{host}:{port}", (rtt if self.st["mode"] == "netns" and self.st["netem"] else 0)
+            return f"http://127.0.0.1:{lp}", f"{dst} via proxy 127.0.0.1:{lp}, rtt {rtt:g} ms"
+        if self.st["mode"] == "netns" and self.st["netem"]:
+            return f"http://{host}:{port}", f"{dst} {host}:{port}, rtt {rtt:g} ms"
+        return f"http://{host}:{port}", f"{dst} {host}:{port}"
 
     # ---- processes ----
 
@@ -464,29 +470,17 @@ def up(lab, args):
         if n["role"] in ("origin", "origin-b"):
             n["upstreams"] = []
             continue
-        o, ortt = lab.via(n["short"], "origin")
-        ob, obrtt = lab.via(n["short"], "origin-b")
-        ctl_host = st["nodes"]["origin"]
-        if st["mode"] == "loopback" and st["delay"]:
-            # the Control API's port through its own proxy link
-            key = f"{n['short']}>origin/control"
-            lp = st["proxy"]["links"].get(key)
-            if lp is None:
-                lp = st["base"] + 100 + len(st["proxy"]["links"])
-                st["proxy"]["links"][key] = lp
-                st["proxy"]["spec"].append({"listen": lp, "host": ctl_host["host"], "port": ctl_host["aport"],
-                                            "one_way_ms": ortt / 2, "name": key})
-            c = f"http://127.0.0.1:{lp}"
-        else:
-            c = f"http://{ctl_host['host']}:{ctl_host['aport']}"
+        o, odesc = lab.via(n["short"], "origin")
+        ob, obdesc = lab.via(n["short"], "origin-b")
+        c, _ = lab.via(n["short"], "origin", admin=True)      # the Control API
         flags = ["--origin", f"{o}/assets", "--origin-secondary", f"{ob}/assets", "--control", c]
-        ups = [f"origin {o} (rtt {ortt:g} ms)", f"origin-b {ob} (rtt {obrtt:g} ms)"]
+        ups = [odesc, obdesc]
         if n["role"] != "tier":
             tier = f"{n['short']}-tier"
-            t, trtt = lab.via(n["short"], tier)
+            t, tdesc = lab.via(n["short"], tier)
             th = st["nodes"][tier]
             flags += ["--parents.tier", f"{t} health=http://{th['host']}:{th['aport']}/healthz"]
-            ups.insert(0, f"{tier} {t} (rtt {trtt:g} ms)")
+            ups.insert(0, tdesc)
         n["flags"] = flags
         n["upstreams"] = ups
     lab.save()
@@ -524,11 +518,11 @@ def print_map(lab):
     if st["mode"] == "netns":
         print(f"namespaces {st['prefix']}-*: run a command in one with `ip netns exec {st['prefix']}-NODE CMD`; "
               f"each region's clients are in {st['prefix']}-REGION-client (e.g. {st['prefix']}-use1-client)")
-    print(f"{'node':<13} {'region':<15} {'role':<9} {'address':<17} {'admin/control':<17} upstreams")
+    print(f"{'node':<13} {'region':<15} {'role':<9} {'address':<19} {'admin/control':<19} upstreams")
     for name, n in st["nodes"].items():
         ups = "; ".join(n.get("upstreams", [])) or f"root {lab.rd}/root (bucket assets)"
-        print(f"{name:<13} {n['region']:<15} {n['role']:<9} {n['host']}:{n['port']:<7} "
-              f"{n['host']}:{n['aport']:<7} {ups}")
+        print(f"{name:<13} {n['region']:<15} {n['role']:<9} {n['host'] + ':' + str(n['port']):<19} "
+              f"{n['host'] + ':' + str(n['aport']):<19} {ups}")
     e = st["nodes"]["use1-edge-a"]
     try:
         with open(os.path.join(lab.rd, "root", "assets", "index.json")) as f:
@@ -744,6 +738,90 @@ def cmd_load(args):
     sys.exit(rc)
 
 
+# ---- drill: the issue's "done when", measured ----------------------------------------
+
+def snapshot(lab):
+    """Counters of the whole lab at one moment: client requests (the edges'),
+    the requests the edges sent each region's tier, the origins' GETs."""
+    st = lab.st
+    snap = {"client": 0.0, "tier": {}, "origin": origin_gets(lab), "t": time.monotonic()}
+    for _, short, _, _ in REGIONS:
+        snap["tier"][short] = 0.0
+        for role in ROLES[1:]:
+            n = st["nodes"][f"{short}-{role}"]
+            m = parse_metrics(http_get(lab, f"{short}-client", f"http://{n['host']}:{n['aport']}/metrics"))
+            snap["client"] += sum(v for k, v in m.items() if k.startswith("meshcdn_edge_requests_total{"))
+            snap["tier"][short] += sum(v for k, v in m.items()
+                                       if k.startswith('meshcdn_edge_upstream_requests_total{upstream="tier",code="2'))
+    return snap
+
+
+def window(a, b):
+    c = b["client"] - a["client"]
+    o = {k: b["origin"][k] - a["origin"][k] for k in a["origin"]
+         if a["origin"][k] is not None and b["origin"][k] is not None}
+    return {"seconds": b["t"] - a["t"], "client": c, "origin": o, "share": sum(o.values()) / c if c else 0.0,
+            "tier_share": {s: (b["tier"][s] - a["tier"][s]) / c if c else 0.0 for s in b["tier"]}}
+
+
+def cmd_drill(args):
+    lab = need_lab()
+    st = lab.st
+    tier = args.tier
+    if st["nodes"].get(tier, {}).get("role") != "tier":
+        sys.exit(f"lab: {tier} is not a tier")
+    short = st["nodes"][tier]["short"]
+    w = args.window
+    total = args.warmup + 4 * w + 15
+    outdir = os.path.join(lab.rd, "drill")
+    say(f"load {total} s at {args.rate} req/s per region; warm-up {args.warmup} s, then windows of {w} s: "
+        f"before, {tier} killed (SIGKILL), after its restart, primary origin stopped (SIGTERM)")
+    # a seed of its own: an earlier `load` replayed would be all hits
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    say(f"seed {seed}")
+    load = subprocess.Popen([sys.executable, os.path.abspath(__file__), "load", "--duration", f"{total}s",
+                             "--rate", str(args.rate), "--json-dir", outdir, "--seed", str(seed)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(args.warmup)
+        s0 = snapshot(lab)
+        time.sleep(w)
+        s1 = snapshot(lab)
+        lab.stop_proc(tier, signal.SIGKILL, 5)
+        time.sleep(w)
+        s2 = snapshot(lab)
+        lab.wait_listening(tier, lab.start_node(tier))
+        time.sleep(1)
+        s3 = snapshot(lab)
+        time.sleep(w)
+        s4 = snapshot(lab)
+        lab.stop_proc("origin", signal.SIGTERM, 10)
+        time.sleep(w)
+        s5 = snapshot(lab)
+        lab.wait_listening("origin", lab.start_node("origin"))
+        out, _ = load.communicate()
+    finally:
+        if load.poll() is None:
+            load.kill()
+    wins = [("before", window(s0, s1)), (f"{tier} killed", window(s1, s2)),
+            (f"{tier} restarted", window(s3, s4)), ("primary origin stopped", window(s4, s5))]
+    print(out, end="")
+    print(f"\n{'window':<24} {'client req':>10} {'origin GETs':>12} {'origin share':>12} {short + ' tier share':>16}")
+    for name, x in wins:
+        og = ", ".join(f"{k} {v:.0f}" for k, v in x["origin"].items())
+        print(f"{name:<24} {x['client']:>10.0f} {sum(x['origin'].values()):>12.0f} {x['share']:>12.1%} "
+              f"{x['tier_share'][short]:>16.1%}   ({og})")
+    b, d, a = wins[0][1], wins[1][1], wins[2][1]
+    rise = d["share"] - b["share"]
+    trend = d["share"] - (b["share"] + a["share"]) / 2
+    ok = rise <= b["tier_share"][short] and trend <= b["tier_share"][short]
+    print(f"origin share rise while {tier} was down: {rise:+.1%} (against the mean of before and after: "
+          f"{trend:+.1%}); {tier}'s share before: {b['tier_share'][short]:.1%} -> {'OK' if ok else 'EXCEEDED'}")
+    with open(os.path.join(outdir, "drill.json"), "w") as f:
+        json.dump(dict(wins), f, indent=1)
+    sys.exit(0 if ok and load.returncode == 0 else 1)
+
+
 # ---- the delaying proxy (loopback mode) ---------------------------------------------
 
 async def _pump(reader, writer, delay, not_before):
@@ -864,11 +942,18 @@ def main():
     l.add_argument("--seed", type=int, default=1)
     l.add_argument("--timeout", default="10s")
     l.add_argument("--json-dir", help="where the reports go (default RUN/load)")
+    r = sub.add_parser("drill", help="under load: kill a tier and restart it, stop the primary origin; "
+                                     "origin share per window")
+    r.add_argument("--tier", default="use1-tier")
+    r.add_argument("--warmup", type=float, default=30)
+    r.add_argument("--window", type=float, default=15)
+    r.add_argument("--rate", type=int, default=100, help="requests/s per region")
+    r.add_argument("--seed", type=int, help="load seed (default: from the clock)")
     p = sub.add_parser("proxy")
     p.add_argument("spec")
     args = ap.parse_args()
     {"up": cmd_up, "down": cmd_down, "status": cmd_status, "node": cmd_node, "load": cmd_load,
-     "proxy": cmd_proxy}[args.cmd](args)
+     "drill": cmd_drill, "proxy": cmd_proxy}[args.cmd](args)
 
 
 if __name__ == "__main__":

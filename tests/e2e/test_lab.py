@@ -135,6 +135,19 @@ class LabLoopback(unittest.TestCase):
             self.assertIn(name, out)
         self.assertEqual(len([n for n in st["nodes"].values() if n["role"] == "tier"]), 3)
         self.assertEqual(len([n for n in st["nodes"].values() if n["role"].startswith("edge")]), 6)
+        # the emulated distance: a miss at an ap-northeast-1 edge crosses its
+        # tier and 120 ms of round trip to the origin; the hit that follows does not
+        with open(f"{rd}/root/assets/index.json") as f:
+            path = json.load(f)["objects"][-1]["path"]
+        e = st["nodes"]["apne1-edge-a"]
+        took = []
+        for _ in range(2):
+            t = time.monotonic()
+            status, hdrs, _, complete = h.http("GET", e["host"], e["port"], path, timeout=20)
+            took.append(time.monotonic() - t)
+            self.assertEqual((status, complete), (200, True))
+        self.assertGreaterEqual(took[0], 0.120, took)
+        self.assertLess(took[1], took[0], took)
         rate, total = 20, 44
         load = subprocess.Popen([os.path.join(LAB, "load"), "--duration", f"{total}s", "--rate", str(rate),
                                  "--connections", "16", "--json-dir", f"{rd}/testload"], env=env,

@@ -87,7 +87,7 @@ def say(*a):
     print("lab:", *a, flush=True)
 
 
-def sh(args, check=True, quiet=False):
+def sh(args, check=True):
     p = subprocess.run(args, capture_output=True, text=True)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: {p.stderr.strip() or p.stdout.strip()}")
@@ -544,8 +544,7 @@ def down(lab, keep=False):
     procs = st.get("procs", {})
     # viewers' side first, so nothing is left waiting on a stopped upstream;
     # each batch signalled at once, then waited for
-    batches = [[n for n in procs if n.startswith("load-")],
-               [n for n, v in st.get("nodes", {}).items() if v["role"].startswith("edge") and n in procs],
+    batches = [[n for n, v in st.get("nodes", {}).items() if v["role"].startswith("edge") and n in procs],
                [n for n, v in st.get("nodes", {}).items() if v["role"] == "tier" and n in procs],
                [n for n in ("origin", "origin-b") if n in procs],
                [n for n in ("proxy",) if n in procs]]
@@ -554,6 +553,7 @@ def down(lab, keep=False):
         for n in live:
             try:
                 os.kill(procs[n]["pid"], signal.SIGTERM if n == "proxy" else signal.SIGINT)
+                os.kill(procs[n]["pid"], signal.SIGCONT)      # one paused by `node pause`
             except ProcessLookupError:
                 pass
         for n in live:

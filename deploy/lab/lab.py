@@ -14,7 +14,6 @@
                    start again with the same arguments and store | SIGSTOP | SIGCONT
     lab.py drill   under load: kill a regional tier, restart it, stop the
                    primary origin; client errors and the origin's share per window
-    lab.py proxy SPEC  (internal) the delaying TCP proxy of loopback mode
 
 Modes (MESHCDN_LAB_MODE=auto|netns|loopback, default auto):
   netns     one network namespace per node, a bridge per region in a router
@@ -26,8 +25,8 @@ Modes (MESHCDN_LAB_MODE=auto|netns|loopback, default auto):
             auto picks it only when `ip netns add`, veths, bridges and netem all
             work; forced without netem it runs without added latency (said so).
   loopback  every node on 127.0.0.1, ports from MESHCDN_LAB_PORT_BASE (default
-            18000). The same latencies come from a delaying TCP proxy (this
-            file, `proxy`) that every upstream link goes through: each chunk is
+            18000). The same latencies come from a delaying TCP proxy
+            (delayproxy.py) that every upstream link goes through: each chunk is
             held for the one-way delay in each direction, and a new connection's
             first bytes for one round trip more (the handshake).
             MESHCDN_LAB_DELAY=0: no proxy, no added latency.
@@ -40,7 +39,6 @@ by `up` if missing).
 """
 
 import argparse
-import asyncio
 import hashlib
 import json
 import os
@@ -53,7 +51,8 @@ import sys
 import time
 import urllib.request
 
-TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
 REGIONS_DIR = os.path.join(TOP, "deploy", "regions")
 
 # (region, node-id prefix as in deploy/regions, subnet number, one-way uplink delay in ms)
@@ -487,7 +486,7 @@ def up(lab, args):
     if st["proxy"]["spec"]:
         with open(f"{rd}/proxy.json", "w") as f:
             json.dump(st["proxy"]["spec"], f, indent=1)
-        st["procs"]["proxy"] = lab.spawn("proxy", [sys.executable, os.path.abspath(__file__), "proxy",
+        st["procs"]["proxy"] = lab.spawn("proxy", [sys.executable, os.path.join(HERE, "delayproxy.py"),
                                                    f"{rd}/proxy.json"], ns_where="")
         lab.save()
         deadline = time.monotonic() + 10
@@ -822,96 +821,6 @@ def cmd_drill(args):
     sys.exit(0 if ok and load.returncode == 0 else 1)
 
 
-# ---- the delaying proxy (loopback mode) ---------------------------------------------
-
-async def _pump(reader, writer, delay, not_before):
-    """Copy reader -> writer, each chunk held `delay` s (and none before
-    not_before, the emulated handshake); EOF becomes a half close, a reset an
-    abort, both after the data before them."""
-    loop = asyncio.get_running_loop()
-    q = asyncio.Queue(maxsize=256)
-
-    async def rd():
-        try:
-            while True:
-                data = await reader.read(65536)
-                await q.put((max(loop.time(), not_before) + delay, data or b""))
-                if not data:
-                    return
-        except (ConnectionError, OSError):
-            await q.put((loop.time() + delay, None))
-
-    async def wr():
-        while True:
-            t, data = await q.get()
-            dt = t - loop.time()
-            if dt > 0:
-                await asyncio.sleep(dt)
-            if data is None:
-                writer.transport.abort()
-                return
-            if not data:
-                try:
-                    if writer.can_write_eof():
-                        writer.write_eof()
-                except (ConnectionError, OSError):
-                    pass
-                return
-            try:
-                writer.write(data)
-                await writer.drain()
-            except (ConnectionError, OSError):
-                return
-
-    await asyncio.gather(rd(), wr())
-
-
-async def _serve_link(link):
-    delay = link["one_way_ms"] / 1000.0
-    loop = asyncio.get_running_loop()
-
-    async def on_conn(creader, cwriter):
-        t0 = loop.time()
-        try:
-            ureader, uwriter = await asyncio.open_connection(link["host"], link["port"])
-        except OSError:
-            # what a client far away sees: the refusal one round trip later, as a reset
-            await asyncio.sleep(2 * delay)
-            sock = cwriter.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            cwriter.transport.abort()
-            return
-        try:
-            await asyncio.gather(_pump(creader, uwriter, delay, t0 + 2 * delay), _pump(ureader, cwriter, delay, 0))
-        finally:
-            for w in (cwriter, uwriter):
-                w.close()
-
-    return await asyncio.start_server(on_conn, "127.0.0.1", link["listen"], reuse_address=True)
-
-
-def cmd_proxy(args):
-    with open(args.spec) as f:
-        links = json.load(f)
-
-    async def main():
-        servers = [await _serve_link(l) for l in links]
-        for l in links:
-            print(f"msg=proxy-link name={l['name']} listen=127.0.0.1:{l['listen']} to={l['host']}:{l['port']} "
-                  f"one_way_ms={l['one_way_ms']:g}", flush=True)
-        print("msg=proxy-ready", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for s in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(s, stop.set)
-        await stop.wait()
-        for s in servers:
-            s.close()
-
-    asyncio.run(main())
-
-
 # ---- command line --------------------------------------------------------------------
 
 def main():
@@ -949,11 +858,9 @@ def main():
     r.add_argument("--window", type=float, default=15)
     r.add_argument("--rate", type=int, default=100, help="requests/s per region")
     r.add_argument("--seed", type=int, help="load seed (default: from the clock)")
-    p = sub.add_parser("proxy")
-    p.add_argument("spec")
     args = ap.parse_args()
     {"up": cmd_up, "down": cmd_down, "status": cmd_status, "node": cmd_node, "load": cmd_load,
-     "drill": cmd_drill, "proxy": cmd_proxy}[args.cmd](args)
+     "drill": cmd_drill}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -52,14 +52,18 @@ def lab_env(rd, mode, base, count):
 
 def node_failures(rd):
     """The nodes' log lines about upstream failures: where a client error came
-    from (a body cut after its head had gone out shows as a short body)."""
-    out = []
+    from (a fill cut after its head had gone out: "not stored" / "short body";
+    failovers: "fetch failed", the last few only)."""
+    cut, failed = [], []
     for name in sorted(os.listdir(rd)):
         if name.endswith(".log"):
             with open(os.path.join(rd, name), errors="replace") as f:
-                out += [f"{name}: {l}" for l in f if "short body" in l or "fetch failed" in l
-                        or "not stored" in l or "status=5" in l]
-    return "".join(out[-40:])
+                for line in f:
+                    if "short body" in line or "not stored" in line or " status=5" in line:
+                        cut.append(f"{name}: {line}")
+                    elif "fetch failed" in line:
+                        failed.append(f"{name}: {line}")
+    return "".join(cut[-30:] + failed[-10:])
 
 
 def pid_alive(pid):

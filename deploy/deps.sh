@@ -18,10 +18,11 @@ if [ "${1:-}" = "--test" ]; then
   # strace: test_deploy.py checks the daemons' system calls against the units' filter;
   # systemd-container: deploy/systemd/boot-test.sh boots the units in systemd-nspawn;
   # chromium: tests/e2e/test_viewer.py opens the viewer page in it, headless;
-  # etcd-server, etcd-client: tests/e2e/test_etcd.py runs a 3-member cluster for the etcd backend
-  # python3-brotli, brotli (the CLI): tests/e2e/test_mesh3d.py decodes the edge's br variants
+  # etcd-server, etcd-client: tests/e2e/test_etcd.py runs a 3-member cluster for the etcd backend;
+  # python3-brotli, brotli (the CLI): tests/e2e/test_mesh3d.py decodes the edge's br variants;
+  # iproute2 (ip, tc): deploy/lab's network namespaces, veths, bridges and netem (test_lab.py)
   pkgs+=(libcmocka-dev python3 awscli s3cmd python3-boto3 python3-botocore openssl systemd strace
-         systemd-container chromium etcd-server etcd-client python3-brotli brotli)
+         systemd-container chromium etcd-server etcd-client python3-brotli brotli iproute2)
 fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver

@@ -6,6 +6,12 @@
  * flags; a file that does not load keeps every key in use (logged), and
  * other changed settings are logged as needing a restart.
  *
+ * Shutdown: SIGTERM stops accepting S3 connections and lets the responses
+ * already being written finish, then exits: at once when none are, else when
+ * the last is written or after DRAIN_TIMEOUT_S (a client that went away
+ * mid-response is never counted down, so it can hold the stop that long). An
+ * edge or tier fetching from it then never gets a body cut short by a planned
+ * stop. SIGINT, or a second signal, stops at once.
  * Exit status: 0 after SIGINT/SIGTERM (everything freed, so a leak checker
  * sees nothing), 1 when start-up fails (keys, root, a port in use), 2 for a
  * usage or config error.
@@ -155,7 +161,13 @@ typedef struct origin {
     struct event *sig_hup;
     int argc;                  /* kept for SIGHUP: the same file and flags */
     char **argv;
+    struct evhttp_bound_socket *s3_bound;
+    struct event *drain_timer;
+    int s3_inflight;     /* S3 requests whose response is not yet written */
+    bool draining;
 } origin;
+
+#define DRAIN_TIMEOUT_S 3
 
 /* ---- the S3 listener ------------------------------------------------------ */
 
@@ -319,12 +331,25 @@ static void invalidate_written(origin *o, enum evhttp_cmd_type m, const char *ra
     mc_buf_free(&path);
 }
 
+/* evhttp calls this once the response has been written out (not when the
+ * client went away first: the drain timeout covers those). */
+static void on_s3_written(struct evhttp_request *req, void *ud)
+{
+    (void)req;
+    origin *o = ud;
+    o->s3_inflight--;
+    if (o->draining && o->s3_inflight <= 0)
+        event_base_loopbreak(o->base);
+}
+
 static void on_s3_request(struct evhttp_request *req, void *ud)
 {
     origin *o = ud;
     assert(o && o->magic == ORIGIN_MAGIC);
     if (mc_guard_answer(req))
         return;
+    o->s3_inflight++;
+    evhttp_request_set_on_complete_cb(req, on_s3_written, o);
     char reqid[MC_S3_REQID_LEN];
     mc_s3xml_request_id(reqid);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Server", PROG);
@@ -364,7 +389,7 @@ static void on_s3_request(struct evhttp_request *req, void *ud)
 
 /* Bind addr_text (section.listen) and log the real address (port 0 works). */
 static int bind_listener(origin *o, struct evhttp *http, const char *name, const char *section,
-                         mc_err *err)
+                         struct evhttp_bound_socket **bound, mc_err *err)
 {
     const char *text = mc_config_str(o->cfg, section, "listen");
     char host[256];
@@ -376,6 +401,8 @@ static int bind_listener(origin *o, struct evhttp *http, const char *name, const
     if (!bs)
         return mc_config_fail(o->cfg, err, MC_E_IO, section, "listen", "cannot listen on %s: %s",
                               text, strerror(errno));
+    if (bound)
+        *bound = bs;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -551,10 +578,30 @@ static int setup_ctlapi(origin *o, mc_err *err)
     return 0;
 }
 
+static void on_drain_timeout(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    origin *o = ud;
+    mc_log_info("main", "msg=\"drain timeout\" unfinished=%d", o->s3_inflight);
+    event_base_loopbreak(o->base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
     (void)what;
     origin *o = ud;
+    if (sig == SIGTERM && !o->draining && o->s3_inflight > 0 && o->s3_bound) {
+        const struct timeval tv = {DRAIN_TIMEOUT_S, 0};
+        o->draining = true;
+        evhttp_del_accept_socket(o->s3_http, o->s3_bound);
+        o->s3_bound = NULL;
+        o->drain_timer = evtimer_new(o->base, on_drain_timeout, o);
+        if (o->drain_timer && evtimer_add(o->drain_timer, &tv) == 0) {
+            mc_log_info("main", "msg=draining signal=%d inflight=%d", (int)sig, o->s3_inflight);
+            return;
+        }
+    }
     mc_log_info("main", "msg=stopping signal=%d", (int)sig);
     event_base_loopbreak(o->base);
 }
@@ -672,9 +719,9 @@ static int setup_loop(origin *o, mc_err *err)
         return mc_err_set(err, MC_E_NOMEM, "cannot set up the control listener");
     int rc = setup_ctlapi(o, err);
     if (rc == 0)
-        rc = bind_listener(o, o->s3_http, "s3", "origin", err);
+        rc = bind_listener(o, o->s3_http, "s3", "origin", &o->s3_bound, err);
     if (rc == 0)
-        rc = bind_listener(o, o->ctl_http, "control", "control", err);
+        rc = bind_listener(o, o->ctl_http, "control", "control", NULL, err);
     return rc;
 }
 
@@ -692,6 +739,8 @@ static void origin_free(origin *o)
         event_free(o->sig_term);
     if (o->sig_hup)
         event_free(o->sig_hup);
+    if (o->drain_timer)
+        event_free(o->drain_timer);
     if (o->base)
         event_base_free(o->base);    /* runs the connections' last finalizers */
     mc_guard_free(o->s3_guard);      /* after those: the connections point to it */

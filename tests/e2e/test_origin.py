@@ -789,5 +789,46 @@ class OriginWriteTest(unittest.TestCase):
         self.assert_error(self.req("DELETE", path), 404, "NoSuchUpload")
 
 
+class OriginDrain(unittest.TestCase):
+    """SIGTERM lets a response being written finish (an edge fetching from an
+    origin that is taken out must not get a body cut short); found by
+    deploy/lab (test_lab.py), where tiers' fills were cut at the origin's stop."""
+
+    def test_sigterm_finishes_the_response_in_progress(self):
+        import socket
+        import signal
+        tmp = h.tempdir(self)
+        os.makedirs(f"{tmp}/root/bkt")
+        body = os.urandom(24 << 20)            # more than the socket buffers hold
+        with open(f"{tmp}/root/bkt/big.bin", "wb") as f:
+            f.write(body)
+        keys = h.write_keys(f"{tmp}/keys", [(AK, SECRET)])
+        d = h.Daemon(ORIGIN, ["--root", f"{tmp}/root", "--keys", keys, "--listen", "127.0.0.1:0",
+                              "--control", "127.0.0.1:0"])
+        self.addCleanup(d.stop)
+        host, port = d.addr["s3"]
+        hdrs = h.sign("GET", f"http://{host}:{port}/bkt/big.bin", {}, AK, SECRET)
+        s = socket.create_connection((host, port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(("GET /bkt/big.bin HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+                   + "Connection: close\r\n\r\n").encode())
+        first = s.recv(65536)
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first[:100])
+        d.proc.send_signal(signal.SIGTERM)
+        d.wait_log(r"msg=draining")
+        # new connections are refused while it drains
+        with self.assertRaises(OSError):
+            socket.create_connection((host, port), timeout=2).close()
+        got = bytearray(first)
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        self.assertEqual(bytes(got).partition(b"\r\n\r\n")[2], body)
+        self.assertEqual(d.proc.wait(10), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

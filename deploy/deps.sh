@@ -23,8 +23,9 @@ if [ "${1:-}" = "--test" ]; then
          systemd-container chromium etcd-server etcd-client)
 fi
 if [ "${1:-}" = "--bench" ]; then
-  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver
-  pkgs+=(python3 nginx varnish wrk)
+  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver;
+  # linux-perf, strace: tests/bench/syscalls.sh counts syscalls and CPU time per request
+  pkgs+=(python3 nginx varnish wrk linux-perf strace)
 fi
 
 missing=()

@@ -54,6 +54,8 @@ struct mc_http_conn {
     int body_chunked;
     int chunk_state;            /* chunked decoding: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
     struct event *head_timer;   /* opts.header_timeout_ms from a head's first byte */
+    int plain_fd;               /* the socket when not TLS (written directly), else -1 */
+    int peer_eof;               /* plain: the viewer closed its side while being answered */
     int counted;                /* holds one unit of *opts.open_count */
     char peer[64];
     mc_http_conn *prev, *next;  /* in *opts.registry */
@@ -324,8 +326,26 @@ static void reset_exchange(mc_http_conn *c)
     c->head = NULL;
 }
 
+/* A plain socket's answer goes out now, in one writev, rather than on the
+ * loop's next turn: a hit then costs no write interest at all (switched on
+ * by mc_http_respond_start, off again here before the loop applies it).
+ * Whatever the socket does not take (full, or an error) stays for the
+ * bufferevent, which reports errors through on_event as before. */
+static void write_now(mc_http_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->plain_fd < 0 || evbuffer_get_length(out) == 0)
+        return;
+    evbuffer_unfreeze(out, 1);                /* a bufferevent keeps its output's start frozen */
+    evbuffer_write(out, c->plain_fd);
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
 static void finish_or_next(mc_http_conn *c)
 {
+    write_now(c);
     if (c->close_after) {
         c->state = CONN_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -338,7 +358,12 @@ static void finish_or_next(mc_http_conn *c)
     }
     c->state = CONN_READING;
     reset_exchange(c);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->peer_eof)
+        bufferevent_enable(c->bev, EV_READ);  /* a plain socket's still is: no syscall */
+    else if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        conn_close_clean(c, 1);
+        return;
+    }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);                   /* a pipelined request is waiting */
 }
@@ -380,6 +405,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (end.pos < 0) {
         if (evbuffer_get_length(in) > MC_HTTP_MAX_HEAD)
             error_response(c, 431);
+        else if (c->peer_eof)
+            conn_close_clean(c, 1);           /* the rest of this head will never come */
         return;
     }
     if ((size_t)end.pos + 4 > MC_HTTP_MAX_HEAD) {
@@ -408,8 +435,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->req.has_body && c->opts.max_body) {
         c->state = CONN_BODY;
         const char *expect = mc_http_req_header(&c->req, "Expect");
-        if (expect && strcasecmp(expect, "100-continue") == 0 && c->req.minor >= 1)
+        if (expect && strcasecmp(expect, "100-continue") == 0 && c->req.minor >= 1) {
             evbuffer_add_printf(bufferevent_get_output(bev), "HTTP/1.1 100 Continue\r\n\r\n");
+            bufferevent_enable(bev, EV_WRITE);
+        }
         read_body(c);
         return;
     }
@@ -419,7 +448,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void dispatch(mc_http_conn *c)
 {
     c->state = CONN_HANDLING;
-    bufferevent_disable(c->bev, EV_READ);     /* one request at a time */
+    /* One request at a time. A plain socket keeps its read interest (turning
+     * it off and on costs two epoll_ctl per request): what arrives meanwhile
+     * waits in the input buffer (bounded by its high watermark), and an EOF
+     * or the idle timeout is only noted (on_event) until the answer is out. */
+    if (c->plain_fd < 0)
+        bufferevent_disable(c->bev, EV_READ);
     c->opts.handler(c, &c->req, c->opts.ud);
 }
 
@@ -532,6 +566,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     mc_http_conn *c = arg;
     (void)bev;
+    if (c->state != CONN_READING && c->state != CONN_BODY && (what & BEV_EVENT_READING) &&
+        !(what & BEV_EVENT_ERROR)) {
+        /* a plain socket reading while it answers (see dispatch): the read
+         * side is off now; an EOF closes once the answer and the pipelined
+         * requests before it are done, an idle read timeout is not one */
+        if (what & BEV_EVENT_EOF)
+            c->peer_eof = 1;
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state == CONN_HANDLING)
             mc_counter_add(&mc_stats_global.client_aborts, 1);
@@ -579,6 +622,7 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     c->opts = *opts;
     c->bev = bev;
     int fd = (int)bufferevent_getfd(bev);
+    c->plain_fd = bufferevent_openssl_get_ssl(bev) ? -1 : fd;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -607,7 +651,8 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     bufferevent_set_max_single_write(c->bev, MAX_SINGLE_WRITE);
     reset_exchange(c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* a plain socket's write interest is on only while an answer is out */
+    bufferevent_enable(c->bev, c->plain_fd < 0 ? EV_READ | EV_WRITE : EV_READ);
     if (opts->registry) {
         c->next = *opts->registry;
         if (c->next)
@@ -647,6 +692,8 @@ void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, cons
     assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && !c->started);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     c->started = 1;
+    if (c->plain_fd >= 0)
+        bufferevent_enable(c->bev, EV_WRITE);
     c->no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason ? reason : mc_http_reason(status));
     if (c->opts.server_name)

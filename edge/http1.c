@@ -56,6 +56,7 @@ struct mc_http_conn {
     struct event *head_timer;   /* opts.header_timeout_ms from a head's first byte */
     int plain_fd;               /* the socket when not TLS (written directly), else -1 */
     int peer_eof;               /* plain: the viewer closed its side while being answered */
+    struct event *rev;          /* plain: read interest of our own (read_sock), else NULL */
     int counted;                /* holds one unit of *opts.open_count */
     char peer[64];
     mc_http_conn *prev, *next;  /* in *opts.registry */
@@ -73,6 +74,8 @@ static void conn_free(mc_http_conn *c)
         atomic_fetch_sub_explicit(c->opts.open_count, 1, memory_order_relaxed);
     if (c->head_timer)
         event_free(c->head_timer);
+    if (c->rev)
+        event_free(c->rev);
     if (c->prev)
         c->prev->next = c->next;
     else if (c->opts.registry)
@@ -326,6 +329,27 @@ static void reset_exchange(mc_http_conn *c)
     c->head = NULL;
 }
 
+/* Read interest on or off. A plain socket reads through its own event
+ * (read_sock); re-adding it while pending only restarts the idle timeout
+ * (no syscall). A TLS connection reads through its bufferevent. */
+static void read_on(mc_http_conn *c)
+{
+    if (c->rev) {
+        struct timeval tv = {c->opts.timeout_ms / 1000, (c->opts.timeout_ms % 1000) * 1000};
+        event_add(c->rev, c->opts.timeout_ms > 0 ? &tv : NULL);
+    } else {
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void read_off(mc_http_conn *c)
+{
+    if (c->rev)
+        event_del(c->rev);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
 /* A plain socket's answer goes out now, in one writev, rather than on the
  * loop's next turn: a hit then costs no write interest at all (switched on
  * by mc_http_respond_start, off again here before the loop applies it).
@@ -359,7 +383,7 @@ static void finish_or_next(mc_http_conn *c)
     c->state = CONN_READING;
     reset_exchange(c);
     if (!c->peer_eof)
-        bufferevent_enable(c->bev, EV_READ);  /* a plain socket's still is: no syscall */
+        read_on(c);                           /* a plain socket's still is: no syscall */
     else if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
         conn_close_clean(c, 1);
         return;
@@ -541,7 +565,7 @@ static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
     if (c->state != CONN_READING)
         return;
     mc_counter_add(&mc_stats_global.header_timeouts, 1);
-    bufferevent_disable(c->bev, EV_READ);
+    read_off(c);
     error_response(c, 408);
 }
 
@@ -585,6 +609,48 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* A plain socket's reads: one recv into the input buffer, no FIONREAD
+ * first (what evbuffer_read does on every read), then on_read as the
+ * bufferevent would call it; EOF, errors and the idle timeout go to
+ * on_event as the bufferevent would report them. */
+#define READ_SIZE (4096u - 128u)   /* with libevent's chain header: one 4 KiB block */
+static void read_sock(evutil_socket_t fd, short what, void *arg)
+{
+    mc_http_conn *c = arg;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        if (c->state == CONN_READING || c->state == CONN_BODY)
+            on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+        return;                               /* answering: not idle */
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    int err = ENOMEM;
+    evbuffer_unfreeze(in, 0);                 /* a bufferevent keeps its input's end frozen */
+    if (evbuffer_reserve_space(in, READ_SIZE, &v, 1) >= 1) {
+        n = recv(fd, v.iov_base, v.iov_len, 0);
+        err = errno;
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(in, &v, 1);
+        }
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0) {
+        /* answering a request: what a pipelining client sends meanwhile
+         * waits, up to a bound (finish_or_next reads on) */
+        if (c->state != CONN_READING && c->state != CONN_BODY && evbuffer_get_length(in) > MC_HTTP_MAX_HEAD * 4)
+            event_del(c->rev);
+        on_read(c->bev, c);
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    event_del(c->rev);
+    on_event(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+}
+
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts)
 {
     struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -608,6 +674,13 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     mc_http_conn *c = calloc(1, sizeof *c);
     if (c && opts->header_timeout_ms > 0 &&
         !(c->head_timer = evtimer_new(bufferevent_get_base(bev), on_head_timeout, c))) {
+        free(c);
+        c = NULL;
+    }
+    if (c && !bufferevent_openssl_get_ssl(bev) &&
+        !(c->rev = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST, read_sock, c))) {
+        if (c->head_timer)
+            event_free(c->head_timer);
         free(c);
         c = NULL;
     }
@@ -642,17 +715,22 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     atomic_fetch_add_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.connections_total, 1);
     struct timeval tv = {opts->timeout_ms / 1000, (opts->timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_set_timeouts(c->bev, c->rev ? NULL : &tv, &tv);   /* plain: read_on's */
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATERMARK, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
+    if (!c->rev)
+        bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
     /* libevent writes at most 16 KiB per call by default: a 256 KiB chunk
      * took 16 syscalls and loop turns (1,000 viewers of one 4 MiB object:
      * 88 s before, see README "Coalescing") */
     bufferevent_set_max_single_write(c->bev, MAX_SINGLE_WRITE);
     reset_exchange(c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    /* a plain socket's write interest is on only while an answer is out */
-    bufferevent_enable(c->bev, c->plain_fd < 0 ? EV_READ | EV_WRITE : EV_READ);
+    /* a plain socket's write interest is on only while an answer is out,
+     * and it reads through read_sock */
+    if (c->plain_fd < 0)
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    else
+        read_on(c);
     if (opts->registry) {
         c->next = *opts->registry;
         if (c->next)
@@ -813,7 +891,7 @@ void mc_http_abort(mc_http_conn *c)
     if (c->started && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
         c->state = CONN_CLOSING;
         c->aborted = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        read_off(c);
         return;
     }
     conn_free(c);

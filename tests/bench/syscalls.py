@@ -156,7 +156,7 @@ def main():
                       flush=True)
                 if a.perf_record and t.name == "meshcdn":
                     data = f"{run}/perf-{label}.data"
-                    p = subprocess.Popen(["perf", "record", "-g", "-o", data, "-p", str(pid)],
+                    p = subprocess.Popen(["perf", "record", "-F", "20000", "-g", "-o", data, "-p", str(pid)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(0.3)
                     wrk_count(url, conns, a.seconds)

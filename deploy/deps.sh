@@ -24,8 +24,9 @@ if [ "${1:-}" = "--test" ]; then
 fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver;
-  # linux-perf, strace: tests/bench/syscalls.sh counts syscalls and CPU time per request
-  pkgs+=(python3 nginx varnish wrk linux-perf strace)
+  # linux-perf, strace: tests/bench/syscalls.sh counts syscalls and CPU time per request;
+  # valgrind: tests/bench/instr.sh counts user-space instructions per request
+  pkgs+=(python3 nginx varnish wrk linux-perf strace valgrind)
 fi
 
 missing=()

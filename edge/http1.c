@@ -40,7 +40,9 @@ struct mc_http_conn {
     conn_state state;
     mc_http_server_opts opts;
     mc_http_req req;
-    char *head;                 /* owned copy of the request head; req points into it */
+    char *head;                 /* owned copy of the request head, then req.headers' slots;
+                                 * req points into it (one allocation, none while idle) */
+    int max_headers;            /* slots after the head: as many as its bytes can hold */
     mc_http_owner owner;
     int has_owner;
     int started;                /* status line sent */
@@ -188,12 +190,19 @@ static int has_token(const char *list, const char *token)
     return 0;
 }
 
+/* Where the header slots start after a head of n bytes and its NUL. */
+static size_t head_slots_at(size_t n)
+{
+    return (n + 1 + _Alignof(mc_http_header) - 1) & ~(_Alignof(mc_http_header) - 1);
+}
+
 /* Parse the head in c->head (NUL-terminated, CRLF lines, final blank line
  * removed). Returns 0 or an HTTP status to answer with. */
 static int parse_head(mc_http_conn *c)
 {
     mc_http_req *r = &c->req;
     memset(r, 0, sizeof *r);
+    r->headers = (mc_http_header *)(void *)(c->head + head_slots_at(strlen(c->head)));
     char *line = c->head, *eol = strstr(line, "\r\n");
     if (eol)
         *eol = '\0';
@@ -230,7 +239,7 @@ static int parse_head(mc_http_conn *c)
         for (char *n = p; n < colon; n++)
             if (!is_tchar((unsigned char)*n))
                 return 400;                   /* includes whitespace before ':' */
-        if (r->nheaders == MC_HTTP_MAX_HEADERS)
+        if (r->nheaders == c->max_headers)
             return 431;
         *colon = '\0';
         char *v = colon + 1, *ve = v + strlen(v);
@@ -440,7 +449,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->head_timer)
         evtimer_del(c->head_timer);
     size_t n = (size_t)end.pos + 2;           /* keep the last header's CRLF */
-    c->head = malloc(n + 1);
+    /* a header line is at least "a:" CRLF: a head of n bytes has at most n/4 */
+    c->max_headers = n / 4 + 1 < MC_HTTP_MAX_HEADERS ? (int)(n / 4 + 1) : MC_HTTP_MAX_HEADERS;
+    c->head = malloc(head_slots_at(n) + (size_t)c->max_headers * sizeof(mc_http_header));
     if (!c->head) {
         conn_free(c);
         return;

@@ -49,7 +49,7 @@ typedef struct mc_http_req {
     int minor;            /* HTTP/1.<minor> */
     int is_head;
     int keepalive;        /* the connection may be reused after this response */
-    mc_http_header headers[MC_HTTP_MAX_HEADERS];
+    mc_http_header *headers;   /* nheaders of them (at most MC_HTTP_MAX_HEADERS), owned by the connection */
     int nheaders;
     int has_body;         /* Content-Length > 0 or Transfer-Encoding: chunked */
     const unsigned char *body;  /* the body read (opts.max_body > 0), else NULL */

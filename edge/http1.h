@@ -13,6 +13,10 @@
  * A connection runs over a plain socket or any ready bufferevent (TLS: a
  * bufferevent_openssl); over TLS a clean close sends close_notify and
  * mc_http_abort does not, so a cut body stays visibly cut.
+ * Cost: a plain socket reads with one recv per wakeup, keeps its read
+ * interest while a request is handled, and writes a finished answer at once
+ * (one writev), so a keep-alive hit makes no epoll_ctl; write interest is
+ * on only while output waits (the loops use epoll's changelist).
  *
  * Threads: a connection lives on one worker's event loop; every function
  * here must be called on that loop.

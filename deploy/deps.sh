@@ -25,8 +25,10 @@ if [ "${1:-}" = "--test" ]; then
          systemd-container chromium etcd-server etcd-client python3-brotli brotli iproute2)
 fi
 if [ "${1:-}" = "--bench" ]; then
-  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver
-  pkgs+=(python3 nginx varnish wrk)
+  # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver;
+  # linux-perf, strace: tests/bench/syscalls.sh counts syscalls and CPU time per request;
+  # valgrind: tests/bench/instr.sh counts user-space instructions per request
+  pkgs+=(python3 nginx varnish wrk linux-perf strace valgrind)
 fi
 
 missing=()

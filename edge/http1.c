@@ -43,7 +43,9 @@ struct mc_http_conn {
     conn_state state;
     mc_http_server_opts opts;
     mc_http_req req;
-    char *head;                 /* owned copy of the request head; req points into it */
+    char *head;                 /* owned copy of the request head, then req.headers' slots;
+                                 * req points into it (one allocation, none while idle) */
+    int max_headers;            /* slots after the head: as many as its bytes can hold */
     mc_http_owner owner;
     int has_owner;
     int started;                /* status line sent */
@@ -57,6 +59,9 @@ struct mc_http_conn {
     int body_chunked;
     int chunk_state;            /* chunked decoding: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
     struct event *head_timer;   /* opts.header_timeout_ms from a head's first byte */
+    int plain_fd;               /* the socket when not TLS (written directly), else -1 */
+    int peer_eof;               /* plain: the viewer closed its side while being answered */
+    struct event *rev;          /* plain: read interest of our own (read_sock), else NULL */
     int counted;                /* holds one unit of *opts.open_count */
     int client_slot;            /* holds one unit of opts.clients->slot[client_slot]; -1: none */
     char peer[64];
@@ -77,6 +82,8 @@ static void conn_free(mc_http_conn *c)
         atomic_fetch_sub_explicit(&c->opts.clients->slot[c->client_slot], 1, memory_order_relaxed);
     if (c->head_timer)
         event_free(c->head_timer);
+    if (c->rev)
+        event_free(c->rev);
     if (c->prev)
         c->prev->next = c->next;
     else if (c->opts.registry)
@@ -189,12 +196,19 @@ static int has_token(const char *list, const char *token)
     return 0;
 }
 
+/* Where the header slots start after a head of n bytes and its NUL. */
+static size_t head_slots_at(size_t n)
+{
+    return (n + 1 + _Alignof(mc_http_header) - 1) & ~(_Alignof(mc_http_header) - 1);
+}
+
 /* Parse the head in c->head (NUL-terminated, CRLF lines, final blank line
  * removed). Returns 0 or an HTTP status to answer with. */
 static int parse_head(mc_http_conn *c)
 {
     mc_http_req *r = &c->req;
     memset(r, 0, sizeof *r);
+    r->headers = (mc_http_header *)(void *)(c->head + head_slots_at(strlen(c->head)));
     char *line = c->head, *eol = strstr(line, "\r\n");
     if (eol)
         *eol = '\0';
@@ -231,7 +245,7 @@ static int parse_head(mc_http_conn *c)
         for (char *n = p; n < colon; n++)
             if (!is_tchar((unsigned char)*n))
                 return 400;                   /* includes whitespace before ':' */
-        if (r->nheaders == MC_HTTP_MAX_HEADERS)
+        if (r->nheaders == c->max_headers)
             return 431;
         *colon = '\0';
         char *v = colon + 1, *ve = v + strlen(v);
@@ -330,8 +344,47 @@ static void reset_exchange(mc_http_conn *c)
     c->head = NULL;
 }
 
+/* Read interest on or off. A plain socket reads through its own event
+ * (read_sock); re-adding it while pending only restarts the idle timeout
+ * (no syscall). A TLS connection reads through its bufferevent. */
+static void read_on(mc_http_conn *c)
+{
+    if (c->rev) {
+        struct timeval tv = {c->opts.timeout_ms / 1000, (c->opts.timeout_ms % 1000) * 1000};
+        event_add(c->rev, c->opts.timeout_ms > 0 ? &tv : NULL);
+    } else {
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void read_off(mc_http_conn *c)
+{
+    if (c->rev)
+        event_del(c->rev);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+/* A plain socket's answer goes out now, in one writev, rather than on the
+ * loop's next turn: a hit then costs no write interest at all (switched on
+ * by mc_http_respond_start, off again here before the loop applies it).
+ * Whatever the socket does not take (full, or an error) stays for the
+ * bufferevent, which reports errors through on_event as before. */
+static void write_now(mc_http_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->plain_fd < 0 || evbuffer_get_length(out) == 0)
+        return;
+    evbuffer_unfreeze(out, 1);                /* a bufferevent keeps its output's start frozen */
+    evbuffer_write(out, c->plain_fd);
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
 static void finish_or_next(mc_http_conn *c)
 {
+    write_now(c);
     if (c->close_after) {
         c->state = CONN_CLOSING;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -344,7 +397,12 @@ static void finish_or_next(mc_http_conn *c)
     }
     c->state = CONN_READING;
     reset_exchange(c);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->peer_eof)
+        read_on(c);                           /* a plain socket's still is: no syscall */
+    else if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        conn_close_clean(c, 1);
+        return;
+    }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         on_read(c->bev, c);                   /* a pipelined request is waiting */
 }
@@ -386,6 +444,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (end.pos < 0) {
         if (evbuffer_get_length(in) > MC_HTTP_MAX_HEAD)
             error_response(c, 431);
+        else if (c->peer_eof)
+            conn_close_clean(c, 1);           /* the rest of this head will never come */
         return;
     }
     if ((size_t)end.pos + 4 > MC_HTTP_MAX_HEAD) {
@@ -395,7 +455,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->head_timer)
         evtimer_del(c->head_timer);
     size_t n = (size_t)end.pos + 2;           /* keep the last header's CRLF */
-    c->head = malloc(n + 1);
+    /* a header line is at least "a:" CRLF: a head of n bytes has at most n/4 */
+    c->max_headers = n / 4 + 1 < MC_HTTP_MAX_HEADERS ? (int)(n / 4 + 1) : MC_HTTP_MAX_HEADERS;
+    c->head = malloc(head_slots_at(n) + (size_t)c->max_headers * sizeof(mc_http_header));
     if (!c->head) {
         conn_free(c);
         return;
@@ -414,8 +476,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->req.has_body && c->opts.max_body) {
         c->state = CONN_BODY;
         const char *expect = mc_http_req_header(&c->req, "Expect");
-        if (expect && strcasecmp(expect, "100-continue") == 0 && c->req.minor >= 1)
+        if (expect && strcasecmp(expect, "100-continue") == 0 && c->req.minor >= 1) {
             evbuffer_add_printf(bufferevent_get_output(bev), "HTTP/1.1 100 Continue\r\n\r\n");
+            bufferevent_enable(bev, EV_WRITE);
+        }
         read_body(c);
         return;
     }
@@ -425,7 +489,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void dispatch(mc_http_conn *c)
 {
     c->state = CONN_HANDLING;
-    bufferevent_disable(c->bev, EV_READ);     /* one request at a time */
+    /* One request at a time. A plain socket keeps its read interest (turning
+     * it off and on costs two epoll_ctl per request): what arrives meanwhile
+     * waits in the input buffer (bounded by its high watermark), and an EOF
+     * or the idle timeout is only noted (on_event) until the answer is out. */
+    if (c->plain_fd < 0)
+        bufferevent_disable(c->bev, EV_READ);
     c->opts.handler(c, &c->req, c->opts.ud);
 }
 
@@ -513,7 +582,7 @@ static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
     if (c->state != CONN_READING)
         return;
     mc_counter_add(&mc_stats_global.header_timeouts, 1);
-    bufferevent_disable(c->bev, EV_READ);
+    read_off(c);
     error_response(c, 408);
 }
 
@@ -538,6 +607,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     mc_http_conn *c = arg;
     (void)bev;
+    if (c->state != CONN_READING && c->state != CONN_BODY && (what & BEV_EVENT_READING) &&
+        !(what & BEV_EVENT_ERROR)) {
+        /* a plain socket reading while it answers (see dispatch): the read
+         * side is off now; an EOF closes once the answer and the pipelined
+         * requests before it are done, an idle read timeout is not one */
+        if (what & BEV_EVENT_EOF)
+            c->peer_eof = 1;
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state == CONN_HANDLING)
             mc_counter_add(&mc_stats_global.client_aborts, 1);
@@ -546,6 +624,48 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         else
             conn_close_clean(c, 1);
     }
+}
+
+/* A plain socket's reads: one recv into the input buffer, no FIONREAD
+ * first (what evbuffer_read does on every read), then on_read as the
+ * bufferevent would call it; EOF, errors and the idle timeout go to
+ * on_event as the bufferevent would report them. */
+#define READ_SIZE (4096u - 128u)   /* with libevent's chain header: one 4 KiB block */
+static void read_sock(evutil_socket_t fd, short what, void *arg)
+{
+    mc_http_conn *c = arg;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (what & EV_TIMEOUT) {
+        if (c->state == CONN_READING || c->state == CONN_BODY)
+            on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+        return;                               /* answering: not idle */
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    int err = ENOMEM;
+    evbuffer_unfreeze(in, 0);                 /* a bufferevent keeps its input's end frozen */
+    if (evbuffer_reserve_space(in, READ_SIZE, &v, 1) >= 1) {
+        n = recv(fd, v.iov_base, v.iov_len, 0);
+        err = errno;
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(in, &v, 1);
+        }
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0) {
+        /* answering a request: what a pipelining client sends meanwhile
+         * waits, up to a bound (finish_or_next reads on) */
+        if (c->state != CONN_READING && c->state != CONN_BODY && evbuffer_get_length(in) > MC_HTTP_MAX_HEAD * 4)
+            event_del(c->rev);
+        on_read(c->bev, c);
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    event_del(c->rev);
+    on_event(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
 }
 
 int mc_http_conn_new(struct event_base *base, int fd, const mc_http_server_opts *opts)
@@ -634,6 +754,13 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
         free(c);
         c = NULL;
     }
+    if (c && !bufferevent_openssl_get_ssl(bev) &&
+        !(c->rev = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST, read_sock, c))) {
+        if (c->head_timer)
+            event_free(c->head_timer);
+        free(c);
+        c = NULL;
+    }
     if (!c) {
         if (opts->open_count)
             atomic_fetch_sub_explicit(opts->open_count, 1, memory_order_relaxed);
@@ -647,6 +774,7 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     c->magic = MC_CONN_MAGIC;
     c->opts = *opts;
     c->bev = bev;
+    c->plain_fd = bufferevent_openssl_get_ssl(bev) ? -1 : fd;
     if (have_peer) {
         char ip[INET6_ADDRSTRLEN] = "?";
         int port = 0;
@@ -664,16 +792,22 @@ int mc_http_conn_new_bev(struct bufferevent *bev, const mc_http_server_opts *opt
     atomic_fetch_add_explicit(&mc_stats_global.connections_open, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.connections_total, 1);
     struct timeval tv = {opts->timeout_ms / 1000, (opts->timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_set_timeouts(c->bev, c->rev ? NULL : &tv, &tv);   /* plain: read_on's */
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATERMARK, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
+    if (!c->rev)
+        bufferevent_setwatermark(c->bev, EV_READ, 0, MC_HTTP_MAX_HEAD * 4);
     /* libevent writes at most 16 KiB per call by default: a 256 KiB chunk
      * took 16 syscalls and loop turns (1,000 viewers of one 4 MiB object:
      * 88 s before, see README "Coalescing") */
     bufferevent_set_max_single_write(c->bev, MAX_SINGLE_WRITE);
     reset_exchange(c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* a plain socket's write interest is on only while an answer is out,
+     * and it reads through read_sock */
+    if (c->plain_fd < 0)
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    else
+        read_on(c);
     if (opts->registry) {
         c->next = *opts->registry;
         if (c->next)
@@ -713,6 +847,8 @@ void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, cons
     assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && !c->started);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     c->started = 1;
+    if (c->plain_fd >= 0)
+        bufferevent_enable(c->bev, EV_WRITE);
     c->no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason ? reason : mc_http_reason(status));
     if (c->opts.server_name)
@@ -832,7 +968,7 @@ void mc_http_abort(mc_http_conn *c)
     if (c->started && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
         c->state = CONN_CLOSING;
         c->aborted = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        read_off(c);
         return;
     }
     conn_free(c);

@@ -14,6 +14,10 @@
  * A connection runs over a plain socket or any ready bufferevent (TLS: a
  * bufferevent_openssl); over TLS a clean close sends close_notify and
  * mc_http_abort does not, so a cut body stays visibly cut.
+ * Cost: a plain socket reads with one recv per wakeup, keeps its read
+ * interest while a request is handled, and writes a finished answer at once
+ * (one writev), so a keep-alive hit makes no epoll_ctl; write interest is
+ * on only while output waits (the loops use epoll's changelist).
  *
  * Threads: a connection lives on one worker's event loop; every function
  * here must be called on that loop.
@@ -51,7 +55,7 @@ typedef struct mc_http_req {
     int minor;            /* HTTP/1.<minor> */
     int is_head;
     int keepalive;        /* the connection may be reused after this response */
-    mc_http_header headers[MC_HTTP_MAX_HEADERS];
+    mc_http_header *headers;   /* nheaders of them (at most MC_HTTP_MAX_HEADERS), owned by the connection */
     int nheaders;
     int has_body;         /* Content-Length > 0 or Transfer-Encoding: chunked */
     const unsigned char *body;  /* the body read (opts.max_body > 0), else NULL */

@@ -102,16 +102,17 @@ static void on_fill_drain(void *arg)
     mc_fill_drained(arg);
 }
 
-/* Copy chunks into the client's buffer until it holds about two chunks. */
+/* Copy chunks straight from the map into the client's buffer until it
+ * holds about two chunks (one copy; the read transaction ends before this
+ * returns to the loop). */
 static void pump_hit(mc_resp *r)
 {
     while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
-        /* serve_hit leaves the first chunk, already verified, in scratch */
-        int n = (int)r->scratch.len;
-        if (n == 0)
-            n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
+        const void *data = NULL;
+        int n = mc_store_view_chunk(r->w->reader, r->skey, r->meta.seq, idx, &data);
         if (n < 0) {
+            mc_store_view_end(r->w->reader);
             /* damaged (checksum) or replaced under us after the headers went
              * out: abort the connection, never a wrong or short body; a
              * damaged object is deleted so the next request refetches it */
@@ -122,8 +123,8 @@ static void pump_hit(mc_resp *r)
             mc_resp_fail(r, 502);
             return;
         }
-        int complete = mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, r->scratch.data, (size_t)n);
-        mc_buf_reset(&r->scratch);
+        int complete = mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n);
+        mc_store_view_end(r->w->reader);
         if (complete)
             break;
     }
@@ -142,19 +143,22 @@ static void serve_hit(mc_resp *r, mc_result result)
     r->result = result;
     mc_store_touch(r->w->node->store, r->skey);   /* SIEVE's visited bit */
     mc_resp_plan(r, r->meta.status, r->meta.headers, (int64_t)r->meta.length);
-    mc_buf_reset(&r->scratch);
+    const void *first = NULL;
+    int n = 0;
+    uint32_t idx = (uint32_t)(r->first / (r->meta.chunk_size ? r->meta.chunk_size : 1));
     if (r->has_body) {
         /* Read and verify the first chunk to send before the headers go out:
          * a damaged or vanished chunk here (most objects are one chunk) turns
-         * the hit into a miss, and the viewer gets the origin's bytes. */
-        uint32_t idx = (uint32_t)(r->first / r->meta.chunk_size);
-        int n = mc_store_read_chunk(r->w->reader, r->skey, r->meta.seq, idx, &r->scratch);
+         * the hit into a miss, and the viewer gets the origin's bytes. It is
+         * copied from the map once, after the headers, in the same read
+         * transaction. */
+        n = mc_store_view_chunk(r->w->reader, r->skey, r->meta.seq, idx, &first);
         if (n < 0) {
+            mc_store_view_end(r->w->reader);
             mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable, refetching\" chunk=%u error=%s",
                         r->keystr, idx, mc_err_name(n));
             if (n == MC_E_CHECKSUM)
                 mc_store_delete(r->w->node->store, r->skey);
-            mc_buf_reset(&r->scratch);
             if (result == MC_RESULT_STALE && r->detail && strcmp(r->detail, "stale-if-error") == 0) {
                 /* the fill that failed is calling us: no copy, no origin */
                 mc_resp_fail(r, 502);
@@ -176,6 +180,8 @@ static void serve_hit(mc_resp *r, mc_result result)
     }
     mc_http_owner o = {on_hit_drain, on_resp_close, r};
     mc_http_set_owner(r->conn, &o);
+    mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, first, (size_t)n);
+    mc_store_view_end(r->w->reader);
     pump_hit(r);
 }
 

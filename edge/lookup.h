@@ -8,8 +8,9 @@
  * the query exactly as received when there is one; the key is its XXH3-128.
  * The same normalised path, in S3 encoding, is what goes upstream.
  *
- * A hit is streamed chunk by chunk: each chunk is copied out of the map in
- * its own short read transaction when the client's backlog has drained, so
+ * A hit is streamed chunk by chunk: each chunk is copied from the map
+ * straight into the viewer's output buffer (mc_store_view_chunk), in its
+ * own short read transaction when the client's backlog has drained, so
  * a slow client never pins the map and memory per response is one chunk.
  * The first chunk to send is read and its checksum verified before the
  * headers go out: if it fails (or is gone), the hit becomes a miss (a

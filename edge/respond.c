@@ -35,7 +35,6 @@ void mc_resp_free(mc_resp *r)
         mc_fill_leave(r);
     if (r->has_meta)
         mc_object_meta_free(&r->meta);
-    mc_buf_free(&r->scratch);
     free(r->keystr);
     free(r->skeystr);
     free(r->s3path);
@@ -209,6 +208,7 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
      * replayed, the page's Origin decides at response time (mesh.h) */
     int cors = r->pol && r->pol->cors_origins[0];
     mc_buf h = MC_BUF_INIT;
+    mc_buf_reserve(&h, (hdrs ? strlen(hdrs) : 0) + 384);   /* one allocation for the whole block */
     for (const char *p = hdrs; p && *p;) {
         const char *eol = strstr(p, "\r\n");
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
@@ -381,6 +381,8 @@ void mc_access_log(const mc_access *a)
 
 static void access_log(mc_resp *r, int status)
 {
+    if (mc_log_get_level() > MC_LOG_INFO)
+        return;                 /* the line is not written: do none of its work */
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double up = -1;

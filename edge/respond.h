@@ -56,7 +56,6 @@ typedef struct mc_resp {
     /* hits: stream from the store chunk by chunk */
     mc_object_meta meta;
     int has_meta;
-    mc_buf scratch;
     /* misses: attached to a fill (subscriber or waiter list) */
     mc_fill *fill;
     int waiting;                /* parked until the fill publishes or fails */

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ struct mc_store {
 struct mc_store_reader {
     mc_store *s;
     MDB_txn *txn;   /* reset between calls: never held across I/O */
+    int viewing;    /* renewed by mc_store_view_chunk until mc_store_view_end */
 };
 
 /* ---------- metadata encoding ---------- */
@@ -1528,7 +1530,7 @@ int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out)
 {
     unsigned char kb[16];
     mc_hash128_bytes(key, kb);
-    if (mdb_txn_renew(r->txn) != 0)
+    if (!r->viewing && mdb_txn_renew(r->txn) != 0)
         return MC_E_IO;
     MDB_val k = {16, kb}, d;
     int rc = mdb_get(r->txn, r->s->objects, &k, &d);
@@ -1536,33 +1538,60 @@ int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out)
         rc = mc_object_meta_decode(d.mv_data, d.mv_size, out);
     else
         rc = rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
-    mdb_txn_reset(r->txn);
+    if (!r->viewing)
+        mdb_txn_reset(r->txn);
     return rc;
 }
 
-int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, mc_buf *out)
+/* Chunk idx of (key, seq) in the map, checksum verified: its length and
+ * *data, or an error. r->txn must be active. */
+static int get_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, const void **data)
 {
     unsigned char kb[16], ck[28];
     mc_hash128_bytes(key, kb);
     chunk_key(ck, kb, seq, idx);
-    if (mdb_txn_renew(r->txn) != 0)
-        return MC_E_IO;
     MDB_val k = {28, ck}, d;
     int rc = mdb_get(r->txn, r->s->chunks, &k, &d);
-    if (rc == 0) {
-        const unsigned char *p = d.mv_data;
-        size_t n = d.mv_size - 8;
-        if (d.mv_size < 8 || get_u64(p) != mc_hash_checksum(p + 8, n)) {
-            mc_counter_add(&r->s->stats.checksum_failures, 1);
-            rc = MC_E_CHECKSUM;
-        } else {
-            rc = mc_buf_append(out, p + 8, n) < 0 ? MC_E_NOMEM : (int)n;
-        }
-    } else {
-        rc = rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
+    const unsigned char *p = d.mv_data;
+    if (d.mv_size < 8 || d.mv_size - 8 > INT_MAX || get_u64(p) != mc_hash_checksum(p + 8, d.mv_size - 8)) {
+        mc_counter_add(&r->s->stats.checksum_failures, 1);
+        return MC_E_CHECKSUM;
     }
-    mdb_txn_reset(r->txn);
+    *data = p + 8;
+    return (int)(d.mv_size - 8);
+}
+
+int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, mc_buf *out)
+{
+    if (!r->viewing && mdb_txn_renew(r->txn) != 0)
+        return MC_E_IO;
+    const void *p;
+    int rc = get_chunk(r, key, seq, idx, &p);
+    if (rc >= 0 && mc_buf_append(out, p, (size_t)rc) < 0)
+        rc = MC_E_NOMEM;
+    if (!r->viewing)
+        mdb_txn_reset(r->txn);
     return rc;
+}
+
+int mc_store_view_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, const void **data)
+{
+    if (!r->viewing) {
+        if (mdb_txn_renew(r->txn) != 0)
+            return MC_E_IO;
+        r->viewing = 1;
+    }
+    return get_chunk(r, key, seq, idx, data);
+}
+
+void mc_store_view_end(mc_store_reader *r)
+{
+    if (r->viewing) {
+        mdb_txn_reset(r->txn);
+        r->viewing = 0;
+    }
 }
 
 /* ---------- for tooling and metrics (storecheck.h, admin.c) ---------- */

@@ -27,6 +27,10 @@
  * Errors: functions return 0 or a negative MC_E_* code; they never exit.
  * Ownership: data returned by mc_store_read_* is copied into caller buffers;
  * no read transaction outlives a call, so a slow client never pins pages.
+ * The one exception, mc_store_view_chunk, hands out the map's own bytes
+ * for the caller to copy once (into a viewer's output buffer) and keeps
+ * the worker's read transaction until mc_store_view_end, which the caller
+ * calls before it returns to its loop.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
@@ -123,6 +127,12 @@ int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out);
  * metadata was read) or MC_E_CHECKSUM. */
 int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx,
                         mc_buf *out);
+/* The same without a copy: *data points into the map, valid until
+ * mc_store_view_end(r), which must come before the caller's callback
+ * returns (several views may share it). Reads on r meanwhile see the same
+ * snapshot. */
+int mc_store_view_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx, const void **data);
+void mc_store_view_end(mc_store_reader *r);
 
 /* ---- writes (any thread; executed by the writer) ---- */
 typedef enum {

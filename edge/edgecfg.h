@@ -115,6 +115,8 @@ typedef struct mc_edge_config {
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
     int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
+    uint64_t segment_threshold;  /* larger objects are stored as segments (segment.h); 0 = never */
+    uint64_t segment_size;       /* bytes per segment: a multiple of MC_STORE_CHUNK_SIZE */
     mc_cache_policy policy;      /* the default behavior ([cache]) */
     mc_cache_policy behaviors[32];   /* [behavior] PREFIX = key=value ..., longest prefix first */
     int nbehaviors;

@@ -15,6 +15,7 @@
 #include "edge/fill.h"
 #include "edge/lookup.h"
 #include "edge/mesh.h"
+#include "edge/segment.h"
 #include "edge/upstream.h"
 #include "edge/vary.h"
 
@@ -72,6 +73,7 @@ struct mc_fill {
     z_stream *gz;                /* gzipping for a gzip variant (compress=gzip); length is then -1 */
     int64_t up_length;           /* the upstream's Content-Length (-1 unknown) */
     uint64_t up_received;        /* upstream body bytes consumed (received counts what is sent) */
+    mc_segment_writer *segw;     /* stored as segments instead of whole (segment.h) */
 };
 
 
@@ -229,6 +231,7 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
+    mc_segment_writer_end(f->segw);
     if (f->gz) {
         deflateEnd(f->gz);
         free(f->gz);
@@ -826,6 +829,18 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         f->storing = 0;
         f->fresh.why_not = "vary *";
     }
+    if (f->storing && status == 200 && !f->varies && !f->gz && clen >= 0 && !f->private_) {
+        /* above [edge] segment_threshold: stored as segments (segment.h) */
+        mc_object_meta hm = {0};
+        hm.generation = f->generation;
+        hm.response_time = f->response_time;
+        hm.initial_age_s = f->fresh.initial_age_s;
+        hm.lifetime_s = f->fresh.lifetime_s;
+        if ((f->segw = mc_segment_writer_start(f->w, f->key, f->keystr, f->hdrs, (uint64_t)clen, &hm)) != NULL) {
+            f->storing = 0;
+            f->fresh.why_not = "segmented";
+        }
+    }
     if (f->storing && clen >= 0 && (uint64_t)clen > f->w->node->cfg->max_object_bytes) {
         f->storing = 0;
         f->fresh.why_not = "too big";
@@ -916,7 +931,7 @@ static int on_up_body(void *arg, const void *data, size_t len)
     mc_fill *f = arg;
     if (f->store_paused)
         return MC_UPSTREAM_PAUSE;   /* a viewer drained, but the writer has not caught up */
-    if (f->storing && f->store_wait && store_behind(f, 0)) {
+    if ((f->storing || f->segw) && f->store_wait && store_behind(f, 0)) {
         /* a huge object arrives faster than the disk takes it: slow the
          * upstream (and the viewers with it) instead of dropping the copy */
         f->store_paused = 1;
@@ -969,6 +984,8 @@ static void deliver(mc_fill *f, const void *data, size_t len)
         r = next;
     }
     mc_shared_release(blk);
+    if (f->segw)
+        mc_segment_writer_feed(f->segw, data, len);
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;
@@ -987,7 +1004,8 @@ static void deliver(mc_fill *f, const void *data, size_t len)
 
 static int deliver_end(mc_fill *f)
 {
-    if (!f->subs && !f->storing)
+    /* a segment half written is finished even when no viewer is left */
+    if (!f->subs && !f->storing && !(f->segw && mc_segment_writer_mid(f->segw)))
         return -1;
     return 0;
 }
@@ -1369,7 +1387,8 @@ void mc_fill_leave(mc_resp *r)
     r->fill = NULL;
     r->waiting = 0;
     /* nobody left to serve and nothing to store: stop fetching */
-    if (!f->subs && !f->waiters && !f->storing && f->xfer && f->state == FILL_FETCHING) {
+    if (!f->subs && !f->waiters && !f->storing && !(f->segw && mc_segment_writer_mid(f->segw)) && f->xfer &&
+        f->state == FILL_FETCHING) {
         mc_upstream_cancel(f->xfer);
         f->xfer = NULL;
         table_remove(f->w->fills, f);

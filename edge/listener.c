@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "edge/fill.h"
+#include "edge/segment.h"
 #include "edge/http1.h"
 #include "edge/listener.h"
 #include "edge/lookup.h"
@@ -164,6 +165,7 @@ static void worker_free(mc_worker *w)
         event_free(w->drain_check);
     mc_http_close_all(&w->conns);
     mc_fill_table_free(w->fills);
+    mc_segment_table_free(w->segs);
     mc_upstream_free(w->upstream);
     mc_store_reader_free(w->reader);
     if (w->wake)
@@ -187,6 +189,7 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     if (!w->base || !(w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w)))
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot create event loop", id);
     if (mc_upstream_new(&w->upstream, w->base, node->cfg, node->signer) < 0 || mc_fill_table_new(&w->fills) < 0 ||
+        mc_segment_table_new(&w->segs) < 0 ||
         mc_store_reader_new(node->store, &w->reader) < 0)
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot set up", id);
     int port = node->viewer_port ? node->viewer_port : node->cfg->listen_port;

@@ -215,6 +215,7 @@ struct segfill {
     int publishing, publish_ok;
     mc_mail published;
     int paused;
+    struct event *stall;        /* how long a slow viewer may hold the others back */
     segfill *next_in_bucket;
 };
 
@@ -377,6 +378,8 @@ static void sf_free(segfill *f)
     mc_buf_free(&f->chunk);
     if (f->xxh)
         XXH3_freeState(f->xxh);
+    if (f->stall)
+        event_free(f->stall);
     if (f->has_head)
         mc_object_meta_free(&f->head);
     free(f->keystr);
@@ -627,6 +630,8 @@ static int read_segment(seg_view *v, uint32_t idx)
 static void pump(seg_view *v)
 {
     mc_resp *r = v->r;
+    if (finish_bodyless(v))
+        return;   /* HEAD, 304, 416: nothing to read */
     for (;;) {
         if (r->started && r->done) {
             mc_resp_finish(r);
@@ -663,6 +668,31 @@ static void pump(seg_view *v)
 /* ---------- segment fills ---------- */
 
 static const mc_upstream_cbs sf_cbs;
+
+/* A viewer has kept the segment fill paused for stall_timeout: the viewers
+ * that slow are cut off so that the others (and the store) go on. */
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    segfill *f = arg;
+    (void)fd, (void)what;
+    if (!f->paused || !f->xfer)
+        return;
+    size_t limit = f->w->node->cfg->max_fill_buffer;
+    for (seg_view **pp = &f->subs; *pp;) {
+        seg_view *v = *pp;
+        if (!v->r->started || mc_http_backlog(v->r->conn) <= limit) {
+            pp = &v->next;
+            continue;
+        }
+        *pp = v->next;
+        v->next = NULL;
+        v->sf = NULL;
+        mc_log_warn("segment", "key=\"%s\" msg=\"viewer too slow, cut off\"", f->keystr);
+        mc_resp_fail(v->r, 504);
+    }
+    f->paused = 0;
+    mc_upstream_resume(f->xfer);
+}
 
 static segfill *sf_start(seg_view *v, sf_kind kind, uint32_t idx)
 {
@@ -740,7 +770,8 @@ static segfill *sf_start(seg_view *v, sf_kind kind, uint32_t idx)
     if (cond2[0])
         extra[n++] = cond2;
     extra[n] = NULL;
-    f->xfer = mc_upstream_get(r->w->upstream, f->s3path, f->query, extra, &sf_cbs, f);
+    f->stall = evtimer_new(r->w->base, on_stall, f);
+    f->xfer = f->stall ? mc_upstream_get(r->w->upstream, f->s3path, f->query, extra, &sf_cbs, f) : NULL;
     if (!f->xfer) {
         sf_free(f);
         return NULL;
@@ -897,6 +928,7 @@ void mc_segment_serve(mc_resp *r, int fresh)
         start_probe(v, (uint32_t)idx);
         return;
     }
+    mc_store_touch(r->w->node->store, r->key);   /* the head is used: SIEVE keeps it */
     if (view_adopt(v) < 0) {
         mc_log_warn("segment", "key=\"%s\" msg=\"unusable head, fetching whole\"", r->keystr);
         mc_store_delete(r->w->node->store, r->key);
@@ -1299,9 +1331,16 @@ static int sf_on_body(void *arg, const void *data, size_t len)
     size_t limit = f->w->node->cfg->max_fill_buffer;
     for (seg_view *v = f->subs; v; v = v->next)
         if (v->r->started && mc_http_backlog(v->r->conn) > limit) {
+            if (!f->paused) {
+                int64_t ms = f->w->node->cfg->stall_timeout_ms;
+                struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+                evtimer_add(f->stall, &tv);
+            }
             f->paused = 1;
             return MC_UPSTREAM_PAUSE;   /* on_drain resumes */
         }
+    if (f->paused)
+        evtimer_del(f->stall);
     f->paused = 0;
     if (f->received + len > f->end - f->start + 1)
         return -1;   /* more than the range asked for: never store it */

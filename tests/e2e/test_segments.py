@@ -273,5 +273,48 @@ class TestSegments(SegmentCase):
         self.assertEqual(self.origin.count("/small.glb"), 2)   # the probe, then the whole object
 
 
+class TestSegmentEviction(unittest.TestCase):
+    def test_evicted_segments_are_refetched_alone(self):
+        tmp = h.tempdir(self)
+        origin = ScriptOrigin()
+        self.addCleanup(origin.stop)
+        mib = 1024 * 1024
+        big = os.urandom(8 * mib)
+        origin.route("/big.glb", RangeObject(big))
+        for i in range(8):
+            origin.route(f"/other{i}.bin", RangeObject(os.urandom(mib), etag=f'"o{i}"'))
+        edge = h.Daemon("meshcdn-edge", [
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            "--origin", origin.url, "--origin-sign", "none",
+            "--store", f"{tmp}/store", "--store-size", "16M", "--workers", "2", "--node-id", "s2",
+            "--cache.mesh_validation", "off",
+            "--edge.segment_threshold", "2M", "--edge.segment_size", "1M"],
+            listeners=("http", "admin"))
+        self.addCleanup(edge.stop)
+        get = lambda p: h.http("GET", *edge.addr["http"], p, {}, timeout=60)
+        s, _, body, _ = get("/big.glb")   # stored as 8 segments as it streams
+        self.assertEqual(body, big)
+        time.sleep(0.5)
+        s, _, body, _ = h.http("GET", *edge.addr["http"], "/big.glb", {"Range": "bytes=0-99"})
+        self.assertEqual((s, body), (206, big[:100]))   # the head is used (a viewer reads the GLB header)
+        for i in range(8):                 # 8 MiB more through a 16 MiB store
+            self.assertEqual(get(f"/other{i}.bin")[0], 200)
+            time.sleep(0.1)
+        time.sleep(0.5)
+        m = h.metrics(*edge.addr["admin"])
+        self.assertGreater(m["meshcdn_edge_evictions_total"], 0)
+        before = origin.count("/big.glb")
+        s, _, body, complete = get("/big.glb")
+        self.assertEqual((s, complete), (200, True))
+        self.assertEqual(body, big)
+        with origin.lock:
+            again = [r.headers.get("range") for r in origin.requests if r.path == "/big.glb"][before:]
+        self.assertGreater(len(again), 0)            # some segments were evicted ...
+        self.assertLess(len(again), 8)               # ... not all: only those are fetched
+        for rng in again:
+            a, b = map(int, rng[len("bytes="):].split("-"))
+            self.assertEqual((a % mib, b - a + 1), (0, mib))
+
+
 if __name__ == "__main__":
     unittest.main()

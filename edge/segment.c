@@ -597,7 +597,7 @@ static int finish_bodyless(seg_view *v)
 /* Is stored segment meta m the one v needs (same version, right size)? */
 static int segment_usable(const seg_view *v, uint32_t idx, const mc_object_meta *m, const char *keystr)
 {
-    uint64_t s, e;
+    uint64_t s = 0, e = 0;
     char ver[640];
     if (mc_segment_bounds(v->total, v->seg_size, idx, &s, &e) < 0 || m->status != 206 ||
         m->length != e - s + 1 || strcmp(m->key, keystr) != 0)
@@ -1554,7 +1554,7 @@ static void writer_publish(mc_segment_writer *sw)
     writer_flush(sw);
     if (!sw->storing)
         return;
-    uint64_t s, e;
+    uint64_t s = 0, e = 0;
     mc_segment_bounds(sw->total, sw->seg_size, sw->idx, &s, &e);
     mc_object_meta m = {0};
     m.status = 206;

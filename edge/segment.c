@@ -215,6 +215,8 @@ struct segfill {
     int publishing, publish_ok;
     mc_mail published;
     int paused;
+    uint64_t skip;              /* a 200 (Range ignored): bytes before the segment, discarded */
+    int cut;                    /* ... and stopped after the segment's last byte (a success) */
     struct event *stall;        /* how long a slow viewer may hold the others back */
     segfill *next_in_bucket;
 };
@@ -1010,6 +1012,10 @@ static void fail_view(seg_view *v) { mc_resp_fail(v->r, 502); }
 static void kick_view(seg_view *v) { kick(v); }
 static void handover_view(seg_view *v)
 {
+    if (v->r->started) {
+        mc_resp_fail(v->r, 502);   /* bytes went out: it cannot start over */
+        return;
+    }
     v->handover = 1;
     kick(v);
 }
@@ -1208,7 +1214,6 @@ static void reval_failed(segfill *f)
 static int sf_on_headers(void *arg, int status, const mc_http_header *h, int n, int64_t clen)
 {
     segfill *f = arg;
-    (void)clen;
     f->response_time = time(NULL);
     char crange[128];
     char *hdrs = filter_headers(f, status, h, n, crange, sizeof crange);
@@ -1262,12 +1267,23 @@ static int sf_on_headers(void *arg, int status, const mc_http_header *h, int n, 
         }
         break;
     case SF_SEGMENT:
-        snprintf(tmp, sizeof tmp, "%s%s: %" PRIu64 " %" PRIu64 "\r\n", hdrs, MC_SEGMENT_HDR, cr_ok ? total : 0,
-                 f->seg_size);
+        /* a 206's total, or a 200's length: the version names it */
+        snprintf(tmp, sizeof tmp, "%s%s: %" PRIu64 " %" PRIu64 "\r\n", hdrs, MC_SEGMENT_HDR,
+                 cr_ok ? total : status == 200 && clen >= 0 ? (uint64_t)clen : 0, f->seg_size);
         version_of(tmp, ver, sizeof ver);
         if (status == 206 && cr_ok && a == f->start && b == f->end && total == f->total && strcmp(ver, f->ver) == 0) {
             if (begin_storing(f, tmp) < 0)
                 break;
+            f->ended = 0;
+            f->headers_ok = 1;
+            rc = 0;
+        } else if (status == 200 && clen >= 0 && (uint64_t)clen == f->total && strcmp(ver, f->ver) == 0) {
+            /* the origin ignores Range but it is the same version: take the
+             * segment's bytes out of the whole body and stop after them */
+            if (begin_storing(f, tmp) < 0)
+                break;
+            f->skip = f->start;
+            f->cut = 1;
             f->ended = 0;
             f->headers_ok = 1;
             rc = 0;
@@ -1342,8 +1358,20 @@ static int sf_on_body(void *arg, const void *data, size_t len)
     if (f->paused)
         evtimer_del(f->stall);
     f->paused = 0;
-    if (f->received + len > f->end - f->start + 1)
-        return -1;   /* more than the range asked for: never store it */
+    if (f->skip) {
+        size_t k = len < f->skip ? len : (size_t)f->skip;
+        data = (const char *)data + k;
+        len -= k;
+        f->skip -= k;
+        if (len == 0)
+            return 0;
+    }
+    uint64_t room_left = f->end - f->start + 1 - f->received;
+    if (len > room_left) {
+        if (!f->cut)
+            return -1;   /* more than the range asked for: never store it */
+        len = (size_t)room_left;
+    }
     uint64_t off = f->start + f->received;
     for (seg_view **pp = &f->subs; *pp;) {
         seg_view *v = *pp;
@@ -1375,6 +1403,8 @@ static int sf_on_body(void *arg, const void *data, size_t len)
     }
     f->received += len;
     mc_counter_add(&mc_stats_global.segment_bytes, len);
+    if (f->cut && f->received == f->end - f->start + 1)
+        return -1;   /* the segment is complete: the rest of the whole body is not needed */
     if (!f->subs && !f->storing)
         return -1;   /* nobody wants the rest */
     return 0;
@@ -1409,6 +1439,8 @@ static void sf_on_done(void *arg, int rc, const char *why)
         return;
     }
     uint64_t want = f->end - f->start + 1;
+    if (f->cut && rc == MC_E_STATE && f->received == want)
+        rc = 0;   /* stopped on purpose after the segment's bytes */
     if (rc != 0 || !f->headers_ok || f->received != want) {
         mc_log_warn("segment", "key=\"%s\" msg=\"segment fetch failed\" why=\"%s\" received=%" PRIu64 " length=%" PRIu64,
                     f->keystr, rc ? why : "short body", f->received, want);

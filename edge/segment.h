@@ -37,7 +37,9 @@
  * are deleted and the viewers that got no byte yet start over (at most
  * three times); those already streaming are aborted (never two versions'
  * bytes in one response). A truncated segment is not stored and aborts its
- * viewers' connections.
+ * viewers' connections. A 200 to a segment's Range (the origin ignores
+ * Range) of the head's version and length is read up to the segment's last
+ * byte, which is kept, and cut there; a probe's 200 hands over to fill.h.
  *
  * Coalescing: one segment fill per segment key in the node (a registry like
  * fill.h's); viewers whose next byte is not yet past it stream along, the

@@ -36,7 +36,7 @@ op=$(port); cp=$(port)
 mib=1048576
 a=$(( (size / 2 / mib) * mib + 12345 )); b=$(( a + mib - 1 ))
 want=$(dd if="$f" iflag=skip_bytes,count_bytes skip=$a count=$mib bs=1M 2>/dev/null | sha256sum | cut -d" " -f1)
-metric() { curl -fs "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1==m{printf "%d", $2}'; }
+metric() { curl -fs "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1==m{printf "%.0f", $2}'; }
 
 run() {   # run NAME EDGE-FLAGS...: one cold range through a fresh edge and store
     local name=$1; shift

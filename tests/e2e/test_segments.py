@@ -21,6 +21,12 @@ def seg_range(i, total=SIZE):
     return f"bytes={i * SEG}-{min((i + 1) * SEG, total) - 1}"
 
 
+def body_of(resp):
+    s, _, body, complete = resp
+    assert s == 200 and complete, (s, complete)
+    return body
+
+
 class RangeObject:
     """An origin object: 206 for "bytes=a-b" (or "a-"), 412 on a failed If-Match,
     304 on a matching If-None-Match. ignore_range: answer 200 whole.
@@ -97,6 +103,15 @@ class SegmentCase(unittest.TestCase):
 
     def settle(self):
         time.sleep(0.3)   # the writer publishes after the last chunk
+
+    def idle(self):
+        """Wait until no fill runs and the writer has published."""
+        for _ in range(100):
+            m = h.metrics(*self.edge.addr["admin"])
+            if m.get("meshcdn_edge_fills_inflight", 0) == 0:
+                break
+            time.sleep(0.05)
+        self.settle()
 
     def metric(self, name):
         return h.metrics(*self.edge.addr["admin"]).get(name, 0)
@@ -236,15 +251,28 @@ class TestSegments(SegmentCase):
         self.assertEqual(hd["x-cache"], ["Hit from meshcdn"])
         self.assertEqual(len(self.ranges()), n + 1)
 
-    def test_origin_ignoring_range_is_fetched_whole_once(self):
+    def test_origin_ignoring_range_on_a_cold_probe_fetches_whole(self):
         self.obj.ignore_range = True
         self.assertRange(self.get("bytes=400000-700000"), 400000, 700000)
-        self.assertEqual(self.ranges(), [seg_range(1), None])   # the probe got 200: whole instead
-        self.settle()
+        self.assertEqual(self.ranges(), [seg_range(1), None])   # the probe got 200: fetched whole instead
+        self.idle()
         self.assertRange(self.get("bytes=300000-900000"), 300000, 900000)
-        s, _, body, _ = self.get()
-        self.assertEqual(body, self.data)
-        self.assertEqual(len(self.ranges()), 2)   # the whole fetch was stored as segments
+        self.assertEqual(body_of(self.get()), self.data)
+
+    def test_origin_ignoring_range_for_a_segment_keeps_only_that_segment(self):
+        self.assertRange(self.get("bytes=300000-310000"), 300000, 310000)   # head + segment 1
+        self.idle()
+        self.obj.ignore_range = True
+        # segments 2 and 3 each come from a 200 of the same version: the edge
+        # keeps that segment's bytes and cuts the rest of the body
+        self.assertRange(self.get("bytes=300000-900000"), 300000, 900000)
+        self.assertEqual(self.ranges()[1:], [seg_range(2), seg_range(3)])   # asked; answered 200
+        self.idle()
+        self.assertEqual(body_of(self.get()), self.data)   # segment 0 the same way
+        self.assertEqual(self.ranges()[3:], [seg_range(0)])
+        self.idle()
+        self.assertEqual(body_of(self.get()), self.data)
+        self.assertEqual(len(self.ranges()), 4)   # all four stored
 
     def test_truncated_segment_is_not_stored_and_never_served_wrong(self):
         self.obj.truncate.add(seg_range(2))

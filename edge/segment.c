@@ -18,7 +18,6 @@
 
 #define SEG_BUCKETS 256
 #define MAX_RESTARTS 3
-#define MAX_NEEDED 65536
 
 /* ---------- arithmetic ---------- */
 

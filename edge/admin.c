@@ -100,6 +100,16 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));
     counter(b, "meshcdn_edge_fills_unstored_total", "fills served but not stored (store refused)", mc_counter_get(&s->fills_unstored));
+    counter(b, "meshcdn_edge_segment_fills_total", "segment fills started (upstream Range requests for one segment)", mc_counter_get(&s->segment_fills_started));
+    counter(b, "meshcdn_edge_segment_fills_published_total", "segments stored", mc_counter_get(&s->segment_fills_published));
+    counter(b, "meshcdn_edge_segment_fills_failed_total", "segment fills that failed (truncated, upstream error)", mc_counter_get(&s->segment_fills_failed));
+    counter(b, "meshcdn_edge_segment_bytes_total", "segment bytes fetched from upstream", mc_counter_get(&s->segment_bytes));
+    counter(b, "meshcdn_edge_segment_hit_bytes_total", "segment bytes served from the store", mc_counter_get(&s->segment_hit_bytes));
+    counter(b, "meshcdn_edge_segment_collapsed_total", "viewers that joined or waited for a running segment fill", mc_counter_get(&s->segment_collapsed));
+    counter(b, "meshcdn_edge_segment_probes_total", "cold range requests answered by fetching one segment first", mc_counter_get(&s->segment_probes));
+    counter(b, "meshcdn_edge_segment_handovers_total", "requests that fell back to a whole-object fill (small object, 200 to a Range, error)", mc_counter_get(&s->segment_handovers));
+    counter(b, "meshcdn_edge_segment_version_changes_total", "segmented objects dropped because the origin's version changed", mc_counter_get(&s->segment_version_changes));
+    counter(b, "meshcdn_edge_segment_revalidated_total", "stale segmented objects revalidated with their segments kept", mc_counter_get(&s->segment_revalidated));
     mc_mesh_metrics(b);
     mc_prefetch_metrics(b);
     gauge(b, "meshcdn_edge_fills_inflight", "fills running now", mc_counter_get(&s->fills_inflight));

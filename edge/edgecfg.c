@@ -22,6 +22,8 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"control", "credentials", NULL, MC_CFG_STR, NULL, "this node's key for the control API (default: origin.credentials)", NULL, 0, 0},
     {"control", "startup_wait", NULL, MC_CFG_DURATION, "5s", "at start, wait this long to catch up with the invalidation log before serving", NULL, 0, 0},
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
+    {"edge", "segment_threshold", NULL, MC_CFG_SIZE, "64M", "objects larger than this are cached as independent segments, each fetched with a Range only when needed (0 = never)", NULL, 0, 0},
+    {"edge", "segment_size", NULL, MC_CFG_SIZE, "8M", "bytes per segment (a multiple of 256K)", NULL, 0, 0},
     {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error (reloaded on SIGHUP)", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
     {"edge", "drain_timeout", NULL, MC_CFG_DURATION, "30s", "SIGTERM: how long responses in progress may take to finish (0: stop at once)", NULL, 0, 0},
@@ -598,6 +600,10 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->prefetch_concurrency = (int)mc_config_int(c, "prefetch", "concurrency");
     out->prefetch_queue = (int)mc_config_int(c, "prefetch", "queue");
     out->prefetch_max_gltf = mc_config_size(c, "prefetch", "max_gltf_size");
+    out->segment_threshold = mc_config_size(c, "edge", "segment_threshold");
+    out->segment_size = mc_config_size(c, "edge", "segment_size");
+    if (out->segment_size < 256u * 1024u || out->segment_size % (256u * 1024u) != 0 || out->segment_size > (1ull << 31))
+        return mc_config_fail(c, err, MC_E_INVAL, "edge", "segment_size", "must be a multiple of 256K, at most 2G");
     /* below twice the connection's low watermark a drained viewer would
      * resume the upstream only to pause it again at once */
     if ((rc = load_policy(out, c, err)) < 0)

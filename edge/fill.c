@@ -15,6 +15,7 @@
 #include "edge/lookup.h"
 #include "edge/mesh.h"
 #include "edge/prefetch.h"
+#include "edge/segment.h"
 #include "edge/upstream.h"
 #include "edge/vary.h"
 
@@ -100,6 +101,7 @@ struct mc_fill {
     int obs_stored, obs_given_up;
     int collect;                 /* a .gltf to prefetch from: its body is kept in doc */
     mc_buf doc;                  /* the upstream body of that .gltf (owned) */
+    mc_segment_writer *segw;     /* stored as segments instead of whole (segment.h) */
 };
 
 
@@ -257,6 +259,7 @@ static void fill_free(mc_fill *f)
     free(f->keystr);
     free(f->skeystr);
     free(f->req_block);
+    mc_segment_writer_end(f->segw);
     mc_mesh_encoder_free(&f->enc);
     free(f->plain_hdrs);
     for (int i = 0; i < f->nsides; i++) {
@@ -992,6 +995,18 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         f->storing = 0;
         f->fresh.why_not = "vary *";
     }
+    if (f->storing && status == 200 && !f->varies && !f->enc.state && f->nsides == 0 && clen >= 0 && !f->private_) {
+        /* above [edge] segment_threshold: stored as segments (segment.h) */
+        mc_object_meta hm = {0};
+        hm.generation = f->generation;
+        hm.response_time = f->response_time;
+        hm.initial_age_s = f->fresh.initial_age_s;
+        hm.lifetime_s = f->fresh.lifetime_s;
+        if ((f->segw = mc_segment_writer_start(f->w, f->key, f->keystr, f->hdrs, (uint64_t)clen, &hm)) != NULL) {
+            f->storing = 0;
+            f->fresh.why_not = "segmented";
+        }
+    }
     if (f->storing && clen >= 0 && (uint64_t)clen > f->snap->cfg.max_object_bytes) {
         f->storing = 0;
         f->fresh.why_not = "too big";
@@ -1101,7 +1116,7 @@ static int on_up_body(void *arg, const void *data, size_t len)
     mc_fill *f = arg;
     if (f->store_paused)
         return MC_UPSTREAM_PAUSE;   /* a viewer drained, but the writer has not caught up */
-    if (f->storing && f->store_wait && store_behind(f, 0)) {
+    if ((f->storing || f->segw) && f->store_wait && store_behind(f, 0)) {
         /* a huge object arrives faster than the disk takes it: slow the
          * upstream (and the viewers with it) instead of dropping the copy */
         f->store_paused = 1;
@@ -1167,6 +1182,8 @@ static void deliver(mc_fill *f, const void *data, size_t len)
         r = next;
     }
     mc_shared_release(blk);
+    if (f->segw)
+        mc_segment_writer_feed(f->segw, data, len);
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
         const char *p = data;
@@ -1185,7 +1202,8 @@ static void deliver(mc_fill *f, const void *data, size_t len)
 
 static int deliver_end(mc_fill *f)
 {
-    if (!f->subs && !f->storing)
+    /* a segment half written is finished even when no viewer is left */
+    if (!f->subs && !f->storing && !(f->segw && mc_segment_writer_mid(f->segw)))
         return -1;
     return 0;
 }
@@ -1633,7 +1651,8 @@ void mc_fill_leave(mc_resp *r)
     r->fill = NULL;
     r->waiting = 0;
     /* nobody left to serve and nothing to store: stop fetching */
-    if (!f->subs && !f->waiters && !f->storing && f->xfer && f->state == FILL_FETCHING) {
+    if (!f->subs && !f->waiters && !f->storing && !(f->segw && mc_segment_writer_mid(f->segw)) && f->xfer &&
+        f->state == FILL_FETCHING) {
         mc_upstream_cancel(f->xfer);
         f->xfer = NULL;
         table_remove(f->w->fills, f);

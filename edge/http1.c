@@ -53,6 +53,8 @@ struct mc_http_conn {
     int chunked;
     int64_t remaining;          /* declared Content-Length left to send; -1 unknown */
     int close_after;            /* close after this response */
+    int in_handler;             /* depth of opts.handler calls running on it */
+    int free_deferred;          /* closed inside the handler: freed when it returns */
     int aborted;                /* closing after mc_http_abort: flush, then close without close_notify */
     mc_buf body;                /* request body being read (CONN_BODY) */
     int64_t body_left;          /* Content-Length bytes still to read, or chunk bytes left */
@@ -68,7 +70,22 @@ struct mc_http_conn {
     mc_http_conn *prev, *next;  /* in *opts.registry */
 };
 
+static void conn_destroy(mc_http_conn *c);
+
+/* Close and free c. Inside its handler (an answer that ended at once on a
+ * Connection: close request, an abort) the free waits for the handler to
+ * return, so a handler may still read c and its request after answering. */
 static void conn_free(mc_http_conn *c)
+{
+    assert(c->magic == MC_CONN_MAGIC);
+    if (c->in_handler > 0) {
+        c->free_deferred = 1;
+        return;
+    }
+    conn_destroy(c);
+}
+
+static void conn_destroy(mc_http_conn *c)
 {
     assert(c->magic == MC_CONN_MAGIC);
     if (c->has_owner && c->owner.on_close) {
@@ -387,8 +404,9 @@ static void finish_or_next(mc_http_conn *c)
     write_now(c);
     if (c->close_after) {
         c->state = CONN_CLOSING;
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
             conn_close_clean(c, 0);
+        }
         return;
     }
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -495,7 +513,10 @@ static void dispatch(mc_http_conn *c)
      * or the idle timeout is only noted (on_event) until the answer is out. */
     if (c->plain_fd < 0)
         bufferevent_disable(c->bev, EV_READ);
+    c->in_handler++;
     c->opts.handler(c, &c->req, c->opts.ud);
+    if (--c->in_handler == 0 && c->free_deferred)
+        conn_destroy(c);
 }
 
 /* Append up to want bytes of input to the body; returns how many. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "edge/fill.h"
+#include "edge/segment.h"
 #include "edge/http1.h"
 #include "edge/listener.h"
 #include "edge/lookup.h"
@@ -208,6 +209,7 @@ static void worker_free(mc_worker *w)
     mc_prefetch_close(w->prefetch);   /* before the fills: none may start now */
     mc_fill_table_free(w->fills);
     mc_prefetch_free(w->prefetch);
+    mc_segment_table_free(w->segs);
     mc_upstream_free(w->upstream);
     mc_store_reader_free(w->reader);
     mc_snap_unref(atomic_exchange(&w->next_snap, NULL));
@@ -245,7 +247,7 @@ static int worker_init(mc_worker *w, mc_node *node, int id, mc_err *err)
     w->snap = mc_snap_ref(node->snap);
     atomic_init(&w->next_snap, NULL);
     if (mc_upstream_new(&w->upstream, w->base) < 0 || mc_fill_table_new(&w->fills) < 0 ||
-        mc_prefetch_new(w, &w->prefetch) < 0 ||
+        mc_prefetch_new(w, &w->prefetch) < 0 || mc_segment_table_new(&w->segs) < 0 ||
         mc_store_reader_new(node->store, &w->reader) < 0)
         return mc_err_set(err, MC_E_NOMEM, "worker %d: cannot set up", id);
     int port = node->viewer_port ? node->viewer_port : node->cfg->listen_port;

@@ -34,6 +34,7 @@
 
 typedef struct mc_upstream mc_upstream;
 typedef struct mc_fill_table mc_fill_table;
+typedef struct mc_seg_table mc_seg_table;
 /* One queued call. mc_worker_post allocates it; mc_worker_post_mail uses
  * the caller's (embedded in the object it concerns), so it cannot fail. */
 typedef struct mc_mail {
@@ -58,6 +59,7 @@ typedef struct mc_worker {
     mc_upstream *upstream;
     mc_fill_table *fills;
     struct mc_prefetch *prefetch; /* glTF prefetch queue (prefetch.h) */
+    mc_seg_table *segs;           /* segment fills (segment.h) */
     mc_store_reader *reader;
     /* mailbox: guarded by mail_mu; wake fires on the worker's loop */
     pthread_mutex_t mail_mu;

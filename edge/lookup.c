@@ -11,6 +11,7 @@
 #include "edge/lookup.h"
 #include "edge/mesh.h"
 #include "edge/pass.h"
+#include "edge/segment.h"
 #include "edge/vary.h"
 
 static int cmp_str(const void *a, const void *b)
@@ -286,6 +287,16 @@ static void dispatch(mc_resp *r)
         /* a 128-bit hash collision: treat as a miss, never serve it */
         mc_log_error("lookup", "msg=\"key hash collision\" key=\"%s\" stored=\"%s\"", r->keystr, r->meta.key);
         mc_object_meta_free(&r->meta);
+    } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED) && !r->no_segments && !r->skeystr) {
+        r->has_meta = 1;   /* a segmented object's head (segment.h) */
+        if (cc.only_if_cached)
+            mc_resp_fail_detail(r, 504, "only-if-cached");   /* its segments may be missing */
+        else
+            mc_segment_serve(r, r->refreshed || usable_fresh(r, &cc));
+        return;
+    } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED)) {
+        mc_object_meta_free(&r->meta);   /* fetched whole instead: the head is no copy of it */
+        rc = MC_E_NOTFOUND;
     } else if (rc == 0) {
         r->has_meta = 1;
         if (r->bypass_stale) {
@@ -309,6 +320,10 @@ static void dispatch(mc_resp *r)
     }
     if (cc.only_if_cached) {   /* RFC 9111 5.2.1.7 */
         mc_resp_fail_detail(r, 504, "only-if-cached");
+        return;
+    }
+    if (rc == MC_E_NOTFOUND && mc_segment_probe_wanted(r)) {
+        mc_segment_serve(r, 0);
         return;
     }
     mc_http_owner o = {on_fill_drain, on_resp_close, r};

@@ -11,6 +11,7 @@
 #include "edge/fill.h"
 #include "edge/mesh.h"
 #include "edge/respond.h"
+#include "edge/segment.h"
 
 mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req)
 {
@@ -33,6 +34,8 @@ void mc_resp_free(mc_resp *r)
     assert(r && r->magic == MC_RESP_MAGIC);
     if (r->fill || r->remote)
         mc_fill_leave(r);
+    if (r->seg)
+        mc_segment_leave(r);
     if (r->has_meta)
         mc_object_meta_free(&r->meta);
     free(r->keystr);

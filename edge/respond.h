@@ -25,6 +25,7 @@
 #define MC_RESP_MAX_PARTS 16
 
 typedef struct mc_fill mc_fill;
+struct mc_seg_view;
 
 typedef struct mc_resp {
     uint32_t magic;
@@ -63,6 +64,8 @@ typedef struct mc_resp {
     int refreshed;              /* its stale copy was just revalidated (304) */
     int bypass_stale;           /* fetch whole: a revalidation could not refresh the copy */
     const char *detail;         /* Cache-Status detail (static string) or NULL */
+    struct mc_seg_view *seg;    /* served from segments (segment.h), owned */
+    int no_segments;            /* fetch whole: segmented serving gave up on it */
     struct mc_resp *next;
     struct timespec t0;
     struct timespec up_t0;      /* began waiting on an upstream (a fill); zero: never */

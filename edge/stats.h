@@ -39,6 +39,15 @@ typedef struct mc_stats {
     _Atomic uint64_t upstream_bytes;
     _Atomic uint64_t fills_started, fills_published, fills_failed, fills_unstored;
     _Atomic uint64_t fills_inflight;
+    /* segmented caching (segment.h) */
+    _Atomic uint64_t segment_fills_started, segment_fills_published, segment_fills_failed;
+    _Atomic uint64_t segment_bytes;            /* upstream body bytes of segments fetched */
+    _Atomic uint64_t segment_hit_bytes;        /* segment bytes read from the store for viewers */
+    _Atomic uint64_t segment_collapsed;        /* viewers that joined or waited for a running segment fill */
+    _Atomic uint64_t segment_probes;           /* cold range requests that fetched one segment first */
+    _Atomic uint64_t segment_handovers;        /* requests handed to a whole-object fill */
+    _Atomic uint64_t segment_version_changes;  /* objects whose segments were dropped: changed upstream */
+    _Atomic uint64_t segment_revalidated;      /* stale heads confirmed (304) with their segments kept */
     _Atomic uint64_t connections_open, connections_total;
     /* closed at accept, [listener][reason]: over the total cap
      * ([edge] max_connections, admin_max_connections) or the per-client one

@@ -52,6 +52,9 @@
  * (never served under stale-while-revalidate), still usable for
  * stale-if-error. A successful revalidation or refetch clears it. */
 #define MC_META_F_INVALIDATED 1u
+/* A segmented object's head (segment.h): no body of its own; its bytes are
+ * in segment objects. */
+#define MC_META_F_SEGMENTED 2u
 
 typedef struct mc_store mc_store;
 typedef struct mc_store_reader mc_store_reader;

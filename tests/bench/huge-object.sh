@@ -9,7 +9,9 @@
 # Needs about 2 x SIZE of free disk (the origin's file and the edge's store)
 # and a Release build in build-release (deploy/demo.sh or tests/run.sh make
 # one). Prints the times and exits non-zero on any mismatch. Not part of the
-# test suite: it moves 12+ GB through the disk.
+# test suite: it moves 12+ GB through the disk. Above [edge] segment_threshold
+# (default 64M) the object is stored as segments (edge/segment.h); pass
+# EDGE_FLAGS=--edge.segment_threshold=0 to store it whole.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$top/build-release
@@ -39,7 +41,7 @@ store_size=$(( (size * 5 / 1073741824 + 2) ))G
 "$bin/meshcdn-edge" --listen 127.0.0.1:$ep --admin 127.0.0.1:$ap --origin http://127.0.0.1:$op/assets \
     --credentials "$tmp/keys" --store "$tmp/store" --store-size "$store_size" --workers 2 \
     --store.max_object_size=$(( size + 1 )) --cache.mesh_validation off \
-    --log-level info >"$tmp/edge.log" 2>&1 & pids+=($!)   # (placeholder bytes, not glTF)
+    --log-level info ${EDGE_FLAGS:-} >"$tmp/edge.log" 2>&1 & pids+=($!)   # (placeholder bytes, not glTF)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ap/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 fetch() {   # prints: seconds sha256 x-cache
@@ -52,9 +54,11 @@ fetch() {   # prints: seconds sha256 x-cache
 }
 read -r t1 s1 x1 < <(fetch)
 sleep 1
-for _ in $(seq 600); do   # the publish follows the last chunk's commit
-    objs=$(curl -fs "http://127.0.0.1:$ap/metrics" | awk '/^meshcdn_edge_store_objects /{print $2}')
-    [ "${objs%.*}" = 1 ] && break; sleep 0.2
+for _ in $(seq 600); do   # the publish follows the last chunk's commit (whole, or the last segment's)
+    m=$(curl -fs "http://127.0.0.1:$ap/metrics")
+    objs=$(echo "$m" | awk '/^meshcdn_edge_store_objects /{print $2}')
+    busy=$(echo "$m" | awk '/^meshcdn_edge_fills_inflight /{print $2}')
+    [ "${objs%.*}" -ge 1 ] && [ "${busy%.*}" = 0 ] && break; sleep 0.2
 done
 read -r t2 s2 x2 < <(fetch)
 r=$(curl -fsS -r $((size - 3))-$((size + 5)) "http://127.0.0.1:$ep/big/huge.glb" | od -An -tx1 | tr -d ' \n')

@@ -1,0 +1,120 @@
+/* segment.h — segmented caching of very large objects (as CDNs cache
+ * multi-GiB files): above [edge] segment_threshold an object is stored as a
+ * "head" plus independent segments of [edge] segment_size bytes, each
+ * fetched with an upstream `Range: bytes=a-b` only when a viewer needs it.
+ *
+ * Layout in the store (store.h), all ordinary objects:
+ *   head     at the URL's key (keystr K): status 200, no body, flag
+ *            MC_META_F_SEGMENTED, the full response headers plus the
+ *            internal line "Meshcdn-Segments: TOTAL SEGSIZE" (never sent to
+ *            viewers), and the freshness of the whole object;
+ *   segment  at keystr "K\n#seg:IDX" (so path, prefix and surrogate-key
+ *            purges of K name it: '\n' is covered like a Vary variant):
+ *            status 206, its bytes in chunks, headers holding the version
+ *            (ETag, Last-Modified, Meshcdn-Segments) and the head's
+ *            Surrogate-Key lines.
+ * A segment is used only when its version lines equal the head's; any other
+ * is treated as missing and refetched. Eviction may drop single segments or
+ * the head; either is refetched on demand.
+ *
+ * When it applies: a GET (not HEAD) whose behavior does not compress, on a
+ *  - stored head: served from the segments in order, fetching the missing
+ *    ones (a stale head is first revalidated once with a conditional
+ *    `Range: bytes=0-0`; a 304 keeps every segment);
+ *  - cold URL, with a Range whose first range starts at or past
+ *    segment_size, and no whole-object fill running for it: the covering
+ *    segment is fetched (a "probe"); its 206's Content-Range total decides:
+ *    above the threshold the head is stored from it, else (or on a 200,
+ *    an error status, Vary or an unstorable response) the request is handed
+ *    to fill.h (r->no_segments), which fetches the whole object;
+ *  - cold URL otherwise: fill.h's whole-object fill, which stores the body
+ *    as segments when its Content-Length exceeds the threshold
+ *    (mc_segment_writer below).
+ *
+ * One version only: every segment request carries If-Match (a strong ETag)
+ * or If-Unmodified-Since (Last-Modified), and its 206 must name the same
+ * validators and total. On a 412 or any mismatch the head and every segment
+ * are deleted and the viewers that got no byte yet start over (at most
+ * three times); those already streaming are aborted (never two versions'
+ * bytes in one response). A truncated segment is not stored and aborts its
+ * viewers' connections. A 200 to a segment's Range (the origin ignores
+ * Range) of the head's version and length is read up to the segment's last
+ * byte, which is kept, and cut there; a probe's 200 hands over to fill.h.
+ *
+ * Coalescing: one segment fill per segment key in the node (a registry like
+ * fill.h's); viewers whose next byte is not yet past it stream along, the
+ * others wait for its publish and read the store.
+ *
+ * Threads: a segment-fill table per worker; everything on that worker's
+ * loop. Memory: one chunk buffer per segment fill; viewers stream through
+ * their connections' backlogs (fill_buffer pauses the upstream).
+ */
+#ifndef MC_SEGMENT_H
+#define MC_SEGMENT_H
+
+#include <stdint.h>
+#include "edge/respond.h"
+
+#define MC_SEGMENT_MAGIC 0x5345474du
+/* The internal header line of heads and segments (store only). */
+#define MC_SEGMENT_HDR "Meshcdn-Segments"
+
+/* ---- arithmetic (pure; exposed for the unit tests) ---- */
+
+/* Number of segments of an object of total bytes (0 for total 0). */
+uint32_t mc_segment_count(uint64_t total, uint64_t seg_size);
+/* Object bytes [*start, *end] (inclusive) of segment idx; the last one may
+ * be short. Returns 0, or MC_E_INVAL when idx is past the object. */
+int mc_segment_bounds(uint64_t total, uint64_t seg_size, uint32_t idx, uint64_t *start, uint64_t *end);
+/* The segments a viewer's Range header needs on an object of total bytes:
+ * ascending, distinct indexes into out (at most max). A missing or invalid
+ * header (served whole) needs every segment. Returns the count, 0 for an
+ * unsatisfiable range, MC_E_TOOBIG when more than max are needed. */
+int mc_segment_needed(const char *range_hdr, uint64_t total, uint64_t seg_size, uint32_t *out, int max);
+/* The segment to probe for a cold URL: the one holding the first range's
+ * first byte when range_hdr starts with "bytes=N-" and N >= seg_size; -1
+ * otherwise (no probe: fetch the whole object). */
+int64_t mc_segment_probe_index(const char *range_hdr, uint64_t seg_size);
+/* Parse "bytes A-B/TOTAL" (a Content-Range of a 206). 0 or MC_E_INVAL
+ * (also for "*" totals and A > B or B >= TOTAL). */
+int mc_segment_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
+/* The key string of segment idx of keystr ("K\n#seg:IDX") into out. */
+void mc_segment_keystr(const char *keystr, uint32_t idx, char *out, size_t n);
+/* From stored headers: TOTAL and SEGSIZE of the internal line. 0 or MC_E_INVAL. */
+int mc_segment_info(const char *hdrs, uint64_t *total, uint64_t *seg_size);
+
+/* ---- serving (worker loop) ---- */
+
+typedef struct mc_seg_table mc_seg_table;
+int mc_segment_table_new(mc_seg_table **out);
+/* Cancels segment fills still running (shutdown). */
+void mc_segment_table_free(mc_seg_table *t);
+
+/* Is segmented serving wanted for cold r (no stored copy)? */
+int mc_segment_probe_wanted(const mc_resp *r);
+/* Serve r: from its stored head (r->meta, flag MC_META_F_SEGMENTED;
+ * fresh = usable without revalidation), or as a probe when r->has_meta is
+ * 0. Takes over r (sets the connection owner); r ends in mc_resp_finish or
+ * mc_resp_fail, or goes to fill.h when handed over. */
+void mc_segment_serve(mc_resp *r, int fresh);
+/* r is being freed: detach it from segment fills and waits. */
+void mc_segment_leave(mc_resp *r);
+
+/* ---- storing a whole-object fill as segments (fill.h) ---- */
+
+typedef struct mc_segment_writer mc_segment_writer;
+/* For a 200 of total bytes (Content-Length) whose filtered headers are
+ * hdrs: publishes the head at once (meta supplies times, freshness and
+ * generation) and returns a writer that stores each segment as its bytes
+ * complete. NULL when segmenting does not apply (threshold off or not
+ * exceeded) or on allocation failure. */
+mc_segment_writer *mc_segment_writer_start(mc_worker *w, mc_hash128 key, const char *keystr, const char *hdrs,
+                                           uint64_t total, const mc_object_meta *meta);
+/* The next body bytes (from offset 0, in order). */
+void mc_segment_writer_feed(mc_segment_writer *sw, const void *data, size_t len);
+/* Is a segment partly written (worth fetching on for, with no viewer left)? */
+int mc_segment_writer_mid(const mc_segment_writer *sw);
+/* End: the partial segment (if any) is dropped; frees sw. */
+void mc_segment_writer_end(mc_segment_writer *sw);
+
+#endif

@@ -741,8 +741,15 @@ static void origin_free(origin *o)
         event_free(o->sig_hup);
     if (o->drain_timer)
         event_free(o->drain_timer);
-    if (o->base)
-        event_base_free(o->base);    /* runs the connections' last finalizers */
+    if (o->base) {
+        /* A connection freed above may still have deferred callbacks queued
+         * (each holds a reference to its bufferevents; a stop by signal
+         * breaks the loop before they run): one more non-blocking turn runs
+         * them so the last references drop, then the base runs the
+         * finalizers. */
+        event_base_loop(o->base, EVLOOP_NONBLOCK);
+        event_base_free(o->base);
+    }
     mc_guard_free(o->s3_guard);      /* after those: the connections point to it */
     mc_guard_free(o->ctl_guard);
     free(o->metrics);

@@ -22,7 +22,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["http1", "sigv4", "cc", "range", "meta", "inval", "path", "config"]
+TARGETS = ["http1", "sigv4", "cc", "range", "meta", "inval", "path", "config", "guard"]
 
 
 class Target:

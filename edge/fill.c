@@ -632,7 +632,7 @@ static void on_published_main(void *arg)
 
 /* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
  * of the same name when it has one, plus the 304's new fields. */
-static char *merge_headers(const char *stored, const char *fresh)
+char *mc_fill_merge_headers(const char *stored, const char *fresh)
 {
     mc_buf b = MC_BUF_INIT;
     char name[128], tmp[8];
@@ -656,7 +656,7 @@ static char *merge_headers(const char *stored, const char *fresh)
  * (headers, times, freshness) without touching the body. */
 static int refresh_stale(mc_fill *f)
 {
-    char *merged = merge_headers(f->stale.headers, f->hdrs);
+    char *merged = mc_fill_merge_headers(f->stale.headers, f->hdrs);
     if (!merged)
         return 0;
     mc_fresh fr;

@@ -129,4 +129,9 @@ int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const cha
                      mc_edge_snap *snap,
                      const mc_cache_policy *pol, const mc_fill_observer *obs, void *arg);
 
+/* RFC 9111 3.2 / 4.3.4: the stored header fields, each replaced by the
+ * fresh (304 or same-version 206) field of the same name when it has one,
+ * plus the fresh fields. A new string (NULL when out of memory). */
+char *mc_fill_merge_headers(const char *stored, const char *fresh);
+
 #endif

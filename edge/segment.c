@@ -1140,32 +1140,11 @@ static int probe_headers(segfill *f, int status, const char *hdrs, const char *c
     return 0;
 }
 
-/* RFC 9111 3.2 (fill.c does the same for whole objects). */
-static char *merge_headers(const char *stored, const char *fresh)
-{
-    mc_buf b = MC_BUF_INIT;
-    char name[128], tmp[8];
-    for (const char *p = stored; p && *p;) {
-        const char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
-        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
-        size_t nl = colon && colon < p + ll ? (size_t)(colon - p) : 0;
-        if (nl > 0 && nl < sizeof name) {
-            memcpy(name, p, nl);
-            name[nl] = '\0';
-            if (!mc_hdr_find(fresh, name, tmp, sizeof tmp))
-                mc_buf_append(&b, p, ll);
-        }
-        p += ll;
-    }
-    mc_buf_puts(&b, fresh);
-    return mc_buf_steal(&b);
-}
-
 /* A stale head was confirmed (304, or a 206 of the same version): refresh
  * its freshness in the store and for its viewers. */
 static void reval_confirmed(segfill *f, const char *hdrs)
 {
-    char *merged = merge_headers(f->head.headers, hdrs);
+    char *merged = mc_fill_merge_headers(f->head.headers, hdrs);
     if (!merged)
         return;
     mc_fresh fr;

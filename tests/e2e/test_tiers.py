@@ -50,8 +50,17 @@ class Tiers(unittest.TestCase):
         return h.http("GET", *d.addr["http"], path, {}, timeout=20)
 
     def up(self, d, name, code="200"):
-        return h.metrics(*d.addr["admin"]).get(
-            f'meshcdn_edge_upstream_requests_total{{upstream="{name}",code="{code}"}}', 0)
+        """An upstream request count once it has settled: a transfer is
+        counted when it ends, which may be just after its viewer had the
+        last byte (the value must hold for 0.2 s, 3 s at most)."""
+        key = f'meshcdn_edge_upstream_requests_total{{upstream="{name}",code="{code}"}}'
+        last, same, deadline = None, 0, time.monotonic() + 3
+        while same < 2 and time.monotonic() < deadline:
+            v = h.metrics(*d.addr["admin"]).get(key, 0)
+            same = same + 1 if v == last else 0
+            last = v
+            time.sleep(0.1)
+        return last
 
     def origin_gets(self):
         return len([r for r in self.origin.requests if r.method == "GET"])
@@ -245,9 +254,14 @@ class OriginGroups(unittest.TestCase):
         p.kill9()
         st, _, b, _ = h.http("GET", *d.addr["http"], "/m/x.glb?v=2", {})
         self.assertEqual((st, b), (200, b"signed secondary body"))
-        m = h.metrics(*d.addr["admin"])
+        # an upstream transfer is counted when it ends, which may be just
+        # after the viewer has its last byte: wait for the count
+        want = 'meshcdn_edge_upstream_requests_total{upstream="origin-secondary",code="200"}'
+        deadline = time.monotonic() + 5
+        while want not in (m := h.metrics(*d.addr["admin"])) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertEqual(m['meshcdn_edge_upstream_requests_total{upstream="origin",code="error"}'], 1)
-        self.assertEqual(m['meshcdn_edge_upstream_requests_total{upstream="origin-secondary",code="200"}'], 1)
+        self.assertEqual(m[want], 1)
 
 
 if __name__ == "__main__":

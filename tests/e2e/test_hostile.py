@@ -239,6 +239,9 @@ class TestPerClientCap(HostileCase):
             finally:
                 a.close()
                 b.close()
+            # both closes have landed (the gauge counts this scrape's own
+            # admin connection) before the next round takes two units again
+            self.assertTrue(until(lambda: self.metric(e, "meshcdn_edge_connections") <= 1))
             self.assertTrue(until(lambda: self.served(e)))
         # (a retry of served() may itself be refused before the closes land)
         self.assertGreaterEqual(self.metric(e, REFUSED_PER_CLIENT), 5)

@@ -40,6 +40,27 @@ int mc_buf_append(mc_buf *b, const void *p, size_t n)
 int mc_buf_puts(mc_buf *b, const char *s) { return mc_buf_append(b, s, strlen(s)); }
 int mc_buf_putc(mc_buf *b, char c) { return mc_buf_append(b, &c, 1); }
 
+size_t mc_fmt_i64(char *out, long long v)
+{
+    char tmp[24];
+    size_t n = 0, k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    return k;
+}
+
+int mc_buf_put_i64(mc_buf *b, long long v)
+{
+    char t[24];
+    return mc_buf_append(b, t, mc_fmt_i64(t, v));
+}
+
 int mc_buf_printf(mc_buf *b, const char *fmt, ...)
 {
     va_list ap;

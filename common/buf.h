@@ -21,6 +21,10 @@ int mc_buf_append(mc_buf *b, const void *p, size_t n);
 int mc_buf_puts(mc_buf *b, const char *s);
 int mc_buf_putc(mc_buf *b, char c);
 int mc_buf_printf(mc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal v (a hot-path alternative to printf's %lld). */
+int mc_buf_put_i64(mc_buf *b, long long v);
+/* Decimal v into out (at least 21 bytes), not NUL-terminated; its length. */
+size_t mc_fmt_i64(char *out, long long v);
 void mc_buf_reset(mc_buf *b);          /* len = 0, keeps capacity */
 void mc_buf_free(mc_buf *b);
 /* Hand the bytes to the caller (who frees them); b becomes empty. Never NULL

@@ -54,6 +54,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"store", "size", "store-size", MC_CFG_SIZE, "1G", "store size bound (LMDB map size)", NULL, 0, 0},
     {"store", "max_object_size", NULL, MC_CFG_SIZE, NULL, "larger objects are not stored (default: size/4)", NULL, 0, 0},
     {"store", "stall_timeout", NULL, MC_CFG_DURATION, "10s", "a viewer too slow for this long stops holding a fill back: it is cut off", NULL, 0, 0},
+    {"store", "verify_reads", NULL, MC_CFG_ENUM, "first", "check a stored chunk's XXH3 on its first read by each worker since start (first) or on every read (always); `meshcdn-edge check` checks them all", "first|always", 0, 0},
     {"store", "fill_buffer", NULL, MC_CFG_SIZE, "4M", "per-client backlog before the upstream is paused", NULL, 0, 0},
     {"cache", "heuristic_percent", NULL, MC_CFG_INT, "10", "heuristic freshness: percent of the Last-Modified age", NULL, 0, 100},
     {"cache", "heuristic_max", NULL, MC_CFG_DURATION, "1d", "cap on heuristic freshness", NULL, 0, 0},
@@ -594,6 +595,7 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
                                 ? mc_config_size(c, "store", "max_object_size")
                                 : out->store_size / 4;
     out->max_fill_buffer = mc_config_size(c, "store", "fill_buffer");
+    out->verify_reads_always = strcmp(mc_config_str(c, "store", "verify_reads"), "always") == 0;
     out->stall_timeout_ms = mc_config_duration_ms(c, "store", "stall_timeout");
     out->prefetch_max_refs = (int)mc_config_int(c, "prefetch", "max_refs");
     out->prefetch_max_bytes = mc_config_size(c, "prefetch", "max_bytes");

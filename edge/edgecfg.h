@@ -120,6 +120,7 @@ typedef struct mc_edge_config {
     uint64_t store_size;
     uint64_t max_object_bytes;   /* larger objects are served but not stored */
     int max_object_auto;         /* max_object_bytes is the default, store_size / 4 */
+    int verify_reads_always;     /* [store] verify_reads = always: checksum on every chunk read */
     uint64_t max_fill_buffer;    /* per client: pause the upstream beyond this backlog */
     int64_t stall_timeout_ms;    /* a viewer that keeps a fill paused this long is cut off */
     int prefetch_max_refs;       /* [prefetch] references fetched per .gltf */

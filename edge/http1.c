@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/random.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -390,12 +391,14 @@ static void read_off(mc_http_conn *c)
 static void write_now(mc_http_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (c->plain_fd < 0 || evbuffer_get_length(out) == 0)
+    if (c->plain_fd < 0)
         return;
-    evbuffer_unfreeze(out, 1);                /* a bufferevent keeps its output's start frozen */
-    evbuffer_write(out, c->plain_fd);
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) == 0)
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);            /* a bufferevent keeps its output's start frozen */
+        evbuffer_write(out, c->plain_fd);
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) == 0)        /* (also after mc_http_respond_body_transient sent it all) */
         bufferevent_disable(c->bev, EV_WRITE);
 }
 
@@ -871,26 +874,51 @@ void mc_http_respond_start(mc_http_conn *c, int status, const char *reason, cons
     if (c->plain_fd >= 0)
         bufferevent_enable(c->bev, EV_WRITE);
     c->no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason ? reason : mc_http_reason(status));
-    if (c->opts.server_name)
-        evbuffer_add_printf(out, "Server: %s\r\n", c->opts.server_name);
+    /* no printf here: this runs once per hit (see tests/bench/README.md) */
+    char line[384];
+    size_t n = 0;
+    const char *why = reason ? reason : mc_http_reason(status);
+    size_t wl = strnlen(why, 200);
+    memcpy(line, "HTTP/1.1 ", 9);
+    n = 9 + mc_fmt_i64(line + 9, status);
+    line[n++] = ' ';
+    memcpy(line + n, why, wl);
+    n += wl;
+    line[n++] = '\r', line[n++] = '\n';
+    if (c->opts.server_name) {
+        size_t sl = strnlen(c->opts.server_name, 128);
+        memcpy(line + n, "Server: ", 8);
+        memcpy(line + n + 8, c->opts.server_name, sl);
+        n += 8 + sl;
+        line[n++] = '\r', line[n++] = '\n';
+    }
+    evbuffer_add(out, line, n);
     if (hdrs)
         evbuffer_add(out, hdrs, strlen(hdrs));
+    n = 0;
     if (content_length >= 0) {
-        if (status != 204 && status != 304)
-            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+        if (status != 204 && status != 304) {
+            memcpy(line, "Content-Length: ", 16);
+            n = 16 + mc_fmt_i64(line + 16, (long long)content_length);
+            line[n++] = '\r', line[n++] = '\n';
+        }
         c->remaining = c->no_body ? 0 : content_length;
     } else if (!c->no_body && c->req.minor >= 1) {
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        memcpy(line, "Transfer-Encoding: chunked\r\n", 28);
+        n = 28;
         c->chunked = 1;
     } else if (!c->no_body) {
         c->close_after = 1;                   /* HTTP/1.0, unknown length: close-delimited */
     }
-    if (c->close_after)
-        evbuffer_add_printf(out, "Connection: close\r\n");
-    else if (c->req.minor == 0)
-        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
-    evbuffer_add(out, "\r\n", 2);
+    if (c->close_after) {
+        memcpy(line + n, "Connection: close\r\n", 19);
+        n += 19;
+    } else if (c->req.minor == 0) {
+        memcpy(line + n, "Connection: keep-alive\r\n", 24);
+        n += 24;
+    }
+    line[n++] = '\r', line[n++] = '\n';
+    evbuffer_add(out, line, n);
 }
 
 void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len)
@@ -912,6 +940,45 @@ void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len)
             c->remaining -= (int64_t)len;
     }
     mc_counter_add(&mc_stats_global.bytes_sent, len);
+}
+
+size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t len)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && c->started);
+    if (c->no_body || len == 0)
+        return 0;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec q[8];
+    int nq = c->plain_fd >= 0 && !c->chunked ? evbuffer_peek(out, -1, NULL, q, 7) : 8;
+    if (nq > 7) {                             /* TLS, chunked, or a long queue: copy */
+        mc_http_respond_body(c, data, len);
+        return 0;
+    }
+    assert(c->remaining < 0 || (uint64_t)c->remaining >= len);
+    struct iovec iov[8];
+    size_t queued = 0;
+    for (int i = 0; i < nq; i++) {
+        iov[i].iov_base = q[i].iov_base;
+        iov[i].iov_len = q[i].iov_len;
+        queued += q[i].iov_len;
+    }
+    iov[nq].iov_base = (void *)data;
+    iov[nq].iov_len = len;
+    ssize_t w = writev(c->plain_fd, iov, nq + 1);
+    size_t from_data = 0;
+    if (w > 0) {                              /* (an error is the bufferevent's to report, at its write) */
+        size_t done_q = (size_t)w < queued ? (size_t)w : queued;
+        evbuffer_unfreeze(out, 1);
+        evbuffer_drain(out, done_q);
+        evbuffer_freeze(out, 1);
+        from_data = (size_t)w - done_q;
+    }
+    if (from_data < len)
+        evbuffer_add(out, (const char *)data + from_data, len - from_data);
+    if (c->remaining > 0)
+        c->remaining -= (int64_t)len;
+    mc_counter_add(&mc_stats_global.bytes_sent, len);
+    return from_data;
 }
 
 void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_http_release_fn release,

@@ -153,6 +153,13 @@ void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len);
 typedef void (*mc_http_release_fn)(const void *data, size_t len, void *arg);
 void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_http_release_fn release,
                               void *arg);
+/* The same for bytes valid only during this call (a view into the store's
+ * map, whose read transaction ends when the caller returns): on a plain
+ * socket whose framing is Content-Length, what is queued and then data go
+ * out now in one writev, straight from data; whatever the socket does not
+ * take is copied into the output buffer. Otherwise (TLS, chunked) it is
+ * mc_http_respond_body. Returns the bytes of data written to the socket. */
+size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t len);
 /* The response is complete; a keep-alive connection reads the next request. */
 void mc_http_respond_end(mc_http_conn *c);
 /* One-shot: a complete response with a small body. */

@@ -103,11 +103,19 @@ static void on_fill_drain(void *arg)
     mc_fill_drained(arg);
 }
 
-/* Copy chunks straight from the map into the client's buffer until it
- * holds about two chunks (one copy; the read transaction ends before this
- * returns to the loop). */
+/* Per call of pump_hit, at most this many bytes go to the socket straight
+ * from the map; later chunks are copied into the output buffer, whose
+ * draining calls pump_hit again: one connection does not keep its loop
+ * for a whole large body. */
+#define DIRECT_BUDGET (4u * MC_STORE_CHUNK_SIZE)
+
+/* Send chunks straight from the map to the socket while it takes them
+ * (mc_resp_write_view: no copy in user space), else copy them into the
+ * client's buffer until it holds about two chunks; the read transaction
+ * ends before this returns to the loop. */
 static void pump_hit(mc_resp *r)
 {
+    uint64_t direct = 0;
     while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
         const void *data = NULL;
@@ -124,7 +132,10 @@ static void pump_hit(mc_resp *r)
             mc_resp_fail(r, 502);
             return;
         }
-        int complete = mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n);
+        int complete = direct < DIRECT_BUDGET && mc_http_backlog(r->conn) == 0
+                           ? mc_resp_write_view(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n)
+                           : mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n);
+        direct += (uint64_t)n;
         mc_store_view_end(r->w->reader);
         if (complete)
             break;
@@ -181,7 +192,7 @@ static void serve_hit(mc_resp *r, mc_result result)
     }
     mc_http_owner o = {on_hit_drain, on_resp_close, r};
     mc_http_set_owner(r->conn, &o);
-    mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, first, (size_t)n);
+    mc_resp_write_view(r, (uint64_t)idx * r->meta.chunk_size, first, (size_t)n);
     mc_store_view_end(r->w->reader);
     pump_hit(r);
 }
@@ -235,7 +246,8 @@ static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
         return 0;
     /* a stored no-cache response is validated before each use; the full
      * parse only when the text is there, so a plain hit parses nothing */
-    if (!strcasestr(r->meta.headers, "no-cache"))
+    if ((r->meta.flags & MC_META_F_NOCACHE_KNOWN) ? !(r->meta.flags & MC_META_F_NOCACHE_TEXT)
+                                                  : !strcasestr(r->meta.headers, "no-cache"))
         return 1;
     mc_fresh fr;
     mc_fill_freshness(r->meta.status, r->meta.headers, r->meta.response_time, r->meta.response_time,

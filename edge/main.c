@@ -157,7 +157,8 @@ static int run(const mc_edge_config *cfg, int argc, char **argv)
         mc_tls_free(tls);
         return 1;
     }
-    mc_store_config scfg = {.dir = cfg->store_dir, .size_bytes = cfg->store_size};
+    mc_store_config scfg = {.dir = cfg->store_dir, .size_bytes = cfg->store_size,
+                            .verify_always = cfg->verify_reads_always};
     if (mc_store_open(&store, &scfg, &err) < 0) {
         fprintf(stderr, "meshcdn-edge: %s\n", err.msg);
         mc_snap_unref(snap);

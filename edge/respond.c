@@ -183,12 +183,17 @@ static int64_t multipart_length(const mc_resp *r)
 /* Headers we compute ourselves and never replay from the stored block. */
 static int replaced_here(const char *line)
 {
-    static const char *const names[] = {"Age:", "Cache-Status:", "X-Cache:", "Content-Range:",
-                                        "Accept-Ranges:", "Content-Length:", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strncasecmp(line, names[i], strlen(names[i])) == 0)
-            return 1;
-    return 0;
+    switch (line[0] | 0x20) {   /* one compare per stored line on a hit, not six */
+    case 'a':
+        return strncasecmp(line, "Age:", 4) == 0 || strncasecmp(line, "Accept-Ranges:", 14) == 0;
+    case 'c':
+        return strncasecmp(line, "Cache-Status:", 13) == 0 || strncasecmp(line, "Content-Range:", 14) == 0 ||
+               strncasecmp(line, "Content-Length:", 15) == 0;
+    case 'x':
+        return strncasecmp(line, "X-Cache:", 8) == 0;
+    default:
+        return 0;
+    }
 }
 
 /* Surrogate-Key and Surrogate-Control are for CDNs: a viewer never sees
@@ -196,7 +201,7 @@ static int replaced_here(const char *line)
  * meshcdn) does, so it can purge by surrogate key too. */
 static int surrogate_hidden(const mc_resp *r, const char *line)
 {
-    if (strncasecmp(line, "Surrogate-", 10) != 0)
+    if ((line[0] | 0x20) != 's' || strncasecmp(line, "Surrogate-", 10) != 0)
         return 0;
     for (int i = 0; i < r->req->nheaders; i++)
         if (strcasecmp(r->req->headers[i].name, "CDN-Loop") == 0 && strstr(r->req->headers[i].value, "meshcdn-"))
@@ -212,11 +217,12 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     int cors = r->pol && r->pol->cors_origins[0];
     mc_buf h = MC_BUF_INIT;
     mc_buf_reserve(&h, (hdrs ? strlen(hdrs) : 0) + 384);   /* one allocation for the whole block */
-    for (const char *p = hdrs; p && *p;) {
-        const char *eol = strstr(p, "\r\n");
-        size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
+    size_t hl = hdrs ? strlen(hdrs) : 0;
+    for (const char *p = hdrs, *end = hdrs + hl; p && p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
         if (!replaced_here(p) && !surrogate_hidden(r, p) && !((r->status == 304 || r->nparts) && strncasecmp(p, "Content-Type:", 13) == 0) &&
-            !(cors && strncasecmp(p, "Access-Control-", 15) == 0))
+            !(cors && (p[0] | 0x20) == 'a' && strncasecmp(p, "Access-Control-", 15) == 0))
             mc_buf_append(&h, p, ll);
         p += ll;
     }
@@ -224,24 +230,36 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
         mc_mesh_cors_actual(r->pol, mc_http_req_header(r->req, "Origin"), &h);
     int hit = r->result == MC_RESULT_HIT || r->result == MC_RESULT_STALE;
     int refreshed = r->result == MC_RESULT_REVALIDATED;
-    mc_buf_printf(&h, "Age: %lld\r\n", (long long)(cache->age_s > 0 ? cache->age_s : 0));
+    /* no printf on this path: it runs once per hit */
+    mc_buf_puts(&h, "Age: ");
+    mc_buf_put_i64(&h, (long long)(cache->age_s > 0 ? cache->age_s : 0));
     /* RFC 9211: a revalidated copy is "fwd=stale; fwd-status=304" */
-    mc_buf_printf(&h, "Cache-Status: meshcdn-%s; %s", cfg->node_id,
-                  hit ? "hit" : (refreshed || r->result == MC_RESULT_EXPIRED) ? "fwd=stale" : "fwd=miss");
-    if (refreshed)
+    mc_buf_puts(&h, "\r\nCache-Status: meshcdn-");
+    mc_buf_puts(&h, cfg->node_id);
+    mc_buf_puts(&h, hit ? "; hit" : (refreshed || r->result == MC_RESULT_EXPIRED) ? "; fwd=stale" : "; fwd=miss");
+    if (refreshed) {
         mc_buf_puts(&h, "; fwd-status=304");
-    else if (!hit && cache->fwd_status)
-        mc_buf_printf(&h, "; fwd-status=%d", cache->fwd_status);
-    if (cache->stored || hit || refreshed)
-        mc_buf_printf(&h, "; ttl=%lld", (long long)cache->ttl_s);
+    } else if (!hit && cache->fwd_status) {
+        mc_buf_puts(&h, "; fwd-status=");
+        mc_buf_put_i64(&h, cache->fwd_status);
+    }
+    if (cache->stored || hit || refreshed) {
+        mc_buf_puts(&h, "; ttl=");
+        mc_buf_put_i64(&h, (long long)cache->ttl_s);
+    }
     if (!hit && cache->stored)
         mc_buf_puts(&h, "; stored");
     if (r->result == MC_RESULT_COLLAPSED)
         mc_buf_puts(&h, "; collapsed");
-    if (r->detail)
-        mc_buf_printf(&h, "; detail=%s", r->detail);
-    mc_buf_printf(&h, "\r\nX-Cache: %s from meshcdn\r\nVia: 1.1 meshcdn-%s (meshcdn/%s)\r\n",
-                  hit ? "Hit" : refreshed ? "RefreshHit" : "Miss", cfg->node_id, MESHCDN_VERSION);
+    if (r->detail) {
+        mc_buf_puts(&h, "; detail=");
+        mc_buf_puts(&h, r->detail);
+    }
+    mc_buf_puts(&h, hit ? "\r\nX-Cache: Hit from meshcdn\r\nVia: 1.1 meshcdn-"
+                        : refreshed ? "\r\nX-Cache: RefreshHit from meshcdn\r\nVia: 1.1 meshcdn-"
+                                    : "\r\nX-Cache: Miss from meshcdn\r\nVia: 1.1 meshcdn-");
+    mc_buf_puts(&h, cfg->node_id);
+    mc_buf_puts(&h, " (meshcdn/" MESHCDN_VERSION ")\r\n");
     if (r->length >= 0 && (r->status == 200 || r->status == 206))
         mc_buf_puts(&h, "Accept-Ranges: bytes\r\n");
     int64_t clen = r->length;
@@ -288,8 +306,12 @@ static void on_shared_sent(const void *data, size_t len, void *arg)
     mc_shared_release(arg);
 }
 
+/* How write_window hands bytes to the connection. */
+#define VIA_VIEW ((mc_shared *)1)   /* transient view: sent now, the rest copied */
+
 /* Write what [off, end) has of the window [pos, limit); 1 when it is
- * complete. data is shared's bytes when shared is set (sent by reference). */
+ * complete. data is shared's bytes when shared is set (sent by reference),
+ * a view into the map when it is VIA_VIEW. */
 static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end, uint64_t limit,
                         mc_shared *shared)
 {
@@ -297,7 +319,9 @@ static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end
         uint64_t take_end = end < limit ? end : limit;
         size_t n = (size_t)(take_end - r->pos);
         const char *p = (const char *)data + (r->pos - off);
-        if (shared) {
+        if (shared == VIA_VIEW) {
+            mc_http_respond_body_transient(r->conn, p, n);
+        } else if (shared) {
             shared->refs++;
             mc_http_respond_body_ref(r->conn, p, n, on_shared_sent, shared);
         } else {
@@ -316,6 +340,11 @@ int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len)
     return resp_write(r, off, data, len, NULL);
 }
 
+int mc_resp_write_view(mc_resp *r, uint64_t off, const void *data, size_t len)
+{
+    return resp_write(r, off, data, len, VIA_VIEW);
+}
+
 int mc_resp_write_shared(mc_resp *r, uint64_t off, mc_shared *b)
 {
     return resp_write(r, off, b->data, b->len, b);
@@ -323,6 +352,8 @@ int mc_resp_write_shared(mc_resp *r, uint64_t off, mc_shared *b)
 
 static int resp_write(mc_resp *r, uint64_t off, const void *data, size_t len, mc_shared *shared)
 {
+    if (shared == VIA_VIEW && r->nparts)
+        shared = NULL;   /* multipart: copied (parts interleave with their heads) */
     if (r->done || !r->has_body)
         return 1;
     uint64_t end = off + len;   /* exclusive */

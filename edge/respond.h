@@ -116,6 +116,10 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache);
 /* Offer object bytes [off, off+len); the part inside the window is sent.
  * Returns 1 when the window is complete. */
 int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len);
+/* The same for bytes valid only during this call (a view into the store's
+ * map): sent from data while the socket takes them, the rest copied
+ * (mc_http_respond_body_transient). */
+int mc_resp_write_view(mc_resp *r, uint64_t off, const void *data, size_t len);
 
 /* Body bytes shared by the viewers of one fill: one copy, referenced by each
  * viewer's connection instead of copied into it, freed when the last

@@ -131,6 +131,7 @@ static const key_fields fields[] = {
     {"edge.segment_size", 1, {F(segment_size)}},
     {"store.dir", 1, {F(store_dir)}},
     {"store.size", 1, {F(store_size)}},
+    {"store.verify_reads", 1, {F(verify_reads_always)}},
     {"edge.log_level", 0, {F(log_level)}},
     {"edge.client_timeout", 0, {F(client_timeout_ms)}},
     {"edge.drain_timeout", 0, {F(drain_timeout_ms)}},

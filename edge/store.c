@@ -65,6 +65,7 @@ struct mc_store {
     MDB_dbi objects, chunks, paths, pending, state, tags;
     int lock_fd;
     uint64_t size_bytes, max_queue_bytes;
+    int verify_always;
     uint64_t high_bytes, low_bytes;   /* eviction watermarks on body bytes */
     uint64_t batch_max_bytes;         /* chunk bytes per transaction: a small map needs small ones */
     int64_t unpublished_bytes;        /* chunks of fills not yet published (writer only, approximate) */
@@ -95,8 +96,10 @@ struct mc_store {
 /* Failed writes in a row that make the store unusable for /readyz. */
 #define FAIL_RUN_LIMIT 8
 
+#define VERIFIED_SLOTS 16384u   /* power of two */
 struct mc_store_reader {
     mc_store *s;
+    uint64_t *verified;   /* fingerprints of chunks checked by this reader; NULL: check every read */
     MDB_txn *txn;   /* reset between calls: never held across I/O */
     int viewing;    /* renewed by mc_store_view_chunk until mc_store_view_end */
 };
@@ -137,7 +140,10 @@ int mc_object_meta_encode(const mc_object_meta *m, mc_buf *out)
     rc |= put_u64(out, hlen);
     rc |= mc_buf_append(out, m->key, klen);
     rc |= mc_buf_append(out, m->headers ? m->headers : "", hlen);
-    rc |= put_u64(out, m->flags);
+    uint32_t flags = (m->flags & ~MC_META_F_NOCACHE_TEXT) | MC_META_F_NOCACHE_KNOWN;
+    if (m->headers && strcasestr(m->headers, "no-cache"))
+        flags |= MC_META_F_NOCACHE_TEXT;
+    rc |= put_u64(out, flags);
     return rc ? MC_E_NOMEM : 0;
 }
 
@@ -1393,6 +1399,7 @@ int mc_store_open(mc_store **out, const mc_store_config *cfg, mc_err *err)
         return MC_E_NOMEM;
     s->magic = MC_STORE_MAGIC;
     s->size_bytes = cfg->size_bytes;
+    s->verify_always = cfg->verify_always;
     s->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : (256u << 20);
     int high = cfg->high_percent ? cfg->high_percent : 80, low = cfg->low_percent ? cfg->low_percent : 70;
     s->high_bytes = cfg->size_bytes / 100 * (uint64_t)high;
@@ -1508,8 +1515,13 @@ int mc_store_reader_new(mc_store *s, mc_store_reader **out)
     if (!r)
         return MC_E_NOMEM;
     r->s = s;
+    if (!s->verify_always && !(r->verified = calloc(VERIFIED_SLOTS, sizeof *r->verified))) {
+        free(r);
+        return MC_E_NOMEM;
+    }
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     if (rc) {
+        free(r->verified);
         free(r);
         return MC_E_IO;
     }
@@ -1523,6 +1535,7 @@ void mc_store_reader_free(mc_store_reader *r)
     if (!r)
         return;
     mdb_txn_abort(r->txn);
+    free(r->verified);
     free(r);
 }
 
@@ -1555,9 +1568,22 @@ static int get_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t 
     if (rc != 0)
         return rc == MDB_NOTFOUND ? MC_E_NOTFOUND : MC_E_IO;
     const unsigned char *p = d.mv_data;
-    if (d.mv_size < 8 || d.mv_size - 8 > INT_MAX || get_u64(p) != mc_hash_checksum(p + 8, d.mv_size - 8)) {
+    if (d.mv_size < 8 || d.mv_size - 8 > INT_MAX) {
         mc_counter_add(&r->s->stats.checksum_failures, 1);
         return MC_E_CHECKSUM;
+    }
+    uint64_t fp = 0, *slot = NULL;
+    if (r->verified) {
+        fp = mc_hash_checksum(ck, sizeof ck) | 1u;   /* 0 marks an empty slot */
+        slot = &r->verified[fp & (VERIFIED_SLOTS - 1)];
+    }
+    if (!slot || *slot != fp) {
+        if (get_u64(p) != mc_hash_checksum(p + 8, d.mv_size - 8)) {
+            mc_counter_add(&r->s->stats.checksum_failures, 1);
+            return MC_E_CHECKSUM;
+        }
+        if (slot)
+            *slot = fp;
     }
     *data = p + 8;
     return (int)(d.mv_size - 8);

@@ -55,6 +55,12 @@
 /* A segmented object's head (segment.h): no body of its own; its bytes are
  * in segment objects. */
 #define MC_META_F_SEGMENTED 2u
+/* Set by mc_object_meta_encode itself, whatever the caller passed: the
+ * headers were searched (KNOWN) and contain "no-cache" in any case (TEXT),
+ * so a hit needs no search of its own (lookup.c); metadata written before
+ * these existed has neither and is searched at lookup. */
+#define MC_META_F_NOCACHE_KNOWN 4u
+#define MC_META_F_NOCACHE_TEXT 8u
 
 typedef struct mc_store mc_store;
 typedef struct mc_store_reader mc_store_reader;
@@ -65,6 +71,7 @@ typedef struct mc_store_config {
     uint64_t max_queue_bytes;   /* writer queue bound; beyond it writes are refused */
     int high_percent;           /* evict when stored bytes pass this share of size (default 80) */
     int low_percent;            /* ... down to this share (default 70) */
+    int verify_always;          /* readers check every chunk read, not only the first (see get_chunk) */
 } mc_store_config;
 
 /* Metadata of one stored object (what `objects` holds, decoded). */
@@ -125,7 +132,14 @@ int mc_store_reader_new(mc_store *s, mc_store_reader **out);
 void mc_store_reader_free(mc_store_reader *r);
 /* Metadata for key: 0, MC_E_NOTFOUND, or MC_E_INVAL (undecodable record). */
 int mc_store_read_meta(mc_store_reader *r, mc_hash128 key, mc_object_meta *out);
-/* Copy chunk idx of fill seq into out (appending); verifies its checksum.
+/* Chunk reads verify the chunk's XXH3-64. A chunk is written once, under a
+ * fill seq that is never reused, so by default (verify_always = 0) each
+ * reader checks a chunk on its first read since start-up and remembers it
+ * (a 16,384-slot direct-mapped table of 64-bit fingerprints of the chunk
+ * key per reader, 128 KiB; a chunk pushed out of it is checked again):
+ * damage on disk is found after every restart and by `meshcdn-edge check`,
+ * not while a worker keeps serving a chunk it has checked.
+ * Copy chunk idx of fill seq into out (appending); verifies its checksum.
  * Returns the number of bytes, MC_E_NOTFOUND (replaced or purged since the
  * metadata was read) or MC_E_CHECKSUM. */
 int mc_store_read_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32_t idx,

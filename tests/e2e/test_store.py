@@ -81,6 +81,45 @@ class TestChecksum(StoreCase):
         self.assertEqual(self.metric(e, "meshcdn_edge_store_checksum_failures_total"), 1)
 
 
+class TestVerifyReads(StoreCase):
+    """[store] verify_reads: `first` checks a chunk on each worker's first
+    read since start; `always` on every read, so damage made while the node
+    runs is caught at the next hit too."""
+
+    def damage_while_running(self, mode):
+        body = os.urandom(100_000)
+        path = self.put("models/live.glb", body)
+        e = self.edge(f"--store.verify_reads={mode}", workers="1")
+        self.assertEqual(self.get(e, path)[3], True)
+        for _ in range(100):
+            s, hd, b, c = self.get(e, path)
+            if hd["x-cache"] == ["Hit from meshcdn"]:
+                break
+            time.sleep(0.02)
+        self.assertEqual((hd["x-cache"], b), (["Hit from meshcdn"], body))   # checked once here
+        flip_byte(self.store, body[50_000:50_064], 10)   # the map is the file: the node sees it
+        s, hd, b, c = self.get(e, path)
+        return e, body, hd, b
+
+    def test_always_catches_damage_made_while_running(self):
+        e, body, hd, b = self.damage_while_running("always")
+        self.assertEqual(hd["x-cache"], ["Miss from meshcdn"])
+        self.assertEqual(b, body)
+        self.assertEqual(self.metric(e, "meshcdn_edge_store_checksum_failures_total"), 1)
+
+    def test_first_checks_once_per_start(self):
+        # the documented trade: a chunk this worker already checked is trusted
+        # until the node restarts; after a restart the damage is found
+        e, body, hd, b = self.damage_while_running("first")
+        self.assertEqual(hd["x-cache"], ["Hit from meshcdn"])
+        self.assertEqual(self.metric(e, "meshcdn_edge_store_checksum_failures_total"), 0)
+        e.stop()
+        e = self.edge(workers="1")
+        s, hd, b, c = self.get(e, "/models/live.glb")
+        self.assertEqual((hd["x-cache"], b), (["Miss from meshcdn"], body))
+        self.assertEqual(self.metric(e, "meshcdn_edge_store_checksum_failures_total"), 1)
+
+
 class TestCheckTool(StoreCase):
     def test_check_reports_a_sound_store_and_runs_beside_a_node(self):
         bodies = {self.put(f"m/{i}.glb", os.urandom(random.randint(1, 3 * CHUNK))): None for i in range(6)}

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,6 +574,25 @@ static void test_buf_basics(void **state)
     mc_buf_free(&b);                        /* twice is harmless */
 }
 
+/* mc_fmt_i64 / mc_buf_put_i64 agree with printf's %lld, extremes included */
+static void test_buf_i64(void **state)
+{
+    (void)state;
+    const long long v[] = {0, 1, -1, 9, 10, 99, 100, 4096, -4096, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char want[32], got[32];
+        snprintf(want, sizeof want, "%lld", v[i]);
+        size_t n = mc_fmt_i64(got, v[i]);
+        got[n] = 0;
+        assert_string_equal(got, want);
+        mc_buf b = MC_BUF_INIT;
+        assert_int_equal(mc_buf_puts(&b, "x"), 0);
+        assert_int_equal(mc_buf_put_i64(&b, v[i]), 0);
+        assert_string_equal(b.data + 1, want);
+        mc_buf_free(&b);
+    }
+}
+
 static void test_buf_steal(void **state)
 {
     (void)state;
@@ -623,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_metrics_values),
         cmocka_unit_test(test_buf_basics),
         cmocka_unit_test(test_buf_steal),
+        cmocka_unit_test(test_buf_i64),
         cmocka_unit_test(test_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

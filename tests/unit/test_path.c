@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include "common/buf.h"
@@ -122,6 +123,44 @@ static void test_normalize_idempotent(void **state)
 }
 
 /* The output buffer is reset, not appended to, and reused across calls. */
+/* The already-normal fast path agrees with the full passes: a path of
+ * plain characters and dots, and the same path with one unreserved
+ * character written as an escape (which takes the full passes), normalise
+ * alike. Deterministic pseudo-random paths. */
+static void test_normalize_fast_path_agrees(void **state)
+{
+    (void)state;
+    static const char alpha[] = "ab.Z9-_~/!$&'()*+,;=:@";
+    uint32_t x = 12345;
+    mc_buf a = MC_BUF_INIT, b = MC_BUF_INIT;
+    for (int round = 0; round < 20000; round++) {
+        char p[40], q[48];
+        size_t n = 1 + (x % 20);
+        p[0] = '/';
+        for (size_t i = 1; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            p[i] = alpha[(x >> 16) % (sizeof alpha - 1)];
+        }
+        p[n] = 0;
+        x = x * 1103515245u + 12345u;
+        /* escape the first unreserved character after the root, if any */
+        size_t at = 0;
+        for (size_t i = 1; i < n && !at; i++)
+            if ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+                p[i] == '-' || p[i] == '.' || p[i] == '_' || p[i] == '~')
+                at = i;
+        if (!at)
+            continue;
+        snprintf(q, sizeof q, "%.*s%%%02X%s", (int)at, p, (unsigned char)p[at], p + at + 1);
+        assert_int_equal(mc_path_normalize(p, n, &a), 0);
+        assert_int_equal(mc_path_normalize(q, strlen(q), &b), 0);
+        if (strcmp(a.data, b.data) != 0)
+            fail_msg("%s -> %s but %s -> %s", p, a.data, q, b.data);
+    }
+    mc_buf_free(&a);
+    mc_buf_free(&b);
+}
+
 static void test_normalize_reuses_buffer(void **state)
 {
     (void)state;
@@ -259,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_normalize_table),
         cmocka_unit_test(test_normalize_idempotent),
         cmocka_unit_test(test_normalize_reuses_buffer),
+        cmocka_unit_test(test_normalize_fast_path_agrees),
         cmocka_unit_test(test_decode_table),
         cmocka_unit_test(test_cache_key_same_path),
         cmocka_unit_test(test_cache_key_different_paths),

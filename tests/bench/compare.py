@@ -599,11 +599,19 @@ def main():
     ap.add_argument("--only", default="hot,miss,zipf", help="phases to run (comma list)")
     ap.add_argument("--no-load", dest="with_load", action="store_false",
                     help="hot phase: wrk only, not also meshcdn-load")
+    ap.add_argument("--sizes", dest="size_list", help="hot phase sizes, comma list of 4k,64k,1M,16M (default: all; --quick: 4k,1M)")
+    ap.add_argument("--rounds", type=int, help="hot phase rounds (default 3; --quick: 1)")
+    ap.add_argument("--seconds", type=int, help="hot phase seconds per run (default 10; --quick: 3)")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     a.sizes = ["4k", "1M"] if a.quick else [s for s, _ in SIZES]
-    a.rounds = 1 if a.quick else 3
-    a.duration = 3 if a.quick else 10
+    if a.size_list:
+        known = [s for s, _ in SIZES]
+        a.sizes = [s for s in known if s in a.size_list.split(",")]
+        if len(a.sizes) != len(a.size_list.split(",")):
+            ap.error(f"--sizes: each of {','.join(known)}")
+    a.rounds = a.rounds or (1 if a.quick else 3)
+    a.duration = a.seconds or (3 if a.quick else 10)
     a.miss_duration = 3 if a.quick else 5
     a.miss_conns, a.miss_delay_ms, a.miss_size = 32, 10.0, 16384
     a.zipf_requests = 5000 if a.quick else 40000

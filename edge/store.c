@@ -845,7 +845,7 @@ static void run_batch(mc_store *s, store_op *batch)
     mc_log_warn("store", "msg=\"batch failed, retrying one by one\" error=\"%s\"", mdb_strerror(rc));
     for (store_op *op = batch; op; op = op->next) {
         int ok = 0;
-        for (int attempt = 0; attempt < 2; attempt++) {
+        for (int attempt = 0; attempt < 4; attempt++) {
             rc = mdb_txn_begin(s->env, NULL, 0, &txn);
             if (rc == 0) {
                 if ((rc = exec_op(s, txn, op, &ok)) == 0)
@@ -853,9 +853,16 @@ static void run_batch(mc_store *s, store_op *batch)
                 else
                     mdb_txn_abort(txn);
             }
-            /* full map: make room by evicting, then try once more */
-            if (rc != MDB_MAP_FULL || attempt == 1 ||
-                evict_some(s, s->low_bytes > op->len ? s->low_bytes - op->len : 0, 256) == 0)
+            /* full map: make room by evicting, then try again. The map can
+             * be full below the watermarks (page overhead, and a large value
+             * needs a contiguous run of free pages), so each round evicts a
+             * growing amount whatever the watermark says. */
+            uint64_t bytes = atomic_load_explicit(&s->stats.bytes, memory_order_relaxed);
+            uint64_t want = (uint64_t)(attempt + 1) * 4 * (op->len > MC_STORE_CHUNK_SIZE ? op->len : MC_STORE_CHUNK_SIZE);
+            uint64_t target = s->low_bytes > op->len ? s->low_bytes - op->len : 0;
+            if (bytes > want && bytes - want < target)
+                target = bytes - want;
+            if (rc != MDB_MAP_FULL || attempt == 3 || evict_some(s, target, 256) == 0)
                 break;
         }
         if (rc == 0) {

@@ -92,11 +92,17 @@ void mc_segment_table_free(mc_seg_table *t);
 
 /* Is segmented serving wanted for cold r (no stored copy)? */
 int mc_segment_probe_wanted(const mc_resp *r);
-/* Serve r: from its stored head (r->meta, flag MC_META_F_SEGMENTED;
- * fresh = usable without revalidation), or as a probe when r->has_meta is
- * 0. Takes over r (sets the connection owner); r ends in mc_resp_finish or
- * mc_resp_fail, or goes to fill.h when handed over. */
-void mc_segment_serve(mc_resp *r, int fresh);
+/* How a stored head is used (lookup.c decides, as for a whole object). */
+#define MC_SEGMENT_REVALIDATE 0   /* stale: revalidated first (the viewer waits) */
+#define MC_SEGMENT_FRESH 1        /* usable as it is */
+#define MC_SEGMENT_STALE 2        /* stale but servable now (stale-while-revalidate or
+                                   * max-stale, r->detail says which): served from the
+                                   * segments, one revalidation in the background */
+/* Serve r: from its stored head (r->meta, flag MC_META_F_SEGMENTED; mode
+ * one of the above), or as a probe when r->has_meta is 0. Takes over r
+ * (sets the connection owner); r ends in mc_resp_finish or mc_resp_fail, or
+ * goes to fill.h when handed over. */
+void mc_segment_serve(mc_resp *r, int mode);
 /* r is being freed: detach it from segment fills and waits. */
 void mc_segment_leave(mc_resp *r);
 
@@ -106,10 +112,10 @@ typedef struct mc_segment_writer mc_segment_writer;
 /* For a 200 of total bytes (Content-Length) whose filtered headers are
  * hdrs: publishes the head at once (meta supplies times, freshness and
  * generation) and returns a writer that stores each segment as its bytes
- * complete. NULL when segmenting does not apply (threshold off or not
- * exceeded) or on allocation failure. */
+ * complete. NULL when segmenting does not apply (threshold, the behavior's
+ * segment_threshold, is 0 or not exceeded) or on allocation failure. */
 mc_segment_writer *mc_segment_writer_start(mc_worker *w, mc_hash128 key, const char *keystr, const char *hdrs,
-                                           uint64_t total, const mc_object_meta *meta);
+                                           uint64_t total, const mc_object_meta *meta, uint64_t threshold);
 /* The next body bytes (from offset 0, in order). */
 void mc_segment_writer_feed(mc_segment_writer *sw, const void *data, size_t len);
 /* Is a segment partly written (worth fetching on for, with no viewer left)? */

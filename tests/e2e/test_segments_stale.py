@@ -6,6 +6,7 @@ The scripted origin of test_segments.py: a 1 MiB object in 256 KiB segments
 (threshold 512K). Objects are made stale with max-age=1 and a 1.2 s sleep."""
 
 import os
+import signal
 import time
 import unittest
 
@@ -244,6 +245,38 @@ class TestSegmentThresholdPerBehavior(unittest.TestCase):
         self.assertEqual(objects(), 4)                         # + one object each
         s, hd, body, _ = get("/whole/a.glb")
         self.assertEqual((body, hd["x-cache"]), (data, ["Hit from meshcdn"]))
+
+    def test_sighup_applies_a_behavior_threshold(self):
+        tmp = h.tempdir(self)
+        origin = ScriptOrigin()
+        self.addCleanup(origin.stop)
+        data = os.urandom(SIZE)
+        for p in ("/v/a.glb", "/v/b.glb"):
+            origin.route(p, RangeObject(data))
+        conf = f"{tmp}/edge.ini"
+
+        def write(threshold):
+            with open(conf + ".new", "w") as f:
+                f.write(f"[edge]\nsegment_threshold = 2M\nsegment_size = 256K\n[origin]\nurl = {origin.url}\n"
+                        f"sign = none\n[cache]\nmesh_validation = off\n[behavior]\n"
+                        f"/v/ = segment_threshold={threshold}\n")
+            os.replace(conf + ".new", conf)
+        write("0")
+        edge = h.Daemon("meshcdn-edge", ["--config", conf, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                         "--store", f"{tmp}/store", "--store-size", "64M", "--workers", "2"],
+                        listeners=("http", "admin"))
+        self.addCleanup(edge.stop)
+
+        def probes(path):
+            with origin.lock:
+                return [r.headers.get("range") for r in origin.requests if r.path == path]
+        s, _, body, _ = h.http("GET", *edge.addr["http"], "/v/a.glb", {"Range": "bytes=300000-300099"})
+        self.assertEqual((s, body, probes("/v/a.glb")), (206, data[300000:300100], [None]))
+        write("512K")
+        edge.proc.send_signal(signal.SIGHUP)
+        edge.wait_log(r"configuration reloaded[^\n]*behavior:/v/")
+        s, _, body, _ = h.http("GET", *edge.addr["http"], "/v/b.glb", {"Range": "bytes=300000-300099"})
+        self.assertEqual((s, body, probes("/v/b.glb")), (206, data[300000:300100], [seg_range(1)]))
 
 
 if __name__ == "__main__":

@@ -1063,6 +1063,13 @@ static void fail_view(seg_view *v)
     mc_resp_fail(r, 502);
 }
 static void kick_view(seg_view *v) { kick(v); }
+static void handover_view(seg_view *v);
+static void refetch_view(seg_view *v)
+{
+    v->r->stale_replaced = 1;   /* fwd=stale, its copy not used */
+    v->r->detail = NULL;
+    handover_view(v);
+}
 static void handover_view(seg_view *v)
 {
     if (v->r->started) {
@@ -1366,8 +1373,13 @@ static int sf_on_headers(void *arg, int status, const mc_http_header *h, int n, 
             if (ntotal > 0 && store_head(f, hdrs, ntotal, &m) == 0)
                 mc_object_meta_free(&m);
             release_all(f, view_restart);
-        } else {
+        } else if (status >= 500) {
             reval_failed(f, status);
+        } else {
+            /* any other answer (403, a redirect, 416 ...): what the origin
+             * says now reaches the viewers through a whole-object request,
+             * as a whole object's revalidation would pass it on */
+            release_all(f, refetch_view);
         }
         break;
     }

@@ -56,7 +56,9 @@
  *    (fwd=stale; fwd-status=304; result revalidated); no answer or a 5xx
  *    serves the segments as stale-if-error where the head allows it
  *    (detail=stale-if-error), else 504 "stale-forbidden" (no answer) or the
- *    upstream's 5xx status (must-revalidate, no stale-if-error, ...);
+ *    upstream's 5xx status (must-revalidate, no stale-if-error, ...); any
+ *    other status (403, a redirect ...) is passed on as for a whole object:
+ *    the viewers are handed to fill.h, which fetches the URL whole;
  *  - another version (a 206/200 naming other validators or total, 404,
  *    410, 412): the old head and every old segment are deleted, the new
  *    version's head (from that response, when it is above the threshold and

@@ -1028,7 +1028,7 @@ static void view_restart(seg_view *v)
         mc_resp_fail(r, 502);
         return;
     }
-    if (!v->fresh || r->result == MC_RESULT_STALE) {
+    if (v->stored_head && (!v->fresh || r->result == MC_RESULT_STALE)) {
         r->stale_replaced = 1;   /* its stale copy was replaced: fwd=stale, as a whole object's */
         r->detail = NULL;
     }

@@ -159,6 +159,17 @@ class TestSegmentsStale(StaleCase):
         self.assertEqual(r[0], 504)
         self.assertIn("fwd=stale; detail=stale-forbidden", cache_status(r))
 
+    def test_403_on_revalidation_is_passed_on_not_served_stale(self):
+        self.obj.cc = "max-age=1, stale-if-error=60"
+        self.assertRange(self.get("bytes=300000-310000"), 300000, 310000)
+        self.settle()
+        self.expire()
+        self.obj.fail = 403   # not an error stale-if-error covers (RFC 5861: 500, 502, 503, 504)
+        r = self.get("bytes=300000-310000")
+        self.assertEqual(r[0], 403)
+        self.assertIn("fwd=stale; fwd-status=403", cache_status(r))
+        self.assertEqual(self.ranges()[-2:], ["bytes=0-0", None])   # the conditional, then the URL whole
+
     def test_304_updates_the_head_and_keeps_the_segments(self):
         self.obj.cc = "max-age=1"
         n = self.store_whole()

@@ -178,6 +178,7 @@ typedef struct mc_seg_view {
     int restarts;
     int fresh;                  /* the head may be used without revalidation */
     int stored_head;            /* the head was found in the store (not learnt by a probe) */
+    int remote_reval;           /* waiting for another worker's revalidation of its head */
     struct mc_seg_view *next;
 } seg_view;
 
@@ -516,8 +517,14 @@ static void view_wake(seg_view *v)
             start_probe(v, (uint32_t)idx);
         return;
     }
-    if (!v->has_head) {
-        mc_lookup_retry(v->r);   /* the probe it waited for has ended: the head may be stored */
+    if (!v->has_head || v->remote_reval) {
+        /* the probe it waited for has ended (the head may be stored), or
+         * another worker's revalidation of its stale head has: the store
+         * says how it went (a head it cannot use fresh is revalidated again
+         * here, never served stale unless allowed) */
+        v->remote_reval = 0;
+        view_drop_head(v);
+        mc_lookup_retry(v->r);
         return;
     }
     pump(v);
@@ -892,8 +899,10 @@ static void revalidate(seg_view *v)
         return;
     }
     int rc = sreg_claim(k, r->w, v);
-    if (rc == 0)
+    if (rc == 0) {
+        v->remote_reval = 1;
         return;
+    }
     if (rc < 0) {
         mc_resp_fail(r, 503);
         return;

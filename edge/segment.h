@@ -47,7 +47,9 @@
  * Stale heads (RFC 9111 4.2.4, 4.3; as lookup.c and fill.h do for a whole
  * object, lookup.c deciding which): the head is revalidated with a
  * conditional `Range: bytes=0-0` (If-None-Match / If-Modified-Since), one
- * per head in the node.
+ * per head in the node (viewers on other workers wait for it, then look
+ * the head up again: a head still stale there, its refresh not yet
+ * committed, is revalidated once more rather than served stale).
  *  - servable stale now (stale-while-revalidate, the viewer's max-stale):
  *    served from the segments at once (Cache-Status: hit, ttl <= 0,
  *    detail; result stale), the revalidation runs in the background;

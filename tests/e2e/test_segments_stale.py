@@ -7,6 +7,7 @@ The scripted origin of test_segments.py: a 1 MiB object in 256 KiB segments
 
 import os
 import signal
+import threading
 import time
 import unittest
 
@@ -169,6 +170,22 @@ class TestSegmentsStale(StaleCase):
         self.assertEqual(r[0], 403)
         self.assertIn("fwd=stale; fwd-status=403", cache_status(r))
         self.assertEqual(self.ranges()[-2:], ["bytes=0-0", None])   # the conditional, then the URL whole
+
+    def test_must_revalidate_holds_for_viewers_on_every_worker(self):
+        """Viewers on the other worker wait for the revalidation the first
+        one started; none of them may get the stale copy when it fails."""
+        self.obj.cc = "max-age=1, must-revalidate"
+        self.assertRange(self.get("bytes=300000-310000"), 300000, 310000)
+        self.settle()
+        self.expire()
+        self.obj.fail, self.obj.delay = 503, 0.5
+        out = []
+        ts = [threading.Thread(target=lambda: out.append(self.get("bytes=300000-310000"))) for _ in range(12)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(r[0] for r in out), [503] * 12)
 
     def test_304_updates_the_head_and_keeps_the_segments(self):
         self.obj.cc = "max-age=1"

@@ -22,8 +22,8 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"control", "credentials", NULL, MC_CFG_STR, NULL, "this node's key for the control API (default: origin.credentials)", NULL, 0, 0},
     {"control", "startup_wait", NULL, MC_CFG_DURATION, "5s", "at start, wait this long to catch up with the invalidation log before serving", NULL, 0, 0},
     {"control", "poll_wait", NULL, MC_CFG_DURATION, "20s", "long-poll duration of the invalidation log", NULL, 0, 0},
-    {"edge", "segment_threshold", NULL, MC_CFG_SIZE, "64M", "objects larger than this are cached as independent segments, each fetched with a Range only when needed (0 = never)", NULL, 0, 0},
-    {"edge", "segment_size", NULL, MC_CFG_SIZE, "8M", "bytes per segment (a multiple of 256K)", NULL, 0, 0},
+    {"edge", "segment_threshold", NULL, MC_CFG_SIZE, "64M", "objects larger than this are cached as independent segments, each fetched with a Range only when needed (0 = never); the default of segment_threshold= per behavior; reloaded on SIGHUP", NULL, 0, 0},
+    {"edge", "segment_size", NULL, MC_CFG_SIZE, "8M", "bytes per segment (a multiple of 256K), node-wide; needs a restart", NULL, 0, 0},
     {"edge", "log_level", "log-level", MC_CFG_ENUM, "info", "debug|info|warn|error (reloaded on SIGHUP)", "debug|info|warn|error", 0, 0},
     {"edge", "client_timeout", NULL, MC_CFG_DURATION, "60s", "idle keep-alive / stalled client limit", NULL, 0, 0},
     {"edge", "drain_timeout", NULL, MC_CFG_DURATION, "30s", "SIGTERM: how long responses in progress may take to finish (0: stop at once)", NULL, 0, 0},
@@ -68,7 +68,7 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"cache", "query", NULL, MC_CFG_STR, "all", "query string in the key: all, sorted, none, or list:a,b", NULL, 0, 0},
     {"cache", "forward_headers", NULL, MC_CFG_STR, "accept,accept-encoding,accept-language,origin",
      "viewer request headers sent upstream (comma list, or * for every end-to-end header but Authorization, Cookie, Range and conditionals)", NULL, 0, 0},
-    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=br,gzip|gzip|br|off prefetch=on|off", NULL, 0, 0},
+    {"behavior", "*", NULL, MC_CFG_MAP, NULL, "PREFIX = min_ttl=.. max_ttl=.. default_ttl=.. negative_ttl=.. query=.. forward_headers=.. methods=read|all max_variants=N cors_origins=a,b|* cors_methods=a,b cors_headers=a,b cors_expose=a,b cors_max_age=.. mesh_validation=pass|refuse|off compress=br,gzip|gzip|br|off prefetch=on|off segment_threshold=SIZE|0", NULL, 0, 0},
     {"cache", "methods", NULL, MC_CFG_ENUM, "all", "all: POST, PUT, PATCH, DELETE, OPTIONS and unknown methods pass through to the origin (never stored; a success invalidates the URL); read: GET and HEAD only (others 405)", "read|all", 0, 0},
     {"cache", "max_variants", NULL, MC_CFG_INT, "32", "Vary: variants stored per URL; a new one beyond replaces an expired or else the oldest", NULL, 1, 65536},
     {"cache", "cors_origins", NULL, MC_CFG_STR, NULL, "CORS answered by the edge: * or allowed page origins (space/comma list); unset: the origin's CORS headers pass through", NULL, 0, 0},
@@ -340,13 +340,15 @@ static int on_behavior(void *ud, const char *key, const char *value, const char 
             else if (strcmp(tok, "compress") == 0) bad = mc_mesh_compress_parse(v, &p->compress) < 0;
             else if (strcmp(tok, "prefetch") == 0) bad = !(strcmp(v, "on") == 0 || strcmp(v, "off") == 0),
                                                    p->prefetch = strcmp(v, "on") == 0;
+            else if (strcmp(tok, "segment_threshold") == 0) bad = mc_parse_size(v, &p->segment_threshold) < 0;
             else bad = 1;
         }
         if (bad)
             return mc_err_set(x->err, MC_E_INVAL, "%s: behavior.%s: \"%s\" is not one of min_ttl=, max_ttl=, "
                               "default_ttl=, negative_ttl= (durations), query=all|sorted|none|list:a,b, forward_headers=a,b, "
                               "methods=read|all, max_variants=N, cors_origins=a,b|*, cors_methods=, cors_headers=, cors_expose=, "
-                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=br,gzip|gzip|br|off, prefetch=on|off", where, key, tok);
+                              "cors_max_age= (duration), mesh_validation=pass|refuse|off, compress=br,gzip|gzip|br|off, prefetch=on|off, "
+                              "segment_threshold=SIZE|0", where, key, tok);
     }
     out->nbehaviors++;
     return 0;
@@ -399,6 +401,7 @@ static int load_policy(mc_edge_config *out, const mc_config *c, mc_err *err)
     if (mc_mesh_compress_parse(mc_config_str(c, "cache", "compress"), &p->compress) < 0)
         return mc_config_fail(c, err, MC_E_INVAL, "cache", "compress", "use off, or br and/or gzip (\"br gzip\")");
     p->prefetch = strcmp(mc_config_str(c, "cache", "prefetch"), "on") == 0;
+    p->segment_threshold = out->segment_threshold;   /* behaviors start from it (on_behavior) */
     behavior_ctx x = {out, err};
     int rc = mc_config_each(c, "behavior", on_behavior, &x);
     if (rc)

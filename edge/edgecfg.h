@@ -52,6 +52,8 @@ typedef struct mc_cache_policy {
     int mesh_validation;         /* MC_MESH_VALIDATION_* : glTF checks before storing (mesh.h) */
     unsigned compress;           /* MC_MESH_COMPRESS_* bits (mesh.h): encodings of compressible types; 0 off */
     int prefetch;                /* 1: a stored .gltf's buffers and images are filled too (prefetch.h) */
+    uint64_t segment_threshold;  /* larger objects are stored as segments (segment.h); 0 = never.
+                                  * [edge] segment_threshold unless a behavior sets its own */
 } mc_cache_policy;
 
 /* A parent tier ([parents] NAME = URL [health=URL]): another meshcdn-edge
@@ -128,8 +130,8 @@ typedef struct mc_edge_config {
     int prefetch_concurrency;    /* [prefetch] prefetch fills at once, per worker */
     int prefetch_queue;          /* [prefetch] references waiting, per worker (more are dropped) */
     uint64_t prefetch_max_gltf;  /* [prefetch] larger .gltf bodies are not read */
-    uint64_t segment_threshold;  /* larger objects are stored as segments (segment.h); 0 = never */
-    uint64_t segment_size;       /* bytes per segment: a multiple of MC_STORE_CHUNK_SIZE */
+    uint64_t segment_threshold;  /* the default behavior's (policy.segment_threshold); 0 = never */
+    uint64_t segment_size;       /* bytes per segment, node-wide (restart-only): a multiple of MC_STORE_CHUNK_SIZE */
     mc_cache_policy policy;      /* the default behavior ([cache]) */
     mc_cache_policy behaviors[32];   /* [behavior] PREFIX = key=value ..., longest prefix first */
     int nbehaviors;

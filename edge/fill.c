@@ -996,13 +996,14 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         f->fresh.why_not = "vary *";
     }
     if (f->storing && status == 200 && !f->varies && !f->enc.state && f->nsides == 0 && clen >= 0 && !f->private_) {
-        /* above [edge] segment_threshold: stored as segments (segment.h) */
+        /* above the behavior's segment_threshold: stored as segments (segment.h) */
         mc_object_meta hm = {0};
         hm.generation = f->generation;
         hm.response_time = f->response_time;
         hm.initial_age_s = f->fresh.initial_age_s;
         hm.lifetime_s = f->fresh.lifetime_s;
-        if ((f->segw = mc_segment_writer_start(f->w, f->key, f->keystr, f->hdrs, (uint64_t)clen, &hm)) != NULL) {
+        if ((f->segw = mc_segment_writer_start(f->w, f->key, f->keystr, f->hdrs, (uint64_t)clen, &hm,
+                                               pol->segment_threshold)) != NULL) {
             f->storing = 0;
             f->fresh.why_not = "segmented";
         }

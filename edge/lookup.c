@@ -301,10 +301,17 @@ static void dispatch(mc_resp *r)
         mc_object_meta_free(&r->meta);
     } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED) && !r->no_segments && !r->skeystr) {
         r->has_meta = 1;   /* a segmented object's head (segment.h) */
-        if (cc.only_if_cached)
+        if (cc.only_if_cached) {
             mc_resp_fail_detail(r, 504, "only-if-cached");   /* its segments may be missing */
-        else
-            mc_segment_serve(r, r->refreshed || usable_fresh(r, &cc));
+        } else if (r->refreshed || usable_fresh(r, &cc)) {
+            mc_segment_serve(r, MC_SEGMENT_FRESH);
+        } else if (!cc.no_cache && mc_lookup_stale_allowed(r, 0)) {
+            /* as below for a whole object: served stale, refreshed in the background */
+            r->detail = cc.max_stale >= 0 ? "max-stale" : "stale-while-revalidate";
+            mc_segment_serve(r, MC_SEGMENT_STALE);
+        } else {
+            mc_segment_serve(r, MC_SEGMENT_REVALIDATE);
+        }
         return;
     } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED)) {
         mc_object_meta_free(&r->meta);   /* fetched whole instead: the head is no copy of it */
@@ -340,7 +347,7 @@ static void dispatch(mc_resp *r)
     }
     mc_http_owner o = {on_fill_drain, on_resp_close, r};
     mc_http_set_owner(r->conn, &o);
-    mc_fill_join(r, expired);
+    mc_fill_join(r, expired || r->stale_replaced);
 }
 
 void mc_lookup_retry(mc_resp *r)

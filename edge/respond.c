@@ -236,7 +236,9 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache)
     /* RFC 9211: a revalidated copy is "fwd=stale; fwd-status=304" */
     mc_buf_puts(&h, "\r\nCache-Status: meshcdn-");
     mc_buf_puts(&h, cfg->node_id);
-    mc_buf_puts(&h, hit ? "; hit" : (refreshed || r->result == MC_RESULT_EXPIRED) ? "; fwd=stale" : "; fwd=miss");
+    mc_buf_puts(&h, hit ? "; hit"
+                    : (refreshed || r->result == MC_RESULT_EXPIRED) ? "; fwd=stale"
+                    : r->partial ? "; fwd=partial" : "; fwd=miss");
     if (refreshed) {
         mc_buf_puts(&h, "; fwd-status=304");
     } else if (!hit && cache->fwd_status) {
@@ -462,7 +464,8 @@ void mc_resp_fail(mc_resp *r, int status)
     mc_buf hdrs = MC_BUF_INIT;
     int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
     mc_buf_printf(&hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s%s%s\r\n",
-                  r->w->node->cfg->node_id, r->has_meta ? "stale" : "miss", r->detail ? "; detail=" : "",
+                  r->w->node->cfg->node_id, r->partial ? "partial" : r->has_meta ? "stale" : "miss",
+                  r->detail ? "; detail=" : "",
                   r->detail ? r->detail : "");
     if (r->pol && r->pol->cors_origins[0])   /* so a page's script can read the error */
         mc_mesh_cors_actual(r->pol, mc_http_req_header(r->req, "Origin"), &hdrs);

@@ -66,6 +66,8 @@ typedef struct mc_resp {
     const char *detail;         /* Cache-Status detail (static string) or NULL */
     struct mc_seg_view *seg;    /* served from segments (segment.h), owned */
     int no_segments;            /* fetch whole: segmented serving gave up on it */
+    int stale_replaced;         /* its stale segmented copy changed upstream: fetched again, fwd=stale */
+    int partial;                /* a stored segmented head, a segment fetched: fwd=partial (RFC 9211 2.2) */
     struct mc_resp *next;
     struct timespec t0;
     struct timespec up_t0;      /* began waiting on an upstream (a fill); zero: never */

@@ -177,6 +177,8 @@ typedef struct mc_seg_view {
     int restart;                /* next step: start over without the old version */
     int restarts;
     int fresh;                  /* the head may be used without revalidation */
+    int stored_head;            /* the head was found in the store (not learnt by a probe) */
+    int remote_reval;           /* waiting for another worker's revalidation of its head */
     struct mc_seg_view *next;
 } seg_view;
 
@@ -458,6 +460,7 @@ static void view_drop_head(seg_view *v)
         mc_object_meta_free(&r->meta);
     r->has_meta = 0;
     v->has_head = 0;
+    v->stored_head = 0;
     free(v->vhdrs);
     v->vhdrs = NULL;
     view_drop_smeta(v);
@@ -514,8 +517,14 @@ static void view_wake(seg_view *v)
             start_probe(v, (uint32_t)idx);
         return;
     }
-    if (!v->has_head) {
-        mc_lookup_retry(v->r);   /* the probe it waited for has ended: the head may be stored */
+    if (!v->has_head || v->remote_reval) {
+        /* the probe it waited for has ended (the head may be stored), or
+         * another worker's revalidation of its stale head has: the store
+         * says how it went (a head it cannot use fresh is revalidated again
+         * here, never served stale unless allowed) */
+        v->remote_reval = 0;
+        view_drop_head(v);
+        mc_lookup_retry(v->r);
         return;
     }
     pump(v);
@@ -580,8 +589,15 @@ static void start_response(seg_view *v, int from_store, int stored)
     mc_resp *r = v->r;
     if (r->started)
         return;
-    if (r->result != MC_RESULT_REVALIDATED)
-        r->result = from_store ? MC_RESULT_HIT : MC_RESULT_MISS;
+    /* Cache-Status as for a whole object (lookup.c): a stale head served
+     * stays "hit" with its detail whether the first segment came from the
+     * store or upstream; a head revalidated is fwd=stale with 304; else a
+     * stored head with a segment fetched is fwd=partial (RFC 9211 2.2), a
+     * version found changed on revalidation fwd=stale, a cold URL fwd=miss */
+    if (r->result != MC_RESULT_REVALIDATED && r->result != MC_RESULT_STALE) {
+        r->result = from_store ? MC_RESULT_HIT : r->stale_replaced ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
+        r->partial = !from_store && v->stored_head;
+    }
     int64_t age = head_age(&r->meta);
     mc_resp_cache cache = {age, r->meta.lifetime_s - age, from_store ? 0 : 206, stored};
     mc_resp_start(r, v->vhdrs, &cache);
@@ -883,8 +899,10 @@ static void revalidate(seg_view *v)
         return;
     }
     int rc = sreg_claim(k, r->w, v);
-    if (rc == 0)
+    if (rc == 0) {
+        v->remote_reval = 1;
         return;
+    }
     if (rc < 0) {
         mc_resp_fail(r, 503);
         return;
@@ -902,14 +920,29 @@ static void revalidate(seg_view *v)
 int mc_segment_probe_wanted(const mc_resp *r)
 {
     const mc_edge_config *cfg = r->w->node->cfg;
-    return cfg->segment_threshold > 0 && !r->no_segments && !r->req->is_head && strcmp(r->req->method, "GET") == 0 &&
+    return r->pol->segment_threshold > 0 && !r->no_segments && !r->req->is_head && strcmp(r->req->method, "GET") == 0 &&
            !r->pol->compress &&
            mc_segment_probe_index(mc_http_req_header(r->req, "Range"), cfg->segment_size) >= 0 &&
            !mc_fill_running(r->key);
 }
 
-void mc_segment_serve(mc_resp *r, int fresh)
+/* Revalidate v's stale head with nobody waiting for the answer
+ * (stale-while-revalidate): nothing when one runs for it on any worker. */
+static void revalidate_background(seg_view *v)
 {
+    mc_resp *r = v->r;
+    char ks[2048];
+    snprintf(ks, sizeof ks, "%s\n#seg:head", r->keystr);
+    mc_hash128 k = mc_hash_key(ks, strlen(ks));
+    if (sf_find(r->w->segs, k) || sreg_claim(k, r->w, NULL) != 1)
+        return;
+    if (!sf_start(v, SF_REVAL, 0))
+        sreg_release(k, 0);
+}
+
+void mc_segment_serve(mc_resp *r, int mode)
+{
+    int fresh = mode != MC_SEGMENT_REVALIDATE;
     seg_view *v = r->seg;
     if (!v) {
         v = calloc(1, sizeof *v);
@@ -936,6 +969,7 @@ void mc_segment_serve(mc_resp *r, int fresh)
         return;
     }
     mc_store_touch(r->w->node->store, r->key);   /* the head is used: SIEVE keeps it */
+    v->stored_head = 1;
     if (view_adopt(v) < 0) {
         mc_log_warn("segment", "key=\"%s\" msg=\"unusable head, fetching whole\"", r->keystr);
         mc_store_delete(r->w->node->store, r->key);
@@ -945,6 +979,10 @@ void mc_segment_serve(mc_resp *r, int fresh)
     if (!fresh) {
         revalidate(v);
         return;
+    }
+    if (mode == MC_SEGMENT_STALE) {
+        revalidate_background(v);
+        r->result = MC_RESULT_STALE;   /* Cache-Status: hit, ttl < 0, r->detail */
     }
     if (finish_bodyless(v))
         return;
@@ -999,8 +1037,12 @@ static void view_restart(seg_view *v)
         mc_resp_fail(r, 502);
         return;
     }
+    if (v->stored_head && (!v->fresh || r->result == MC_RESULT_STALE)) {
+        r->stale_replaced = 1;   /* its stale copy was replaced: fwd=stale, as a whole object's */
+        r->detail = NULL;
+    }
     view_drop_head(v);
-    r->result = MC_RESULT_MISS;
+    r->result = r->stale_replaced ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
     v->restart = 1;
     kick(v);
 }
@@ -1013,8 +1055,30 @@ static void release_all(segfill *f, void (*fn)(seg_view *))
         fn(pop_view(&f->waiters));
 }
 
-static void fail_view(seg_view *v) { mc_resp_fail(v->r, 502); }
+/* A segment could not be fetched (no answer, an error status, a short
+ * body). A viewer already streaming is cut (its response ends short, never
+ * completed with another version's bytes). One served its stale copy
+ * (stale-while-revalidate, stale-if-error) that got no byte yet: 504, as
+ * when the cache can serve nothing (RFC 9111 4.2.4; detail
+ * "segment-unavailable"); one on a fresh head: 502 fwd=partial. */
+static void fail_view(seg_view *v)
+{
+    mc_resp *r = v->r;
+    if (!r->started && r->result == MC_RESULT_STALE) {
+        mc_resp_fail_detail(r, 504, "segment-unavailable");
+        return;
+    }
+    r->partial = v->stored_head && v->fresh && r->result != MC_RESULT_STALE;
+    mc_resp_fail(r, 502);
+}
 static void kick_view(seg_view *v) { kick(v); }
+static void handover_view(seg_view *v);
+static void refetch_view(seg_view *v)
+{
+    v->r->stale_replaced = 1;   /* fwd=stale, its copy not used */
+    v->r->detail = NULL;
+    handover_view(v);
+}
 static void handover_view(seg_view *v)
 {
     if (v->r->started) {
@@ -1098,15 +1162,14 @@ static int begin_storing(segfill *f, const char *version_hdrs)
     return 0;
 }
 
-/* A probe's 206: above the threshold the object is segmented from now on. */
-static int probe_headers(segfill *f, int status, const char *hdrs, const char *crange)
+/* The head of a version learnt from an upstream response (hdrs filtered,
+ * total its length): published when the object is above the behavior's
+ * threshold, storable and not varying. 0 with *out set (owned by the
+ * caller), or -1. */
+static int store_head(segfill *f, const char *hdrs, uint64_t total, mc_object_meta *out)
 {
-    const mc_edge_config *cfg = f->w->node->cfg;
-    uint64_t a, b, total;
     char v[64];
-    if (status != 206 || mc_segment_content_range(crange, &a, &b, &total) < 0 || a != f->start ||
-        total <= cfg->segment_threshold || mc_hdr_find(hdrs, "Vary", v, sizeof v) ||
-        b != (f->start + f->seg_size - 1 < total - 1 ? f->start + f->seg_size - 1 : total - 1))
+    if (f->pol->segment_threshold == 0 || total <= f->pol->segment_threshold || mc_hdr_find(hdrs, "Vary", v, sizeof v))
         return -1;
     mc_fresh fr;
     mc_fill_freshness(200, hdrs, f->request_time, f->response_time, f->pol, &fr);
@@ -1129,14 +1192,27 @@ static int probe_headers(segfill *f, int status, const char *hdrs, const char *c
         mc_object_meta_free(&m);
         return -1;
     }
+    mc_store_publish(f->w->node->store, f->hkey, &m, noop_done, NULL);
+    mc_log_info("segment", "key=\"%s\" msg=\"stored as segments\" total=%" PRIu64 " segment_size=%" PRIu64,
+                f->hkeystr, total, f->seg_size);
+    *out = m;
+    return 0;
+}
+
+/* A probe's 206: above the threshold the object is segmented from now on. */
+static int probe_headers(segfill *f, int status, const char *hdrs, const char *crange)
+{
+    uint64_t a, b, total;
+    mc_object_meta m;
+    if (status != 206 || mc_segment_content_range(crange, &a, &b, &total) < 0 || a != f->start ||
+        b != (f->start + f->seg_size - 1 < total - 1 ? f->start + f->seg_size - 1 : total - 1) ||
+        store_head(f, hdrs, total, &m) < 0)
+        return -1;
     f->head = m;
     f->has_head = 1;
     f->total = total;
     f->end = b;
     version_of(m.headers, f->ver, sizeof f->ver);
-    mc_store_publish(f->w->node->store, f->hkey, &m, noop_done, NULL);
-    mc_log_info("segment", "key=\"%s\" msg=\"stored as segments\" total=%" PRIu64 " segment_size=%" PRIu64,
-                f->hkeystr, total, f->seg_size);
     return 0;
 }
 
@@ -1178,9 +1254,11 @@ static void reval_confirmed(segfill *f, const char *hdrs)
     free(merged);
 }
 
-/* The revalidation got no answer (or a 5xx): stale-if-error where the head
- * allows it, else 504. */
-static void reval_failed(segfill *f)
+/* The revalidation got no answer (status 0) or a 5xx: stale-if-error where
+ * the head allows it (RFC 9111 4.2.4; served from the stored segments), else
+ * as for a whole object (fill.h): 504 "stale-forbidden" without an answer,
+ * the upstream's status after a 5xx. */
+static void reval_failed(segfill *f, int status)
 {
     while (f->waiters) {
         seg_view *v = pop_view(&f->waiters);
@@ -1189,6 +1267,8 @@ static void reval_failed(segfill *f)
             v->r->detail = "stale-if-error";
             v->fresh = 1;
             kick(v);
+        } else if (status >= 500) {
+            mc_resp_fail(v->r, status);
         } else {
             mc_resp_fail_detail(v->r, 504, "stale-forbidden");
         }
@@ -1292,10 +1372,23 @@ static int sf_on_headers(void *arg, int status, const mc_http_header *h, int n, 
         if (status == 304 || (status == 206 && cr_ok && strcmp(ver, f->ver) == 0)) {
             reval_confirmed(f, hdrs);
         } else if (status == 200 || status == 206 || status == 412 || status == 404 || status == 410) {
+            /* another version (or none): the old head and every old segment
+             * go; the new version's head is stored after them (the store's
+             * FIFO) so that the next viewer finds it, its segments fetched
+             * on demand; this request's viewers start over (fwd=stale) */
             drop_version(f->w, f->hkey, f->hkeystr, f->total, f->seg_size);
+            mc_object_meta m;
+            uint64_t ntotal = status == 206 && cr_ok ? total : status == 200 && clen >= 0 ? (uint64_t)clen : 0;
+            if (ntotal > 0 && store_head(f, hdrs, ntotal, &m) == 0)
+                mc_object_meta_free(&m);
             release_all(f, view_restart);
+        } else if (status >= 500) {
+            reval_failed(f, status);
         } else {
-            reval_failed(f);
+            /* any other answer (403, a redirect, 416 ...): what the origin
+             * says now reaches the viewers through a whole-object request,
+             * as a whole object's revalidation would pass it on */
+            release_all(f, refetch_view);
         }
         break;
     }
@@ -1432,7 +1525,7 @@ static void sf_on_done(void *arg, int rc, const char *why)
         mc_counter_add(&mc_stats_global.segment_fills_failed, 1);
         sf_remove(f, 0);
         if (f->kind == SF_REVAL)
-            reval_failed(f);
+            reval_failed(f, 0);
         release_all(f, fail_view);   /* never a short body presented as complete */
         sf_free(f);
         return;
@@ -1488,10 +1581,10 @@ struct mc_segment_writer {
 };
 
 mc_segment_writer *mc_segment_writer_start(mc_worker *w, mc_hash128 key, const char *keystr, const char *hdrs,
-                                           uint64_t total, const mc_object_meta *meta)
+                                           uint64_t total, const mc_object_meta *meta, uint64_t threshold)
 {
     const mc_edge_config *cfg = w->node->cfg;
-    if (cfg->segment_threshold == 0 || total <= cfg->segment_threshold)
+    if (threshold == 0 || total <= threshold)
         return NULL;
     mc_segment_writer *sw = calloc(1, sizeof *sw);
     if (!sw)

@@ -127,7 +127,7 @@ static const key_fields fields[] = {
     {"control.poll_wait", 1, {F(control_poll_wait_ms)}},
     {"edge.max_connections", 1, {F(max_connections)}},
     {"edge.admin_max_connections", 1, {F(admin_max_connections)}},
-    {"edge.segment_threshold", 1, {F(segment_threshold)}},
+    {"edge.segment_threshold", 0, {F(segment_threshold)}},
     {"edge.segment_size", 1, {F(segment_size)}},
     {"store.dir", 1, {F(store_dir)}},
     {"store.size", 1, {F(store_size)}},

@@ -30,12 +30,17 @@ def body_of(resp):
 class RangeObject:
     """An origin object: 206 for "bytes=a-b" (or "a-"), 412 on a failed If-Match,
     304 on a matching If-None-Match. ignore_range: answer 200 whole.
-    truncate: set of Range values answered with half the bytes, then a close."""
+    truncate: set of Range values answered with half the bytes, then a close.
+    cc: its Cache-Control; extra: more response fields; fail: a status every
+    request gets instead (e.g. 503)."""
 
     def __init__(self, data, etag='"v1"', delay=0.0):
         self.data, self.etag, self.delay = data, etag, delay
         self.ignore_range = False
         self.truncate = set()
+        self.cc = "max-age=300"
+        self.extra = {}
+        self.fail = None
         self.lock = threading.Lock()
 
     def set(self, data, etag):
@@ -47,8 +52,10 @@ class RangeObject:
             time.sleep(self.delay)
         with self.lock:
             data, etag = self.data, self.etag
-        base = {"ETag": etag, "Cache-Control": "max-age=300", "Content-Type": "model/gltf-binary",
-                "Surrogate-Key": "seg-tag", "Accept-Ranges": "bytes"}
+        if self.fail:
+            return self.fail, {"Cache-Control": "no-store"}, b"origin failing\n"
+        base = dict({"ETag": etag, "Cache-Control": self.cc, "Content-Type": "model/gltf-binary",
+                     "Surrogate-Key": "seg-tag", "Accept-Ranges": "bytes"}, **self.extra)
         im = req.headers.get("if-match")
         if im and im != etag:
             return 412, {"ETag": etag}, b""

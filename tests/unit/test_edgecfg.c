@@ -1,6 +1,7 @@
 /* test_edgecfg.c — meshcdn-edge's TLS and origin-TLS settings
  * (edge/edgecfg.h): defaults, the 8443 default port, what is required with
- * what, and the region an Amazon S3 host implies; glTF prefetch's keys. */
+ * what, and the region an Amazon S3 host implies; glTF prefetch's keys;
+ * segment_threshold per behavior. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,12 +142,49 @@ static void test_prefetch_keys(void **state)
     assert_non_null(strstr(err.msg, "concurrency"));
 }
 
+static void test_segment_threshold_keys(void **state)
+{
+    (void)state;
+    mc_edge_config c;
+    mc_err err = {0};
+    /* [edge] segment_threshold (64M) is every behavior's unless it sets its own */
+    assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--behavior./m/=max_variants=4", NULL, NULL), 0);
+    assert_true(c.segment_threshold == 64ull << 20);
+    assert_true(c.policy.segment_threshold == 64ull << 20);
+    assert_true(mc_edge_policy_for(&c, "/m/a.glb")->segment_threshold == 64ull << 20);
+    assert_true(c.segment_size == 8ull << 20);
+    mc_edge_config_free(&c);
+    char path[64], arg[96];
+    write_ini(path, "[edge]\nsegment_threshold = 1M\n[behavior]\n/whole/ = segment_threshold=0\n"
+                    "/low/ = segment_threshold=512K max_ttl=1h\n/inherit/ = max_variants=4\n");
+    snprintf(arg, sizeof arg, "--config=%s", path);
+    assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", arg, NULL, NULL), 0);
+    assert_true(c.policy.segment_threshold == 1ull << 20);
+    assert_true(mc_edge_policy_for(&c, "/whole/a.glb")->segment_threshold == 0);
+    assert_true(mc_edge_policy_for(&c, "/low/a.glb")->segment_threshold == 512ull << 10);
+    assert_int_equal(mc_edge_policy_for(&c, "/low/a.glb")->max_ttl_s, 3600);
+    assert_true(mc_edge_policy_for(&c, "/inherit/a.glb")->segment_threshold == 1ull << 20);
+    assert_true(mc_edge_policy_for(&c, "/other/a.glb")->segment_threshold == 1ull << 20);
+    mc_edge_config_free(&c);
+    unlink(path);
+    /* a flag wins over the file for the default; a bad size is named */
+    assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--edge.segment_threshold=0",
+                          "--behavior./big/=segment_threshold=2G", NULL), 0);
+    assert_true(c.policy.segment_threshold == 0);
+    assert_true(mc_edge_policy_for(&c, "/big/a.glb")->segment_threshold == 2ull << 30);
+    mc_edge_config_free(&c);
+    assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--behavior./m/=segment_threshold=lots", NULL,
+                     NULL) < 0);
+    assert_non_null(strstr(err.msg, "behavior./m/: \"segment_threshold\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_listen),
         cmocka_unit_test(test_origin_tls),
         cmocka_unit_test(test_prefetch_keys),
+        cmocka_unit_test(test_segment_threshold_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,11 @@ static const diff_case cases[] = {
     {{NULL}, {"--listen=127.0.0.1:8181", "--store-size=2G", "--workers=3", "--node-id=x", NULL}, "",
      "edge.listen edge.workers edge.node_id store.size"},
     {{NULL}, {"--region=eu-1", "--edge.client_timeout=5s", NULL}, "edge.client_timeout", "edge.region"},
+    /* segmenting: the threshold reloads (the default behavior's and each
+     * behavior's), the segment size needs a restart */
+    {{NULL}, {"--edge.segment_threshold=1M", NULL}, "edge.segment_threshold cache", ""},
+    {{"--behavior./m/=segment_threshold=1M", NULL}, {"--behavior./m/=segment_threshold=0", NULL}, "behavior:/m/", ""},
+    {{NULL}, {"--edge.segment_size=16M", NULL}, "", "edge.segment_size"},
 };
 
 static int words(const char *s)

@@ -599,11 +599,23 @@ def main():
     ap.add_argument("--only", default="hot,miss,zipf", help="phases to run (comma list)")
     ap.add_argument("--no-load", dest="with_load", action="store_false",
                     help="hot phase: wrk only, not also meshcdn-load")
+    ap.add_argument("--sizes", help="hot phase: these sizes (comma list of 4k,64k,1M,16M; default: all, "
+                    "or 4k,1M with --quick)")
+    ap.add_argument("--rounds", dest="rounds_opt", type=int, help="rounds (default 3, 1 with --quick)")
+    ap.add_argument("--duration", dest="duration_opt", type=int, help="seconds per hot run (default 10, 3 with --quick)")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
-    a.sizes = ["4k", "1M"] if a.quick else [s for s, _ in SIZES]
     a.rounds = 1 if a.quick else 3
     a.duration = 3 if a.quick else 10
+    if a.sizes:
+        a.sizes = a.sizes.split(",")
+        bad = set(a.sizes) - {s for s, _ in SIZES}
+        if bad:
+            raise SystemExit(f"--sizes: unknown {','.join(sorted(bad))}")
+    else:
+        a.sizes = ["4k", "1M"] if a.quick else [s for s, _ in SIZES]
+    a.rounds = a.rounds_opt if a.rounds_opt else a.rounds
+    a.duration = a.duration_opt if a.duration_opt else a.duration
     a.miss_duration = 3 if a.quick else 5
     a.miss_conns, a.miss_delay_ms, a.miss_size = 32, 10.0, 16384
     a.zipf_requests = 5000 if a.quick else 40000

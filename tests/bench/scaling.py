@@ -111,6 +111,40 @@ def measured(t, url, conns, secs, threads, core, per_thread):
     return {"n": n, "rps": rps, "p99": p99, "errors": err, "cpu": cpu, "wrk_cpu": wcpu, "threads": threads_}
 
 
+def mutex_probe(t, paths, sizes, a, run):
+    """Every pthread_mutex_lock of the 2-worker edge under hits, by thread and mutex address: a lock
+    shared by the workers is an address both worker threads take."""
+    libc = re.search(r"(/\S+/libc\.so\.6)", subprocess.run(["ldd", f"{a.bin}/meshcdn-edge"], capture_output=True,
+                                                            text=True).stdout).group(1)
+    subprocess.run(["perf", "probe", "-q", "-x", libc, "-a", "mcscale_mutex=pthread_mutex_lock mutex=%di:u64"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print("\n(b) pthread_mutex_lock calls of the 2-worker edge (uprobe on libc), by thread and mutex:\n")
+    print("| size | requests | thread | mutex (address) | locks | locks per request |")
+    print("|---|---|---|---|---|---|")
+    for label, _ in sizes:
+        data = f"{run}/mutex-{label}.data"
+        p = subprocess.Popen(["perf", "record", "-e", "probe_libc:mcscale_mutex", "-o", data, "-p", str(t.p.pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        n = wrk_run(f"http://127.0.0.1:{t.port}{paths[label]}", C.CONNS[label], 3, 2, "0,1")[0]
+        p.send_signal(signal.SIGINT)
+        p.wait()
+        out = subprocess.run(["perf", "script", "-i", data, "-F", "tid,trace"], capture_output=True, text=True).stdout
+        count = {}
+        for line in out.splitlines():
+            m = re.match(r"\s*(\d+)\s+.*mutex=(\S+)", line)
+            if m:
+                count[(m.group(1), m.group(2))] = count.get((m.group(1), m.group(2)), 0) + 1
+        owners = {}
+        for (tid, mx) in count:
+            owners.setdefault(mx, set()).add(tid)
+        for (tid, mx), c in sorted(count.items(), key=lambda kv: -kv[1]):
+            shared = " (shared: also " + ",".join(sorted(owners[mx] - {tid})) + ")" if len(owners[mx]) > 1 else ""
+            print(f"| {label} | {n:,} | {tid} | {int(mx, 0):#x}{shared} | {c:,} | {c / n:.2f} |")
+        print(f"| {label} | | | mutexes taken by more than one thread: "
+              f"{sum(1 for o in owners.values() if len(o) > 1)} | | |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description="one edge worker vs two: hits per CPU-second, futexes, balance")
     ap.add_argument("--bin", required=True)
@@ -118,6 +152,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--perf-record", action="store_true", help="perf record -g the 2-worker edge at each size")
+    ap.add_argument("--mutex-probe", action="store_true",
+                    help="uprobe libc's pthread_mutex_lock in the 2-worker edge: which mutexes each thread takes")
     ap.add_argument("--run-dir")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
@@ -243,8 +279,13 @@ def main():
                 print("```\n" + "\n".join(top) + "\n```")
                 print("lock/futex/shared-counter symbols:")
                 print("```\n" + ("\n".join(locks) if locks else "(none above 0.05%)") + "\n```")
+        if a.mutex_probe:
+            mutex_probe(edges["w2"], paths, sizes, a, run)
     finally:
         C.stop_all()
+        if a.mutex_probe:
+            subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:mcscale_mutex"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
         if not a.run_dir:
             shutil.rmtree(run, ignore_errors=True)
 

@@ -28,7 +28,7 @@ on 2 cores, clients elsewhere" cannot be run here. What can be measured:
      the edge reads each keep-alive request with one recv), from the same
      perf stat --per-thread run. The edge has no per-worker metrics.
 
-    tests/bench/scaling.sh [--sizes 4k,64k] [--seconds 5] [--rounds 3] [--perf-record] [--run-dir DIR]
+    tests/bench/scaling.sh [--sizes 4k,64k] [--seconds 5] [--rounds 3] [--perf-record] [--mutex-probe] [--run-dir DIR]
 
 Reuses compare.py's helpers (origin, objects, process handling). stdlib only.
 """

@@ -3,7 +3,7 @@
 # cores serve at least 1.7x one worker's hits"): hits per edge CPU-second,
 # futex calls per request, and how SO_REUSEPORT spread connections and
 # requests over the workers (tests/bench/scaling.py; README "scaling.sh").
-#   tests/bench/scaling.sh [--sizes 4k,64k] [--seconds 5] [--rounds 3] [--perf-record] [--run-dir DIR]
+#   tests/bench/scaling.sh [--sizes 4k,64k] [--seconds 5] [--rounds 3] [--perf-record] [--mutex-probe] [--run-dir DIR]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"

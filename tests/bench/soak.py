@@ -22,6 +22,11 @@ exercise what it should, e.g. no evictions):
              reach their working size); end = median of the last three.
   anonymous RSS: end <= baseline + max(--anon-mib (2 MiB), --anon-pct (5%))
   open fds:      end <= baseline + max(--fds (4), 5%)
+  heap in use:   malloc's bytes in use (malloc_stats() called in the edge
+                 through gdb) with no load, after the drivers stop, <=
+                 the same before they start + --anon-mib. The sharp test:
+                 the edge's malloc keeps freed memory (M_TRIM_THRESHOLD
+                 256 MiB), so a leak fills that before RSS moves.
   errors:        wrk socket errors/timeouts/non-2xx, meshcdn-load errors and
                  the edge's 5xx answers, all 0.
 

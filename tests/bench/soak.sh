@@ -2,10 +2,11 @@
 # Issue 10's soak: a Release meshcdn-edge (1 worker, core 1) at full rate for
 # 10 minutes (hot hits of 4 KiB/64 KiB/1 MiB from wrk plus a Zipf stream from
 # meshcdn-load into a store a tenth of the catalog, so fills, evictions and
-# hits all run), sampled every 10 s; fails (exit 1) if anonymous RSS or open
-# fds grow past a small tolerance after the first minute, or on any error.
+# hits all run), sampled every 10 s; fails (exit 1) if anonymous RSS, open
+# fds or (with no load) malloc's bytes in use grow past a small tolerance,
+# or on any error.
 # tests/bench/soak.py says how; README "soak.sh" has the figures.
-#   tests/bench/soak.sh [--seconds 600] [--interval 10] [--store-size BYTES] [--run-dir DIR] [--keep]
+#   tests/bench/soak.sh [--seconds 600] [--interval 10] [--store-size BYTES] [--no-gdb] [--run-dir DIR] [--keep]
 #   BIN=DIR tests/bench/soak.sh ...   # an already built tree instead (skips deps and build)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

@@ -27,8 +27,9 @@ fi
 if [ "${1:-}" = "--bench" ]; then
   # tests/bench/compare.sh: the peers (run from generated configs, never as services) and the driver;
   # linux-perf, strace: tests/bench/syscalls.sh counts syscalls and CPU time per request;
-  # valgrind: tests/bench/instr.sh counts user-space instructions per request
-  pkgs+=(python3 nginx varnish wrk linux-perf strace valgrind)
+  # valgrind: tests/bench/instr.sh counts user-space instructions per request;
+  # gdb: tests/bench/soak.sh asks the edge's malloc for its bytes in use (malloc_stats)
+  pkgs+=(python3 nginx varnish wrk linux-perf strace valgrind gdb)
 fi
 
 missing=()

@@ -625,7 +625,7 @@ def main():
                     help="hot phase: wrk only, not also meshcdn-load")
     ap.add_argument("--sizes", dest="size_list", help="hot phase sizes, comma list of 4k,64k,1M,16M (default: all; --quick: 4k,1M)")
     ap.add_argument("--rounds", type=int, help="hot phase rounds (default 3; --quick: 1)")
-    ap.add_argument("--seconds", type=int, help="hot phase seconds per run (default 10; --quick: 3)")
+    ap.add_argument("--seconds", "--duration", dest="seconds", type=int, help="hot phase seconds per run (default 10; --quick: 3)")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     a.sizes = ["4k", "1M"] if a.quick else [s for s, _ in SIZES]

@@ -21,7 +21,10 @@ typedef struct slot {
     uint32_t newer, older;     /* FIFO links: writer only */
 } slot;
 
+#define PIN_SLOTS 65536u
+
 struct mc_evict {
+    _Atomic uint32_t pins[PIN_SLOTS];   /* see mc_evict_pin */
     slot *slots;
     size_t mask;
     size_t count;
@@ -82,6 +85,28 @@ void mc_evict_touch(mc_evict *e, const unsigned char key[16])
     uint32_t i = find(e, k0, k1);
     if (i != NIL)
         atomic_store_explicit(&e->slots[i].visited, 1, memory_order_relaxed);
+}
+
+static size_t pin_slot(const unsigned char key[16])
+{
+    uint64_t k0, k1;
+    split(key, &k0, &k1);
+    return (size_t)((k0 ^ (k1 >> 17)) & (PIN_SLOTS - 1));
+}
+
+void mc_evict_pin(mc_evict *e, const unsigned char key[16])
+{
+    atomic_fetch_add_explicit(&e->pins[pin_slot(key)], 1, memory_order_seq_cst);
+}
+
+void mc_evict_unpin(mc_evict *e, const unsigned char key[16])
+{
+    atomic_fetch_sub_explicit(&e->pins[pin_slot(key)], 1, memory_order_release);
+}
+
+static int pinned(mc_evict *e, const unsigned char key[16])
+{
+    return atomic_load_explicit(&e->pins[pin_slot(key)], memory_order_seq_cst) != 0;
 }
 
 int mc_evict_needs_room(const mc_evict *e) { return (e->count + 1) * 10 > (e->mask + 1) * 7; }
@@ -192,10 +217,17 @@ int mc_evict_victim(mc_evict *e, unsigned char key_out[16], uint64_t *bytes_out)
     if (e->count == 0)
         return MC_E_NOTFOUND;
     uint32_t i = e->hand != NIL ? e->hand : e->oldest;
-    /* SIEVE: pass over visited objects (clearing the bit), toward newer,
-     * wrapping to the oldest; terminates because bits only get cleared */
-    while (atomic_exchange_explicit(&e->slots[i].visited, 0, memory_order_relaxed))
+    /* SIEVE: pass over visited objects (clearing the bit) and pinned ones,
+     * toward newer, wrapping to the oldest; bits only get cleared, so two
+     * rounds see every unpinned object unvisited */
+    for (size_t seen = 0;; seen++) {
+        int visited = atomic_exchange_explicit(&e->slots[i].visited, 0, memory_order_relaxed);
+        if (!visited && !pinned(e, e->slots[i].key))
+            break;
+        if (seen > 2 * e->count)
+            return MC_E_NOTFOUND;   /* all pinned */
         i = e->slots[i].newer != NIL ? e->slots[i].newer : e->oldest;
+    }
     slot *s = &e->slots[i];
     memcpy(key_out, s->key, 16);
     *bytes_out = s->bytes;

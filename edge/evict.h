@@ -29,13 +29,25 @@ void mc_evict_free(mc_evict *e);
 /* A hit: mark key visited (no-op for an unknown key). Any thread. */
 void mc_evict_touch(mc_evict *e, const unsigned char key[16]);
 
+/* An object a viewer is being sent chunk by chunk is pinned: the victim
+ * search passes over it, so eviction does not cut that response between two
+ * chunk reads. Counts live in a 65,536-entry table indexed by the key (not
+ * in the slots, which move), so pin and unpin need no lookup and never miss;
+ * two keys sharing an entry only spare each other for a while. A pin taken
+ * while the writer is already removing that object does not stop it (the
+ * viewer then sees the chunk missing and is cut off, as without pins).
+ * Any thread; each pin needs one unpin of the same key. */
+void mc_evict_pin(mc_evict *e, const unsigned char key[16]);
+void mc_evict_unpin(mc_evict *e, const unsigned char key[16]);
+
 /* Writer thread only. Insert a newly published object as the newest (a
  * replaced object keeps its place and gets the new size). Returns 0, or
  * MC_E_FULL when the table is at its load limit (evict first). */
 int mc_evict_insert(mc_evict *e, const unsigned char key[16], uint64_t bytes);
 void mc_evict_remove(mc_evict *e, const unsigned char key[16]);
-/* Choose and remove the next victim (SIEVE); 0 with key_out/bytes_out, or
- * MC_E_NOTFOUND when empty. */
+/* Choose and remove the next victim (SIEVE, passing over pinned objects); 0
+ * with key_out/bytes_out, or MC_E_NOTFOUND when empty or everything is
+ * pinned. */
 int mc_evict_victim(mc_evict *e, unsigned char key_out[16], uint64_t *bytes_out);
 size_t mc_evict_count(const mc_evict *e);
 /* True when an insert would exceed the load limit. */

@@ -158,6 +158,13 @@ static void serve_hit(mc_resp *r, mc_result result)
     const void *first = NULL;
     int n = 0;
     uint32_t idx = (uint32_t)(r->first / (r->meta.chunk_size ? r->meta.chunk_size : 1));
+    if (r->has_body && r->meta.nchunks > 1 && !r->pinned) {
+        /* more than one chunk read: pinned before the first read, so the
+         * evictor passes over it until the answer ends (evict.h) */
+        r->pin_key = r->skey;
+        mc_store_pin(r->w->node->store, r->pin_key, 1);
+        r->pinned = 1;
+    }
     if (r->has_body) {
         /* Read and verify the first chunk to send before the headers go out:
          * a damaged or vanished chunk here (most objects are one chunk) turns

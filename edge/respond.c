@@ -36,6 +36,8 @@ void mc_resp_free(mc_resp *r)
         mc_fill_leave(r);
     if (r->seg)
         mc_segment_leave(r);
+    if (r->pinned)
+        mc_store_pin(r->w->node->store, r->pin_key, 0);
     if (r->has_meta)
         mc_object_meta_free(&r->meta);
     free(r->keystr);

@@ -29,6 +29,8 @@ struct mc_seg_view;
 
 typedef struct mc_resp {
     uint32_t magic;
+    int pinned;                 /* pin_key is pinned against eviction (a multi-chunk hit) */
+    mc_hash128 pin_key;
     mc_worker *w;
     mc_edge_snap *snap;         /* the configuration it started with (a reference, snap.h) */
     mc_http_conn *conn;

@@ -1510,6 +1510,16 @@ void mc_store_touch(mc_store *s, mc_hash128 key)
     mc_hash128_bytes(key, kb);
     mc_evict_touch(s->ev, kb);
 }
+
+void mc_store_pin(mc_store *s, mc_hash128 key, int pin)
+{
+    unsigned char kb[16];
+    mc_hash128_bytes(key, kb);
+    if (pin)
+        mc_evict_pin(s->ev, kb);
+    else
+        mc_evict_unpin(s->ev, kb);
+}
 uint64_t mc_store_size_bytes(const mc_store *s) { return s->size_bytes; }
 uint64_t mc_store_queue_limit(const mc_store *s) { return s->max_queue_bytes; }
 uint64_t mc_store_next_seq(mc_store *s) { return atomic_fetch_add(&s->next_seq, 1); }

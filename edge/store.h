@@ -126,6 +126,9 @@ uint64_t mc_store_next_seq(mc_store *s);
 
 /* A hit on key: tell the evictor (one relaxed atomic store, any thread). */
 void mc_store_touch(mc_store *s, mc_hash128 key);
+/* Pin (pin = 1) or unpin (0) key against eviction while a viewer is sent
+ * it chunk by chunk (evict.h mc_evict_pin). Any thread. */
+void mc_store_pin(mc_store *s, mc_hash128 key, int pin);
 
 /* ---- reads (any worker, own reader) ---- */
 int mc_store_reader_new(mc_store *s, mc_store_reader **out);

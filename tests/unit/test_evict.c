@@ -103,6 +103,39 @@ static void churn_keeps_the_table_consistent(void **state)
     mc_evict_free(e);
 }
 
+/* A pinned object (a hit being streamed) is passed over; unpinned it is a
+ * victim again; with everything pinned there is no victim, and the pins
+ * survive the slot moves that removals cause. */
+static void pins(void **state)
+{
+    (void)state;
+    mc_evict *e;
+    unsigned char k[16];
+    assert_int_equal(mc_evict_new(&e, 64), 0);
+    for (unsigned n = 1; n <= 4; n++) {
+        key_of(n, k);
+        assert_int_equal(mc_evict_insert(e, k, 100), 0);
+    }
+    key_of(1, k);
+    mc_evict_pin(e, k);
+    mc_evict_pin(e, k);                 /* two viewers */
+    assert_int_equal(victim(e), 2);     /* 1 is the oldest but pinned */
+    mc_evict_unpin(e, k);
+    assert_int_equal(victim(e), 3);     /* still one pin on 1 */
+    unsigned char k4[16];
+    key_of(4, k4);
+    mc_evict_pin(e, k4);
+    uint64_t b;
+    assert_int_equal(mc_evict_victim(e, k, &b), MC_E_NOTFOUND);   /* 1 and 4 both pinned */
+    key_of(1, k);
+    mc_evict_unpin(e, k);
+    assert_int_equal(victim(e), 1);
+    mc_evict_unpin(e, k4);
+    assert_int_equal(victim(e), 4);
+    assert_int_equal(mc_evict_count(e), 0);
+    mc_evict_free(e);
+}
+
 static void load_limit(void **state)
 {
     (void)state;
@@ -128,6 +161,7 @@ int main(void)
         cmocka_unit_test(sieve_order),
         cmocka_unit_test(churn_keeps_the_table_consistent),
         cmocka_unit_test(load_limit),
+        cmocka_unit_test(pins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

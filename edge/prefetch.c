@@ -15,6 +15,7 @@
 #include "edge/mesh.h"
 #include "edge/prefetch.h"
 #include "edge/snap.h"
+#include "edge/upstream.h"
 
 /* ---------- counters ---------- */
 
@@ -411,6 +412,14 @@ static void pump(mc_prefetch *p)
             mc_counter_add(&stats.failed, 1);
         item_free(it);
     }
+}
+
+void mc_prefetch_fill_started(const mc_edge_config *cfg, const mc_cache_policy *pol, const char *keystr,
+                              mc_upstream_xfer *x)
+{
+    if (!pol->prefetch || !x || mc_mesh_format_of(NULL, keystr) != MC_MESH_GLTF)
+        return;
+    mc_upstream_preconnect(x, cfg->prefetch_preconnect);
 }
 
 int mc_prefetch_wanted(const mc_cache_policy *pol, int status, const char *ctype, const char *keystr)

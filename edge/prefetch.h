@@ -115,6 +115,14 @@ void mc_prefetch_free(mc_prefetch *p);
 /* For fill.c: is a response with this status and Content-Type (may be NULL)
  * at keystr, stored under behavior pol, a document to prefetch from? */
 int mc_prefetch_wanted(const mc_cache_policy *pol, int status, const char *ctype, const char *keystr);
+/* For fill.c, when a fill of keystr under behavior pol has started (its
+ * transfer x; not a revalidation): a .gltf path on a behavior with prefetch
+ * = on will most likely be followed by its dependencies' fills, so up to
+ * [prefetch] preconnect TCP connections to x's upstream are opened now
+ * (mc_upstream_preconnect), while the .gltf's request is on its way. */
+struct mc_upstream_xfer;
+void mc_prefetch_fill_started(const mc_edge_config *cfg, const mc_cache_policy *pol, const char *keystr,
+                              struct mc_upstream_xfer *x);
 /* For fill.c: the whole body (as the origin sent it) of a .gltf at keystr
  * that is being stored: queue its references on w's prefetcher. */
 void mc_prefetch_gltf(struct mc_worker *w, const char *keystr, const char *doc, size_t len);

@@ -53,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/buf.h"
+#include "common/hash.h"
 #include "edge/edgecfg.h"
 
 /* Why a reference was not prefetched (label `reason`). */
@@ -126,6 +127,22 @@ void mc_prefetch_fill_started(const mc_edge_config *cfg, const mc_cache_policy *
 /* For fill.c: the whole body (as the origin sent it) of a .gltf at keystr
  * that is being stored: queue its references on w's prefetcher. */
 void mc_prefetch_gltf(struct mc_worker *w, const char *keystr, const char *doc, size_t len);
+/* For lookup.c, on a hit (fresh, revalidated or stale) whose first chunk
+ * it has read anyway (body, len bytes: the whole body when len equals
+ * meta->length): when a .gltf path on a prefetching behavior is served and
+ * objects were removed from the store (evictions or purges) since its
+ * references were last checked, its body is copied and read again, out of
+ * the hit's call, and the references no longer stored are prefetched as
+ * on a fill. Cost on the hit path: when nothing was removed since the last
+ * check (or for any object not on a prefetching behavior), one slot of a
+ * per-worker table (1024 documents, direct-mapped by key) and two relaxed
+ * atomic loads: no store read, no parse. Otherwise at most one check per
+ * document per second; the check itself reads each reference's meta. Only
+ * identity (not Content-Encoding) bodies of at most max_gltf_size in one
+ * chunk are read. */
+struct mc_object_meta;
+void mc_prefetch_hit(struct mc_worker *w, const mc_cache_policy *pol, mc_hash128 key, const char *keystr,
+                     const struct mc_object_meta *meta, const void *body, size_t len);
 /* Count a skipped reference (or document). */
 void mc_prefetch_count_skip(mc_prefetch_skip s);
 

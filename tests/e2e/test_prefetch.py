@@ -299,6 +299,9 @@ class TestPreconnect(PrefetchCase):
         t.start()
         # while the .gltf's answer is delayed: its own connection and three more
         self.assertEqual(self.wait_accepted(4), 4)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.origin.count("/m/a.gltf") < 1:
+            time.sleep(0.02)
         self.assertEqual(self.origin.count("/m/a.gltf"), 1)
         self.assertEqual(sum(self.origin.count(f"/m/{n}") for n in names), 0)
         t.join(10)
@@ -379,3 +382,73 @@ class TestPreconnect(PrefetchCase):
         self.assertGreaterEqual(self.up(edge, "failed"), 3)
         self.assertEqual(self.up(edge, "used"), 0)
         self.assertEqual(edge.stop(), 0)                                 # nothing leaked (ASan)
+
+
+OP, OPSECRET = "AKIDPREFETCHOPS00001", "prefetchopssecretprefetchopssecret0001"
+
+
+class TestPrefetchOnHit(PrefetchCase):
+    """A .gltf served as a hit whose dependencies were removed from the store
+    since its references were last checked gets them prefetched again
+    (prefetch.h mc_prefetch_hit); while nothing was removed, hits cost no
+    re-read."""
+
+    def purge(self, edge, paths):
+        host, port = edge.addr["admin"]
+        data = json.dumps({"paths": paths}).encode()
+        hdrs = h.sign("POST", f"http://{host}:{port}/purge", {}, OP, OPSECRET,
+                      service="meshcdn", payload_hash=None, body=data)
+        s, _, b, _ = h.http("POST", host, port, "/purge", hdrs, body=data, timeout=30)
+        self.assertEqual(s, 200, b)
+        return json.loads(b)["purged"]
+
+    def test_purged_dependency_is_prefetched_again_on_a_gltf_hit(self):
+        h.write_keys(f"{self.tmp}/ops", [(OP, OPSECRET)])
+        self.route_bytes("/m/a.bin", b"A" * 5000)
+        self.route_bytes("/m/b.png", b"B" * 3000)
+        self.origin.route("/m/a.gltf", lambda r: (200, GLTF_TYPE, gltf(["a.bin"], ["b.png"])))
+        edge = self.start_edge(f"[cache]\nprefetch = on\n[admin]\nkeys = {self.tmp}/ops\n", workers=1)
+        self.assertEqual(self.get(edge, "/m/a.gltf")[0], 200)
+        self.settle(edge, 2)
+        # hits while nothing was removed: the document is not read again
+        for _ in range(3):
+            s, rh, _, _ = self.get(edge, "/m/a.gltf")
+            self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 0)
+        self.assertEqual(self.purge(edge, ["/m/a.bin"]), 1)
+        time.sleep(1.1)                                  # at most one check per document per second
+        s, rh, _, _ = self.get(edge, "/m/a.gltf")
+        self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        m = self.settle(edge, 3)
+        self.assertEqual(m["meshcdn_edge_prefetch_hit_checks_total"], 1)
+        self.assertEqual(m["meshcdn_edge_prefetch_completed_total"], 3)
+        self.assertEqual(self.origin.count("/m/a.bin"), 2)     # refilled by the edge itself
+        self.assertEqual(self.origin.count("/m/b.png"), 1)     # still stored: not fetched
+        s, rh, body, _ = self.get(edge, "/m/a.bin")
+        self.assertEqual((s, body), (200, b"A" * 5000))
+        self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        self.assertEqual(self.origin.count("/m/a.bin"), 2)
+        # checked again: further hits are free until the next removal
+        self.get(edge, "/m/a.gltf")
+        time.sleep(1.1)
+        self.get(edge, "/m/a.gltf")
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 1)
+
+    def test_only_prefetching_behaviors_refill_on_hit(self):
+        h.write_keys(f"{self.tmp}/ops", [(OP, OPSECRET)])
+        for d in ("off", "on"):
+            self.route_bytes(f"/{d}/a.bin", b"A" * 100)
+            self.origin.route(f"/{d}/a.gltf", lambda r: (200, GLTF_TYPE, gltf(["a.bin"])))
+        edge = self.start_edge(f"[admin]\nkeys = {self.tmp}/ops\n[behavior]\n/on/ = prefetch=on\n", workers=1)
+        self.get(edge, "/off/a.gltf")
+        self.get(edge, "/off/a.bin")
+        self.get(edge, "/on/a.gltf")
+        self.settle(edge, 1)
+        self.assertEqual(self.purge(edge, ["/off/a.bin", "/on/a.bin"]), 2)
+        time.sleep(1.1)
+        self.get(edge, "/off/a.gltf")
+        self.get(edge, "/on/a.gltf")
+        self.settle(edge, 2)
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 1)
+        self.assertEqual(self.origin.count("/off/a.bin"), 1)   # prefetch=off: as before, nothing
+        self.assertEqual(self.origin.count("/on/a.bin"), 2)

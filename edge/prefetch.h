@@ -36,10 +36,23 @@
  * its publish is queued, in the same loop turn: before the viewer has read
  * the end of the document from its socket.
  *
+ * Preconnect: when a fill of a .gltf path starts on a behavior with
+ * prefetch = on (not a revalidation), up to [prefetch] preconnect (default
+ * 4, 0 = off) TCP connections to its upstream are opened at once
+ * (upstream.h mc_upstream_preconnect), so the prefetch fills that follow
+ * the .gltf find them connected instead of paying a handshake after it.
+ * A behavior with prefetch = off opens none.
+ *
+ * On hits (mc_prefetch_hit): a stored .gltf whose dependencies were
+ * evicted or purged since its references were last checked (on its fill,
+ * or on a hit) has them prefetched again when it is next served.
+ *
  * Metrics (mc_prefetch_metrics): meshcdn_edge_prefetch_started_total,
  * _completed_total (stored), _failed_total (not stored: upstream error,
  * not storable), _skipped_total{reason}, _dropped_total (queue full),
- * _bytes_total (body bytes of completed prefetches), _queued (gauge).
+ * _bytes_total (body bytes of completed prefetches), _queued (gauge),
+ * _hit_checks_total (documents read again on a hit). Preconnects are
+ * counted by upstream.c (meshcdn_edge_upstream_preconnects_total).
  *
  * Threads: mc_prefetch_extract/_resolve are pure (any thread). One
  * mc_prefetch per worker, used on that worker's loop only; the counters are

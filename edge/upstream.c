@@ -49,12 +49,24 @@ typedef struct addr_memo {
     socklen_t alen;
 } addr_memo;
 
+/* Connections to open on the next loop turn (after curl's own connect). */
+#define MC_PRE_DEFER 8
+typedef struct pre_req {
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    int n;
+    int64_t idle_ms, connect_ms;
+} pre_req;
+
 struct mc_upstream {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
     pre_sock *pool;               /* preconnected sockets, connecting or idle */
     int npool;
+    pre_req defer[MC_PRE_DEFER];
+    int ndefer;
+    struct event *defer_ev;
     addr_memo memo[MC_ADDR_MEMO];
     int nmemo, memo_next;
 };
@@ -401,8 +413,11 @@ static void on_pre_event(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Open connections to addr until n are pooled for it (bounded per worker). */
-static void pool_fill(mc_upstream *u, const mc_edge_config *cfg, const struct sockaddr *addr, socklen_t alen, int n)
+static void pool_fill(mc_upstream *u, const pre_req *rq)
 {
+    const struct sockaddr *addr = (const struct sockaddr *)&rq->addr;
+    socklen_t alen = rq->alen;
+    int n = rq->n;
     int have = 0;
     for (pre_sock *p = u->pool; p; p = p->next)
         have += same_addr((const struct sockaddr *)&p->addr, addr);
@@ -427,8 +442,8 @@ static void pool_fill(mc_upstream *u, const mc_edge_config *cfg, const struct so
         p->connected = rc == 0;
         memcpy(&p->addr, addr, alen);
         p->alen = alen;
-        p->idle_ms = cfg->preconnect_idle_ms;
-        long ms = p->connected ? cfg->preconnect_idle_ms : cfg->connect_timeout_ms;
+        p->idle_ms = (long)rq->idle_ms;
+        long ms = (long)(p->connected ? rq->idle_ms : rq->connect_ms);
         struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
         p->next = u->pool;
         u->pool = p;
@@ -466,6 +481,39 @@ static int pool_take(mc_upstream *u, const struct sockaddr *addr)
         p = next;
     }
     return -1;
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    mc_upstream *u = arg;
+    (void)fd, (void)what;
+    for (int i = 0; i < u->ndefer; i++)
+        pool_fill(u, &u->defer[i]);
+    u->ndefer = 0;
+}
+
+/* Preconnect n to addr shortly (1 ms): the transfer that asked goes first,
+ * so its SYN is not queued behind them at the upstream. */
+static void pool_fill_soon(mc_upstream *u, const mc_edge_config *cfg, const struct sockaddr *addr, socklen_t alen,
+                           int n)
+{
+    pre_req *rq = NULL;
+    for (int i = 0; i < u->ndefer && !rq; i++)
+        if (same_addr((const struct sockaddr *)&u->defer[i].addr, addr))
+            rq = &u->defer[i];
+    if (!rq) {
+        if (u->ndefer == MC_PRE_DEFER)
+            return;
+        rq = &u->defer[u->ndefer++];
+        memcpy(&rq->addr, addr, alen);
+        rq->alen = alen;
+        rq->n = 0;
+    }
+    rq->n = n > rq->n ? n : rq->n;
+    rq->idle_ms = cfg->preconnect_idle_ms;
+    rq->connect_ms = cfg->connect_timeout_ms;
+    struct timeval tv = {0, 1000};
+    evtimer_add(u->defer_ev, &tv);
 }
 
 static addr_memo *memo_find(mc_upstream *u, const char *authority)
@@ -510,7 +558,7 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
         if (x->preconnect_want > 0) {
             int n = x->preconnect_want;
             x->preconnect_want = 0;
-            pool_fill(u, &x->snap->cfg, &a->addr, a->addrlen, n);
+            pool_fill_soon(u, &x->snap->cfg, &a->addr, a->addrlen, n);
         }
     }
     return socket(a->family, a->socktype, a->protocol);
@@ -532,7 +580,7 @@ void mc_upstream_preconnect(mc_upstream_xfer *x, int n)
         n = MC_PRECONNECT_MAX;
     addr_memo *m = memo_find(x->u, x->authority);
     if (m)
-        pool_fill(x->u, &x->snap->cfg, (const struct sockaddr *)&m->addr, m->alen, n);
+        pool_fill_soon(x->u, &x->snap->cfg, (const struct sockaddr *)&m->addr, m->alen, n);
     else
         x->preconnect_want = n;   /* curl's resolver tells the address: on_open_socket */
 }
@@ -562,7 +610,8 @@ int mc_upstream_new(mc_upstream **out, struct event_base *base)
     u->base = base;
     u->multi = curl_multi_init();
     u->timer = evtimer_new(base, on_timeout, u);
-    if (!u->multi || !u->timer) {
+    u->defer_ev = evtimer_new(base, on_defer, u);
+    if (!u->multi || !u->timer || !u->defer_ev) {
         mc_upstream_free(u);
         return MC_E_NOMEM;
     }
@@ -585,6 +634,8 @@ void mc_upstream_free(mc_upstream *u)
         mc_counter_add(&pre_stats.expired, 1);
         pre_drop(u, u->pool, 1);
     }
+    if (u->defer_ev)
+        event_free(u->defer_ev);
     if (u->timer)
         event_free(u->timer);
     free(u);

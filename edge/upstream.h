@@ -97,8 +97,9 @@ mc_upstream_xfer *mc_upstream_send(mc_upstream *u, mc_edge_snap *snap, const mc_
  * that address, on any transfer of the worker; TLS, when the upstream is
  * https, is still curl's, on top. The address is the one curl last opened
  * to x's host:port (its resolver stays the only one): when this worker has
- * not connected there yet, the connections are opened as soon as curl opens
- * x's own. A pooled socket is closed unused after [prefetch]
+ * not connected there yet, the connections are opened once curl opens x's
+ * own. Either way they are opened 1 ms later (a timer), so x's own
+ * connection reaches the upstream first. A pooled socket is closed unused after [prefetch]
  * preconnect_idle connected, or when the peer closes it. Counted in
  * meshcdn_edge_upstream_preconnects_total{result=used|expired|failed} and
  * _opened_total (mc_upstream_metrics). n <= 0: nothing. */

@@ -545,6 +545,7 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
 {
     mc_upstream_xfer *x = clientp;
     mc_upstream *u = x->u;
+    x->handed_fd = CURL_SOCKET_BAD;   /* a socket of curl's own may reuse a closed handed one's number */
     if (purpose == CURLSOCKTYPE_IPCXN && a->socktype == SOCK_STREAM && x->authority[0] &&
         a->addrlen <= sizeof(struct sockaddr_storage) &&
         (a->family == AF_INET || a->family == AF_INET6)) {

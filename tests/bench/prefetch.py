@@ -298,6 +298,13 @@ def main():
                   + f"; upstream connections per view {statistics.median(conns[mode]):g}"
                   + (f" (preconnected and used {statistics.median(used):g})" if mode == "on" else ""))
         print(f"  ratio on/off: {on / off:.2f}  (target <= 0.60)")
+        # the same model with no transfer or processing time (tests/bench/README.md): v viewer RTT, R origin RTT
+        v, R = a.viewer_rtt, a.rtt
+        ideal_off = 4 * v + 4 * R
+        pre = a.preconnect is None or a.preconnect > 0
+        ideal_on = max(4 * v + 2 * R, 2 * v + (3 if pre else 4) * R)
+        print(f"  ideal model (no transfer time): off {ideal_off:g} ms, on {ideal_on:g} ms "
+              f"({'with' if pre else 'without'} preconnect): {ideal_on / ideal_off:.2f}")
     finally:
         if a.keep:
             print(f"run directory kept: {run}")

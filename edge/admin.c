@@ -10,6 +10,7 @@
 #include "edge/follow.h"
 #include "edge/http1.h"
 #include "edge/purge.h"
+#include "edge/upstream.h"
 #include "edge/stats.h"
 #include "edge/tier.h"
 
@@ -82,6 +83,7 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     mc_metrics_header(b, "meshcdn_edge_upstream_seconds", "histogram", "origin fetch duration, request to last byte");
     mc_metrics_histo(b, "meshcdn_edge_upstream_seconds", "upstream=\"origin\"", &s->upstream_seconds);
     counter(b, "meshcdn_edge_upstream_bytes_total", "body bytes received from upstreams", mc_counter_get(&s->upstream_bytes));
+    mc_upstream_metrics(b);
 
     mc_store_stats *st = mc_store_get_stats(node->store);
     gauge(b, "meshcdn_edge_store_bytes", "body bytes of stored objects", mc_counter_get(&st->bytes));

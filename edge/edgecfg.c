@@ -83,6 +83,8 @@ const mc_cfg_opt mc_edge_schema[] = {
     {"prefetch", "max_bytes", NULL, MC_CFG_SIZE, "256M", "Content-Length budget per .gltf: a reference without one, or over what is left, is given up", NULL, 0, 0},
     {"prefetch", "concurrency", NULL, MC_CFG_INT, "6", "prefetch fills at once per worker; the others queue", NULL, 1, 1024},
     {"prefetch", "queue", NULL, MC_CFG_INT, "256", "references waiting per worker; more are dropped", NULL, 0, 1000000},
+    {"prefetch", "preconnect", NULL, MC_CFG_INT, "4", "when a .gltf's fill starts on a behavior with prefetch = on, open up to this many TCP connections to its upstream in the background for the prefetch fills that follow (0: off)", NULL, 0, 64},
+    {"prefetch", "preconnect_idle", NULL, MC_CFG_DURATION, "2s", "a preconnected upstream connection not used within this is closed", NULL, 0, 0},
     {"prefetch", "max_gltf_size", NULL, MC_CFG_SIZE, "4M", "a larger .gltf is stored but not read for references", NULL, 0, 0},
     {"cache", "viewer_no_cache", NULL, MC_CFG_ENUM, "honor", "a viewer's no-cache: honor (revalidate) or ignore", "honor|ignore", 0, 0},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -605,6 +607,10 @@ static int fill_values(mc_edge_config *out, const mc_config *c, mc_err *err)
     out->prefetch_concurrency = (int)mc_config_int(c, "prefetch", "concurrency");
     out->prefetch_queue = (int)mc_config_int(c, "prefetch", "queue");
     out->prefetch_max_gltf = mc_config_size(c, "prefetch", "max_gltf_size");
+    out->prefetch_preconnect = (int)mc_config_int(c, "prefetch", "preconnect");
+    out->preconnect_idle_ms = mc_config_duration_ms(c, "prefetch", "preconnect_idle");
+    if (out->preconnect_idle_ms < 1)
+        return mc_config_fail(c, err, MC_E_INVAL, "prefetch", "preconnect_idle", "must be at least 1ms");
     out->segment_threshold = mc_config_size(c, "edge", "segment_threshold");
     out->segment_size = mc_config_size(c, "edge", "segment_size");
     if (out->segment_size < 256u * 1024u || out->segment_size % (256u * 1024u) != 0 || out->segment_size > (1ull << 31))

@@ -130,6 +130,8 @@ typedef struct mc_edge_config {
     int prefetch_concurrency;    /* [prefetch] prefetch fills at once, per worker */
     int prefetch_queue;          /* [prefetch] references waiting, per worker (more are dropped) */
     uint64_t prefetch_max_gltf;  /* [prefetch] larger .gltf bodies are not read */
+    int prefetch_preconnect;     /* [prefetch] upstream connections opened when a .gltf fill starts (0: off) */
+    int64_t preconnect_idle_ms;  /* [prefetch] a preconnected connection unused this long is closed */
     uint64_t segment_threshold;  /* the default behavior's (policy.segment_threshold); 0 = never */
     uint64_t segment_size;       /* bytes per segment, node-wide (restart-only): a multiple of MC_STORE_CHUNK_SIZE */
     mc_cache_policy policy;      /* the default behavior ([cache]) */

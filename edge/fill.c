@@ -1440,6 +1440,8 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
         fill_free(f);
         return NULL;
     }
+    if (!stale)
+        mc_prefetch_fill_started(&f->snap->cfg, f->pol, f->keystr, f->xfer);   /* a .gltf: warm upstream connections */
     if (private_)
         return f;
     mc_fill **b = bucket_of(t->w->fills, f->key);

@@ -39,7 +39,9 @@
  * glTF prefetch (prefetch.h): a stored 200 .gltf on a behavior with
  * prefetch = on keeps its body (up to [prefetch] max_gltf_size) as it
  * streams; when the last byte arrived and the publish is queued, its
- * references go to the worker's prefetcher, in the same loop turn.
+ * references go to the worker's prefetcher, in the same loop turn. When a
+ * fill (not a revalidation) of a .gltf path starts on such a behavior,
+ * mc_prefetch_fill_started preconnects to its upstream.
  */
 #ifndef MC_FILL_H
 #define MC_FILL_H

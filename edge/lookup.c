@@ -11,6 +11,7 @@
 #include "edge/lookup.h"
 #include "edge/mesh.h"
 #include "edge/pass.h"
+#include "edge/prefetch.h"
 #include "edge/segment.h"
 #include "edge/vary.h"
 
@@ -191,6 +192,8 @@ static void serve_hit(mc_resp *r, mc_result result)
             return;
         }
     }
+    if (r->has_body && idx == 0)   /* a .gltf whose dependencies may have gone (prefetch.h) */
+        mc_prefetch_hit(r->w, r->pol, r->key, r->keystr, &r->meta, first, (size_t)n);
     mc_resp_cache cache = {age, r->meta.lifetime_s - age, 0, 0};
     mc_resp_start(r, r->meta.headers, &cache);
     if (!r->has_body) {

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -14,7 +15,10 @@
 #include "edge/lookup.h"
 #include "edge/mesh.h"
 #include "edge/prefetch.h"
+#include "edge/respond.h"
 #include "edge/snap.h"
+#include "edge/store.h"
+#include "edge/upstream.h"
 
 /* ---------- counters ---------- */
 
@@ -22,6 +26,7 @@ static struct {
     _Atomic uint64_t started, completed, failed, dropped, bytes;
     _Atomic uint64_t skipped[MC_PREFETCH_SKIP_N];
     _Atomic uint64_t queued;
+    _Atomic uint64_t hit_checks;
 } stats;
 
 static const char *const skip_names[MC_PREFETCH_SKIP_N] = {
@@ -51,6 +56,9 @@ void mc_prefetch_metrics(mc_buf *b)
         {"meshcdn_edge_prefetch_dropped_total", "glTF references dropped: the worker's prefetch queue was full",
          &stats.dropped},
         {"meshcdn_edge_prefetch_bytes_total", "body bytes stored by prefetch fills", &stats.bytes},
+        {"meshcdn_edge_prefetch_hit_checks_total",
+         "stored .gltf documents read again for references on a hit (objects were evicted or purged since the last check)",
+         &stats.hit_checks},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         mc_metrics_header(b, c[i].name, "counter", c[i].help);
@@ -260,8 +268,32 @@ typedef struct pf_item {
     uint64_t reserved;            /* bytes taken from the document's budget */
 } pf_item;
 
+/* A .gltf whose references were last checked (queued) at removal epoch
+ * `epoch` (evictions + purged objects of the store), at `checked_ms`. */
+#define PF_MEMO_SLOTS 1024
+#define PF_RECHECK_MS 1000
+#define PF_PENDING_MAX 16
+typedef struct pf_memo {
+    mc_hash128 key;
+    uint64_t epoch;
+    int64_t checked_ms;
+    int used;
+} pf_memo;
+
+/* A stored .gltf's body copied on a hit, to be read for references out of
+ * the hit's call (on_kick). */
+typedef struct pf_pending {
+    struct pf_pending *next;
+    char *keystr;
+    char *doc;
+    size_t len;
+} pf_pending;
+
 struct mc_prefetch {
     uint32_t magic;
+    pf_memo *memo;                /* PF_MEMO_SLOTS, direct-mapped by key */
+    pf_pending *pending;          /* documents to read, from hits */
+    int npending;
     mc_worker *w;
     pf_item *qhead, *qtail;       /* waiting for a slot (FIFO) */
     int queued;
@@ -283,17 +315,53 @@ static void item_free(pf_item *it)
 }
 
 static void pump(mc_prefetch *p);
+static void queue_document(mc_prefetch *p, const char *keystr, const char *doc, size_t len);
+
+static void pending_free(pf_pending *d)
+{
+    free(d->keystr);
+    free(d->doc);
+    free(d);
+}
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
+    mc_prefetch *p = arg;
     (void)fd, (void)what;
-    pump(arg);
+    while (p->pending && !p->closing) {
+        pf_pending *d = p->pending;
+        p->pending = d->next;
+        p->npending--;
+        queue_document(p, d->keystr, d->doc, d->len);
+        pending_free(d);
+    }
+    pump(p);
+}
+
+static uint64_t removal_epoch(mc_worker *w)
+{
+    mc_store_stats *st = mc_store_get_stats(w->node->store);
+    return mc_counter_get(&st->evictions) + mc_counter_get(&st->purged);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static pf_memo *memo_slot(mc_prefetch *p, mc_hash128 key)
+{
+    return &p->memo[key.lo % PF_MEMO_SLOTS];
 }
 
 int mc_prefetch_new(mc_worker *w, mc_prefetch **out)
 {
     mc_prefetch *p = calloc(1, sizeof *p);
-    if (!p || !(p->kick = evtimer_new(w->base, on_kick, p))) {
+    if (!p || !(p->memo = calloc(PF_MEMO_SLOTS, sizeof *p->memo)) || !(p->kick = evtimer_new(w->base, on_kick, p))) {
+        if (p)
+            free(p->memo);
         free(p);
         return MC_E_NOMEM;
     }
@@ -317,6 +385,12 @@ void mc_prefetch_close(mc_prefetch *p)
     }
     p->qtail = NULL;
     p->queued = 0;
+    while (p->pending) {
+        pf_pending *d = p->pending;
+        p->pending = d->next;
+        pending_free(d);
+    }
+    p->npending = 0;
 }
 
 void mc_prefetch_free(mc_prefetch *p)
@@ -328,6 +402,7 @@ void mc_prefetch_free(mc_prefetch *p)
     /* the fill table was freed first: its fills told us they ended */
     assert(p->running == NULL && p->nrunning == 0);
     event_free(p->kick);
+    free(p->memo);
     p->magic = 0;
     free(p);
 }
@@ -413,6 +488,14 @@ static void pump(mc_prefetch *p)
     }
 }
 
+void mc_prefetch_fill_started(const mc_edge_config *cfg, const mc_cache_policy *pol, const char *keystr,
+                              mc_upstream_xfer *x)
+{
+    if (!pol->prefetch || !x || mc_mesh_format_of(NULL, keystr) != MC_MESH_GLTF)
+        return;
+    mc_upstream_preconnect(x, cfg->prefetch_preconnect);
+}
+
 int mc_prefetch_wanted(const mc_cache_policy *pol, int status, const char *ctype, const char *keystr)
 {
     return pol->prefetch && status == 200 && mc_mesh_format_of(ctype, keystr) == MC_MESH_GLTF;
@@ -471,13 +554,10 @@ static int enqueue(mc_prefetch *p, pf_doc *doc, const mc_prefetch_ref *ref)
     return 0;
 }
 
-void mc_prefetch_gltf(mc_worker *w, const char *keystr, const char *doc, size_t len)
+/* Read a .gltf's references and queue them (prefetch.h). */
+static void queue_document(mc_prefetch *p, const char *keystr, const char *doc, size_t len)
 {
-    mc_prefetch *p = w->prefetch;
-    if (!p || p->closing)
-        return;
-    assert(p->magic == MC_PREFETCH_MAGIC);
-    const mc_edge_config *cfg = &mc_worker_snap(w)->cfg;
+    const mc_edge_config *cfg = &mc_worker_snap(p->w)->cfg;
     mc_prefetch_refs refs;
     int rc = mc_prefetch_extract(doc, len, keystr, cfg->prefetch_max_refs, &refs);
     if (rc < 0) {
@@ -503,4 +583,75 @@ void mc_prefetch_gltf(mc_worker *w, const char *keystr, const char *doc, size_t 
             free(d);
     }
     mc_prefetch_refs_free(&refs);
+}
+
+void mc_prefetch_gltf(mc_worker *w, const char *keystr, const char *doc, size_t len)
+{
+    mc_prefetch *p = w->prefetch;
+    if (!p || p->closing)
+        return;
+    assert(p->magic == MC_PREFETCH_MAGIC);
+    /* its references are checked now: hits need not until something is removed */
+    mc_hash128 key = mc_hash_key(keystr, strlen(keystr));
+    pf_memo *m = memo_slot(p, key);
+    *m = (pf_memo){key, removal_epoch(w), now_ms(), 1};
+    queue_document(p, keystr, doc, len);
+}
+
+/* Does keystr's path (before any '?') end in ".gltf"? (cheaper than
+ * mc_mesh_format_of: it runs on every hit of a prefetching behavior) */
+static int gltf_path(const char *keystr)
+{
+    size_t n = 0;
+    while (keystr[n] && keystr[n] != '?')
+        n++;
+    if (n < 5 || keystr[n - 5] != '.')
+        return 0;
+    const char *e = keystr + n - 4;
+    return (e[0] | 0x20) == 'g' && (e[1] | 0x20) == 'l' && (e[2] | 0x20) == 't' && (e[3] | 0x20) == 'f';
+}
+
+void mc_prefetch_hit(mc_worker *w, const mc_cache_policy *pol, mc_hash128 key, const char *keystr,
+                     const mc_object_meta *meta, const void *body, size_t len)
+{
+    if (!pol->prefetch)
+        return;
+    mc_prefetch *p = w->prefetch;
+    if (!p || p->closing)
+        return;
+    pf_memo *m = memo_slot(p, key);
+    int known = m->used && m->key.hi == key.hi && m->key.lo == key.lo;
+    if (!known && !gltf_path(keystr))
+        return;   /* (a known key is a .gltf: its fill or a hit put it there) */
+    uint64_t epoch = removal_epoch(w);
+    if (known && m->epoch == epoch)
+        return;   /* nothing removed from the store since its references were checked */
+    if (meta->status != 200 || meta->length != len || !gltf_path(keystr))
+        return;
+    const mc_edge_config *cfg = &mc_worker_snap(w)->cfg;
+    char ce[64];
+    if (len > cfg->prefetch_max_gltf || mc_hdr_find(meta->headers, "Content-Encoding", ce, sizeof ce))
+        return;   /* too big to read, or a compressed variant (its identity one is checked on its own hits) */
+    int64_t now = now_ms();
+    if (known && now - m->checked_ms < PF_RECHECK_MS)
+        return;
+    if (p->npending >= PF_PENDING_MAX)
+        return;
+    pf_pending *d = calloc(1, sizeof *d);
+    if (!d || !(d->keystr = strdup(keystr)) || !(d->doc = malloc(len ? len : 1))) {
+        if (d)
+            pending_free(d);
+        return;
+    }
+    memcpy(d->doc, body, len);
+    d->len = len;
+    *m = (pf_memo){key, epoch, now, 1};
+    pf_pending **pp = &p->pending;   /* FIFO */
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = d;
+    p->npending++;
+    mc_counter_add(&stats.hit_checks, 1);
+    mc_log_debug("prefetch", "key=\"%s\" msg=\"hit: references checked again\"", keystr);
+    event_active(p->kick, EV_TIMEOUT, 0);   /* out of the hit's read transaction */
 }

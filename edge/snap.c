@@ -143,6 +143,8 @@ static const key_fields fields[] = {
     {"prefetch.concurrency", 0, {F(prefetch_concurrency)}},
     {"prefetch.queue", 0, {F(prefetch_queue)}},
     {"prefetch.max_gltf_size", 0, {F(prefetch_max_gltf)}},
+    {"prefetch.preconnect", 0, {F(prefetch_preconnect)}},
+    {"prefetch.preconnect_idle", 0, {F(preconnect_idle_ms)}},
     {"origin.url", 0, {F(origin_base), F(origin_path)}},
     {"origin.sign", 0, {F(origin_sign)}},
     {"origin.region", 0, {F(sign_region)}},

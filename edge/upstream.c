@@ -1,7 +1,14 @@
 /* upstream.c — see upstream.h. The libevent/libcurl glue follows curl's
  * multi_socket pattern (docs/examples/multi-event.c). */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +17,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/sigv4.h"
 #include "edge/signer.h"
 #include "edge/stats.h"
@@ -19,11 +27,56 @@
 #define MC_XFER_MAGIC 0x58464552u
 #define MAX_UP_HEADERS 100
 
+/* A TCP connection opened ahead of need (mc_upstream_preconnect), waiting
+ * in its upstream's pool for curl to ask for a socket to the same address. */
+typedef struct pre_sock {
+    struct pre_sock *next;
+    mc_upstream *u;
+    int fd;
+    int connected;                /* the handshake completed */
+    long idle_ms;                 /* closed unused after this long connected */
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    struct event *ev;             /* connecting: EV_WRITE + connect timeout; idle: EV_READ + idle timeout */
+} pre_sock;
+
+/* An upstream host:port and the address curl last opened to it (so a name
+ * is never resolved here: curl's resolver stays the only one). */
+#define MC_ADDR_MEMO 8
+typedef struct addr_memo {
+    char authority[256];
+    struct sockaddr_storage addr;
+    socklen_t alen;
+} addr_memo;
+
+/* Connections to open on the next loop turn (after curl's own connect). */
+#define MC_PRE_DEFER 8
+typedef struct pre_req {
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    int n;
+    int64_t idle_ms, connect_ms;
+} pre_req;
+
 struct mc_upstream {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
+    pre_sock *pool;               /* preconnected sockets, connecting or idle */
+    int npool;
+    pre_req defer[MC_PRE_DEFER];
+    int ndefer;
+    struct event *defer_ev;
+    addr_memo memo[MC_ADDR_MEMO];
+    int nmemo, memo_next;
 };
+
+/* Bound on preconnected sockets per worker, whatever the configuration. */
+#define MC_PRECONNECT_MAX 64
+
+static struct {
+    _Atomic uint64_t opened, used, expired, failed;
+} pre_stats;
 
 /* What one attempt of a transfer goes to. */
 enum { TARGET_PRIMARY = -2, TARGET_SECONDARY = -3 };
@@ -53,6 +106,9 @@ struct mc_upstream_xfer {
     char *path, *query;
     char **headers;          /* NULL-terminated copies */
     struct event *head_timer; /* a parent attempt: tier.response_timeout */
+    char authority[256];      /* this attempt's host:port, as in its URL */
+    curl_socket_t handed_fd;  /* a preconnected socket curl was given, or CURL_SOCKET_BAD */
+    int preconnect_want;      /* connections to open once curl tells the address */
 };
 
 typedef struct sock_ctx {
@@ -79,6 +135,8 @@ static void attempt_clear(mc_upstream_xfer *x)
     free(x->url);
     x->url = NULL;
     x->status = x->headers_done = x->paused = x->aborted = x->retry = 0;
+    x->handed_fd = CURL_SOCKET_BAD;
+    x->authority[0] = '\0';
 }
 
 static void xfer_free(mc_upstream_xfer *x)
@@ -292,6 +350,259 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
+/* ---------- preconnected sockets ---------- */
+
+static int same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return 0;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0 &&
+               x->sin6_scope_id == y->sin6_scope_id;
+    }
+    return 0;
+}
+
+static void pre_drop(mc_upstream *u, pre_sock *p, int close_fd)
+{
+    for (pre_sock **pp = &u->pool; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    u->npool--;
+    if (p->ev)
+        event_free(p->ev);
+    if (close_fd)
+        close(p->fd);
+    free(p);
+}
+
+static void on_pre_event(evutil_socket_t fd, short what, void *arg)
+{
+    pre_sock *p = arg;
+    mc_upstream *u = p->u;
+    if (!p->connected) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        if ((what & EV_TIMEOUT) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err) {
+            mc_log_debug("upstream", "msg=\"preconnect failed\" error=\"%s\"",
+                         (what & EV_TIMEOUT) ? "timeout" : strerror(err ? err : errno));
+            mc_counter_add(&pre_stats.failed, 1);
+            pre_drop(u, p, 1);
+            return;
+        }
+        event_free(p->ev);
+        p->connected = 1;
+        p->ev = event_new(u->base, fd, EV_READ, on_pre_event, p);
+        struct timeval tv = {p->idle_ms / 1000, (suseconds_t)(p->idle_ms % 1000) * 1000};
+        if (!p->ev || event_add(p->ev, &tv) < 0) {
+            mc_counter_add(&pre_stats.failed, 1);
+            pre_drop(u, p, 1);
+        }
+        return;
+    }
+    /* idle too long, or the peer closed it (or sent something unasked) */
+    mc_counter_add(&pre_stats.expired, 1);
+    pre_drop(u, p, 1);
+}
+
+/* Open connections to addr until n are pooled for it (bounded per worker). */
+static void pool_fill(mc_upstream *u, const pre_req *rq)
+{
+    const struct sockaddr *addr = (const struct sockaddr *)&rq->addr;
+    socklen_t alen = rq->alen;
+    int n = rq->n;
+    int have = 0;
+    for (pre_sock *p = u->pool; p; p = p->next)
+        have += same_addr((const struct sockaddr *)&p->addr, addr);
+    while (have < n && u->npool < MC_PRECONNECT_MAX) {
+        int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) {
+            mc_counter_add(&pre_stats.failed, 1);
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        int rc = connect(fd, addr, alen);
+        pre_sock *p = (rc == 0 || errno == EINPROGRESS) ? calloc(1, sizeof *p) : NULL;
+        if (!p) {
+            mc_log_debug("upstream", "msg=\"preconnect failed\" error=\"%s\"", strerror(errno));
+            close(fd);
+            mc_counter_add(&pre_stats.failed, 1);
+            return;
+        }
+        p->u = u;
+        p->fd = fd;
+        p->connected = rc == 0;
+        memcpy(&p->addr, addr, alen);
+        p->alen = alen;
+        p->idle_ms = (long)rq->idle_ms;
+        long ms = (long)(p->connected ? rq->idle_ms : rq->connect_ms);
+        struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+        p->next = u->pool;
+        u->pool = p;
+        u->npool++;
+        p->ev = event_new(u->base, fd, p->connected ? EV_READ : EV_WRITE, on_pre_event, p);
+        if (!p->ev || event_add(p->ev, &tv) < 0) {
+            mc_counter_add(&pre_stats.failed, 1);
+            pre_drop(u, p, 1);
+            return;
+        }
+        mc_counter_add(&pre_stats.opened, 1);
+        have++;
+    }
+}
+
+/* A connected, still open pooled socket to addr (taken out of the pool),
+ * or -1. */
+static int pool_take(mc_upstream *u, const struct sockaddr *addr)
+{
+    pre_sock *p = u->pool;
+    while (p) {
+        pre_sock *next = p->next;
+        if (p->connected && same_addr((const struct sockaddr *)&p->addr, addr)) {
+            char c;
+            ssize_t r = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                int fd = p->fd;
+                pre_drop(u, p, 0);
+                mc_counter_add(&pre_stats.used, 1);
+                return fd;
+            }
+            mc_counter_add(&pre_stats.expired, 1);   /* closed (or talking) before use */
+            pre_drop(u, p, 1);
+        }
+        p = next;
+    }
+    return -1;
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    mc_upstream *u = arg;
+    (void)fd, (void)what;
+    for (int i = 0; i < u->ndefer; i++)
+        pool_fill(u, &u->defer[i]);
+    u->ndefer = 0;
+}
+
+/* Preconnect n to addr shortly (1 ms): the transfer that asked goes first,
+ * so its SYN is not queued behind them at the upstream. */
+static void pool_fill_soon(mc_upstream *u, const mc_edge_config *cfg, const struct sockaddr *addr, socklen_t alen,
+                           int n)
+{
+    pre_req *rq = NULL;
+    for (int i = 0; i < u->ndefer && !rq; i++)
+        if (same_addr((const struct sockaddr *)&u->defer[i].addr, addr))
+            rq = &u->defer[i];
+    if (!rq) {
+        if (u->ndefer == MC_PRE_DEFER)
+            return;
+        rq = &u->defer[u->ndefer++];
+        memcpy(&rq->addr, addr, alen);
+        rq->alen = alen;
+        rq->n = 0;
+    }
+    rq->n = n > rq->n ? n : rq->n;
+    rq->idle_ms = cfg->preconnect_idle_ms;
+    rq->connect_ms = cfg->connect_timeout_ms;
+    struct timeval tv = {0, 1000};
+    evtimer_add(u->defer_ev, &tv);
+}
+
+static addr_memo *memo_find(mc_upstream *u, const char *authority)
+{
+    for (int i = 0; i < u->nmemo; i++)
+        if (strcmp(u->memo[i].authority, authority) == 0)
+            return &u->memo[i];
+    return NULL;
+}
+
+static void memo_learn(mc_upstream *u, const char *authority, const struct sockaddr *addr, socklen_t alen)
+{
+    addr_memo *m = memo_find(u, authority);
+    if (!m) {
+        m = &u->memo[u->memo_next];
+        u->memo_next = (u->memo_next + 1) % MC_ADDR_MEMO;
+        if (u->nmemo < MC_ADDR_MEMO)
+            u->nmemo++;
+        snprintf(m->authority, sizeof m->authority, "%s", authority);
+    }
+    memcpy(&m->addr, addr, alen);
+    m->alen = alen;
+}
+
+/* curl wants a socket for a new connection: a preconnected one to the same
+ * address when the pool has one (on_sockopt then tells curl it is
+ * connected), else a fresh one as curl would make it. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    mc_upstream_xfer *x = clientp;
+    mc_upstream *u = x->u;
+    x->handed_fd = CURL_SOCKET_BAD;   /* a socket of curl's own may reuse a closed handed one's number */
+    if (purpose == CURLSOCKTYPE_IPCXN && a->socktype == SOCK_STREAM && x->authority[0] &&
+        a->addrlen <= sizeof(struct sockaddr_storage) &&
+        (a->family == AF_INET || a->family == AF_INET6)) {
+        memo_learn(u, x->authority, &a->addr, a->addrlen);
+        int fd = pool_take(u, &a->addr);
+        if (fd >= 0) {
+            mc_log_debug("upstream", "msg=\"preconnected socket used\" url=%s", x->url);
+            x->handed_fd = fd;
+            return fd;
+        }
+        if (x->preconnect_want > 0) {
+            int n = x->preconnect_want;
+            x->preconnect_want = 0;
+            pool_fill_soon(u, &x->snap->cfg, &a->addr, a->addrlen, n);
+        }
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    mc_upstream_xfer *x = clientp;
+    (void)purpose;
+    return fd == x->handed_fd ? CURL_SOCKOPT_ALREADY_CONNECTED : CURL_SOCKOPT_OK;
+}
+
+void mc_upstream_preconnect(mc_upstream_xfer *x, int n)
+{
+    assert(x && x->magic == MC_XFER_MAGIC);
+    if (n <= 0 || !x->easy || !x->authority[0])
+        return;
+    if (n > MC_PRECONNECT_MAX)
+        n = MC_PRECONNECT_MAX;
+    addr_memo *m = memo_find(x->u, x->authority);
+    if (m)
+        pool_fill_soon(x->u, &x->snap->cfg, (const struct sockaddr *)&m->addr, m->alen, n);
+    else
+        x->preconnect_want = n;   /* curl's resolver tells the address: on_open_socket */
+}
+
+void mc_upstream_metrics(mc_buf *b)
+{
+    static const char *const names[] = {"used", "expired", "failed"};
+    _Atomic uint64_t *v[] = {&pre_stats.used, &pre_stats.expired, &pre_stats.failed};
+    mc_metrics_header(b, "meshcdn_edge_upstream_preconnects_total", "counter",
+                      "upstream TCP connections opened ahead of a .gltf's prefetch fills, by outcome "
+                      "(used: handed to a fill; expired: idle too long or closed by the peer; failed: connect error)");
+    for (int i = 0; i < 3; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "result=\"%s\"", names[i]);
+        mc_metrics_value(b, "meshcdn_edge_upstream_preconnects_total", labels, (double)mc_counter_get(v[i]));
+    }
+    mc_metrics_header(b, "meshcdn_edge_upstream_preconnects_opened_total", "counter",
+                      "upstream TCP connections opened ahead of need");
+    mc_metrics_value(b, "meshcdn_edge_upstream_preconnects_opened_total", NULL, (double)mc_counter_get(&pre_stats.opened));
+}
+
 int mc_upstream_new(mc_upstream **out, struct event_base *base)
 {
     mc_upstream *u = calloc(1, sizeof *u);
@@ -300,7 +611,8 @@ int mc_upstream_new(mc_upstream **out, struct event_base *base)
     u->base = base;
     u->multi = curl_multi_init();
     u->timer = evtimer_new(base, on_timeout, u);
-    if (!u->multi || !u->timer) {
+    u->defer_ev = evtimer_new(base, on_defer, u);
+    if (!u->multi || !u->timer || !u->defer_ev) {
         mc_upstream_free(u);
         return MC_E_NOMEM;
     }
@@ -319,6 +631,12 @@ void mc_upstream_free(mc_upstream *u)
         return;
     if (u->multi)
         curl_multi_cleanup(u->multi);
+    while (u->pool) {
+        mc_counter_add(&pre_stats.expired, 1);
+        pre_drop(u, u->pool, 1);
+    }
+    if (u->defer_ev)
+        event_free(u->defer_ev);
     if (u->timer)
         event_free(u->timer);
     free(u);
@@ -466,6 +784,7 @@ static mc_upstream_xfer *xfer_new(mc_upstream *u, mc_edge_snap *snap, const mc_u
     clock_gettime(CLOCK_MONOTONIC, &x->first);
     x->cbs = *cbs;
     x->arg = arg;
+    x->handed_fd = CURL_SOCKET_BAD;
     return x;
 }
 
@@ -541,6 +860,9 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
         signer = x->snap->signer2;
     }
     clock_gettime(CLOCK_MONOTONIC, &x->started);
+    const char *auth = strstr(base, "://");
+    auth = auth ? auth + 3 : base;
+    snprintf(x->authority, sizeof x->authority, "%.*s", (int)strcspn(auth, "/?#"), auth);
     mc_buf url = MC_BUF_INIT, full = MC_BUF_INIT;
     mc_buf_printf(&full, "%s%s", prefix, path);
     mc_buf_printf(&url, "%s%s%s%s", base, full.data, query ? "?" : "", query ? query : "");
@@ -587,6 +909,10 @@ static int start_attempt(mc_upstream_xfer *x, const mc_upstream_req *rq)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, x);
     /* HTTPS origins: verified unless the operator said origin.insecure */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);

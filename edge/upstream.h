@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 #include <stdint.h>
+#include "common/buf.h"
 #include "edge/edgecfg.h"
 #include "edge/http1.h"
 #include "edge/snap.h"
@@ -86,6 +87,25 @@ typedef struct mc_upstream_req {
 } mc_upstream_req;
 mc_upstream_xfer *mc_upstream_send(mc_upstream *u, mc_edge_snap *snap, const mc_upstream_req *rq,
                                    const mc_upstream_cbs *cbs, void *arg);
+
+/* Preconnect (prefetch.h): open up to n TCP connections (n counted with
+ * those already pooled for the address) to x's current upstream in the
+ * background, so that the fills that follow find them. They wait in a
+ * per-worker pool keyed by address (at most 64 sockets per worker); curl
+ * gets one (CURLOPT_OPENSOCKETFUNCTION, then CURLOPT_SOCKOPTFUNCTION says
+ * CURL_SOCKOPT_ALREADY_CONNECTED) whenever it opens a new connection to
+ * that address, on any transfer of the worker; TLS, when the upstream is
+ * https, is still curl's, on top. The address is the one curl last opened
+ * to x's host:port (its resolver stays the only one): when this worker has
+ * not connected there yet, the connections are opened once curl opens x's
+ * own. Either way they are opened 1 ms later (a timer), so x's own
+ * connection reaches the upstream first. A pooled socket is closed unused after [prefetch]
+ * preconnect_idle connected, or when the peer closes it. Counted in
+ * meshcdn_edge_upstream_preconnects_total{result=used|expired|failed} and
+ * _opened_total (mc_upstream_metrics). n <= 0: nothing. */
+void mc_upstream_preconnect(mc_upstream_xfer *x, int n);
+/* Prometheus text of the preconnect counters (admin.c). */
+void mc_upstream_metrics(mc_buf *b);
 
 void mc_upstream_resume(mc_upstream_xfer *x);
 void mc_upstream_cancel(mc_upstream_xfer *x);

@@ -4,8 +4,9 @@
 A product is a .gltf, its .bin and three textures on a real meshcdn-origin
 (SigV4-signed by the edge). Between the edge and the origin sits a delaying
 TCP proxy that makes the origin `--rtt` ms away: every byte takes rtt/2 each
-way, and a new connection's first request waits one more round trip (the TCP
-handshake a real link costs). An optional second proxy puts the viewer
+way, and no byte of a new connection leaves before the connection is one
+round trip old (the TCP handshake a real link costs: a connection opened
+ahead of its first request, as the edge's preconnect does, has paid it). An optional second proxy puts the viewer
 `--viewer-rtt` ms from the edge the same way (0: the viewer is on loopback).
 
 The viewer does what a web viewer does: GET the .gltf, parse it, then GET
@@ -16,7 +17,7 @@ connections), views the product once and stops the edge; rounds alternate
 prefetch=off and prefetch=on. Prints the median wall time of each and the
 ratio on/off, plus how the dependencies were served.
 
-    tests/bench/prefetch.py [--rtt 80] [--viewer-rtt 0] [--rounds 7]
+    tests/bench/prefetch.py [--rtt 80] [--viewer-rtt 0] [--rounds 7] [--preconnect N]
                             [--bin-size 1M] [--texture-size 256K] [--build build-rel]
 
 Loopback only (127.0.0.1, ephemeral ports); stdlib only.
@@ -49,13 +50,14 @@ def size_arg(s):
 # ---------- the delaying proxy (its own thread and asyncio loop) ----------
 
 class DelayProxy:
-    """127.0.0.1:port -> target, each direction delayed by rtt/2; a new
-    connection's first client bytes wait one extra rtt (the handshake)."""
+    """127.0.0.1:port -> target, each direction delayed by rtt/2; no client
+    byte leaves before its connection is one rtt old (the handshake)."""
 
     def __init__(self, target_port, rtt_s):
         self.target_port = target_port
         self.half = rtt_s / 2
         self.rtt = rtt_s
+        self.accepted = 0
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -71,17 +73,21 @@ class DelayProxy:
         self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
 
-    async def _pipe(self, reader, writer, first_extra):
+    async def _pipe(self, reader, writer, open_at):
+        """Forward reader -> writer, each chunk rtt/2 later. open_at: this is the
+        client side and its connection was accepted then: no byte of it leaves
+        before open_at + rtt (the handshake: SYN out, SYN-ACK back), so a
+        connection opened ahead of use (preconnect) has paid it when it is used."""
         loop = asyncio.get_running_loop()
-        extra = first_extra
         last = 0.0
         try:
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
-                at = max(loop.time() + self.half + extra, last)   # keep order
-                extra = 0.0
+                at = max(loop.time() + self.half, last)   # keep order
+                if open_at is not None:
+                    at = max(at, open_at + self.rtt + self.half)
                 last = at
                 loop.call_at(at, writer.write, data)
             at = max(loop.time() + self.half, last)
@@ -90,12 +96,14 @@ class DelayProxy:
             writer.close()
 
     async def _conn(self, creader, cwriter):
+        opened = asyncio.get_running_loop().time()
+        self.accepted += 1
         try:
             oreader, owriter = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             cwriter.close()
             return
-        await asyncio.gather(self._pipe(creader, owriter, self.rtt), self._pipe(oreader, cwriter, 0.0))
+        await asyncio.gather(self._pipe(creader, owriter, opened), self._pipe(oreader, cwriter, None))
 
     def stop(self):
         def shutdown():
@@ -202,6 +210,8 @@ def main():
     ap.add_argument("--bin-size", type=size_arg, default=1 << 20)
     ap.add_argument("--texture-size", type=size_arg, default=256 << 10)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-rel"))
+    ap.add_argument("--preconnect", type=int, default=None,
+                    help="[prefetch] preconnect of the prefetch=on edge (default: the edge's default; 0: prefetch alone)")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     a = ap.parse_args()
 
@@ -237,6 +247,8 @@ def main():
         times = {"off": [], "on": []}
         first = {"off": [], "on": []}
         served = {"off": {}, "on": {}}
+        conns = {"off": [], "on": []}
+        used = []
         try:
             for rnd in range(a.rounds):
                 for mode in ("off", "on") if rnd % 2 == 0 else ("on", "off"):
@@ -245,8 +257,12 @@ def main():
                                           "--admin", "127.0.0.1:0", "--workers", "2",
                                           "--origin", f"http://127.0.0.1:{oproxy.port}/assets",
                                           "--credentials", creds, "--store", store, "--store-size", "256M",
-                                          "--cache.prefetch", mode],
+                                          "--cache.prefetch", mode]
+                                         + (["--prefetch.preconnect", str(a.preconnect)]
+                                            if a.preconnect is not None and mode == "on" else [])
+                                         + os.environ.get("EDGE_ARGS", "").split(),
                                          os.path.join(run, f"edge-{mode}-{rnd}.log"), ("http", "admin"))
+                    accepted0 = oproxy.accepted
                     vproxy = DelayProxy(eports["http"], a.viewer_rtt / 1000) if a.viewer_rtt > 0 else None
                     try:
                         dt, tg, res = view(vproxy.port if vproxy else eports["http"], "/product/chair.gltf")
@@ -256,6 +272,9 @@ def main():
                             kind = "hit" if xc.startswith("Hit") else ("collapsed" if "collapsed" in cs else "miss")
                             served[mode][kind] = served[mode].get(kind, 0) + 1
                         m = metrics(eports["admin"])
+                        conns[mode].append(oproxy.accepted - accepted0)
+                        if mode == "on":
+                            used.append(m.get('meshcdn_edge_upstream_preconnects_total{result="used"}', 0))
                         if mode == "on" and m.get("meshcdn_edge_prefetch_started_total", 0) < 1:
                             sys.exit("prefetch=on started no prefetch: is this build's edge the prefetching one?")
                     finally:
@@ -275,8 +294,17 @@ def main():
             print(f"  prefetch={mode:3}  median {statistics.median(t) * 1000:7.1f} ms   "
                   f"min {t[0] * 1000:7.1f}  max {t[-1] * 1000:7.1f}   (.gltf {g:5.1f} ms, then "
                   f"dependencies {statistics.median(t) * 1000 - g:5.1f} ms)   dependencies: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(served[mode].items())))
+                  + ", ".join(f"{k} {v}" for k, v in sorted(served[mode].items()))
+                  + f"; upstream connections per view {statistics.median(conns[mode]):g}"
+                  + (f" (preconnected and used {statistics.median(used):g})" if mode == "on" else ""))
         print(f"  ratio on/off: {on / off:.2f}  (target <= 0.60)")
+        # the same model with no transfer or processing time (tests/bench/README.md): v viewer RTT, R origin RTT
+        v, R = a.viewer_rtt, a.rtt
+        ideal_off = 4 * v + 4 * R
+        pre = a.preconnect is None or a.preconnect > 0
+        ideal_on = max(4 * v + 2 * R, 2 * v + (3 if pre else 4) * R)
+        print(f"  ideal model (no transfer time): off {ideal_off:g} ms, on {ideal_on:g} ms "
+              f"({'with' if pre else 'without'} preconnect): {ideal_on / ideal_off:.2f}")
     finally:
         if a.keep:
             print(f"run directory kept: {run}")

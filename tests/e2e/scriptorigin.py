@@ -32,6 +32,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         with self.server.origin.lock:
             self.server.origin.conns.add(self.connection)
+            self.server.origin.accepted += 1
 
     def finish(self):
         try:
@@ -117,7 +118,8 @@ class ScriptOrigin:
         self.routes = {}
         self.requests = []
         self.lock = threading.Lock()
-        self.conns = set()
+        self.conns = set()                  # open connections
+        self.accepted = 0                   # connections accepted so far
         self.server = _Server(("127.0.0.1", port), _Handler)   # port: e.g. an origin coming back
         self.server.origin = self
         self.port = self.server.server_address[1]

@@ -6,6 +6,7 @@ prefetch=off prefetches nothing; a viewer asking for a dependency while its
 prefetch runs joins it (one origin request)."""
 
 import json
+import socket
 import threading
 import time
 import unittest
@@ -262,3 +263,192 @@ class TestCoalescing(PrefetchCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestPreconnect(PrefetchCase):
+    """[prefetch] preconnect: a .gltf fill on a prefetching behavior opens TCP
+    connections to its upstream while its request is on the way; the prefetch
+    fills that follow are handed them (edge/upstream.h mc_upstream_preconnect)."""
+
+    def up(self, edge, result):
+        return h.metrics(*edge.addr["admin"]).get(f'meshcdn_edge_upstream_preconnects_total{{result="{result}"}}', 0)
+
+    def opened(self, edge):
+        return h.metrics(*edge.addr["admin"]).get("meshcdn_edge_upstream_preconnects_opened_total", 0)
+
+    def slow_gltf(self, path, doc, delay=0.4):
+        def answer(r):
+            time.sleep(delay)   # the .gltf's answer takes a while: the preconnects complete meanwhile
+            return 200, GLTF_TYPE, doc
+        self.origin.route(path, answer)
+
+    def wait_accepted(self, n, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.origin.accepted < n:
+            time.sleep(0.02)
+        return self.origin.accepted
+
+    def test_gltf_fill_preconnects_and_dependencies_use_them(self):
+        names = ["a.bin", "b.png", "c.png", "d.png"]
+        for n in names:
+            self.route_bytes(f"/m/{n}", n.encode() * 1000)
+        self.slow_gltf("/m/a.gltf", gltf(names[:1], names[1:]))
+        edge = self.start_edge("[cache]\nprefetch = on\n[prefetch]\npreconnect = 3\npreconnect_idle = 10s\n",
+                               workers=1)
+        t = threading.Thread(target=self.get, args=(edge, "/m/a.gltf"))
+        t.start()
+        # while the .gltf's answer is delayed: its own connection and three more
+        self.assertEqual(self.wait_accepted(4), 4)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.origin.count("/m/a.gltf") < 1:
+            time.sleep(0.02)
+        self.assertEqual(self.origin.count("/m/a.gltf"), 1)
+        self.assertEqual(sum(self.origin.count(f"/m/{n}") for n in names), 0)
+        t.join(10)
+        m = self.settle(edge, 4)
+        self.assertEqual(m["meshcdn_edge_prefetch_completed_total"], 4)
+        self.assertEqual(m["meshcdn_edge_upstream_preconnects_opened_total"], 3)
+        # the dependency fills were handed the preconnected sockets (one of the four may
+        # reuse the .gltf's kept-alive connection instead)
+        self.assertGreaterEqual(m['meshcdn_edge_upstream_preconnects_total{result="used"}'], 2)
+        self.assertLessEqual(self.origin.accepted, 5)
+        self.assertEqual(m['meshcdn_edge_upstream_preconnects_total{result="failed"}'], 0)
+        for n in names:   # and they answered right
+            s, rh, body, _ = self.get(edge, f"/m/{n}")
+            self.assertEqual((s, body), (200, n.encode() * 1000))
+            self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+
+    def test_prefetch_off_or_preconnect_0_or_not_gltf_opens_none(self):
+        for d in ("off", "zero", "on"):
+            self.route_bytes(f"/{d}/a.bin", b"A" * 100)
+            self.slow_gltf(f"/{d}/a.gltf", gltf(["a.bin"]), delay=0.2)
+        self.route_bytes("/on/x.bin", b"X" * 100)
+        edge = self.start_edge("[cache]\nprefetch = on\n[behavior]\n/off/ = prefetch=off\n", workers=1)
+        self.assertEqual(self.get(edge, "/off/a.gltf")[0], 200)
+        self.assertEqual(self.get(edge, "/on/x.bin")[0], 200)          # not a .gltf
+        time.sleep(0.3)
+        self.assertEqual(self.opened(edge), 0)
+        self.assertEqual(self.origin.accepted, 1)                        # the fills' one kept-alive connection
+        edge.stop()
+        zero = self.start_edge("[cache]\nprefetch = on\n[prefetch]\npreconnect = 0\n", workers=1)
+        before = self.origin.accepted
+        self.assertEqual(self.get(zero, "/zero/a.gltf")[0], 200)
+        self.settle(zero, 1)
+        self.assertEqual(self.opened(zero), 0)
+        self.assertEqual(self.origin.accepted - before, 1)               # the dependency reused the .gltf's
+        zero.stop()
+        on = self.start_edge("[cache]\nprefetch = on\n", workers=1)    # the default: on, 4
+        self.assertEqual(self.get(on, "/on/a.gltf")[0], 200)
+        self.settle(on, 1)
+        self.assertEqual(self.opened(on), 4)
+
+    def test_idle_preconnects_are_closed(self):
+        self.slow_gltf("/m/a.gltf", gltf([], ["data:image/png;base64,iVBORw0KGgo="]), delay=0.1)
+        edge = self.start_edge("[cache]\nprefetch = on\n[prefetch]\npreconnect = 3\npreconnect_idle = 300ms\n",
+                               workers=1)
+        self.assertEqual(self.get(edge, "/m/a.gltf")[0], 200)
+        self.assertEqual(self.wait_accepted(4), 4)
+        self.assertEqual(self.opened(edge), 3)
+        self.assertEqual(self.up(edge, "used"), 0)                      # nothing to prefetch
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.up(edge, "expired") < 3:
+            time.sleep(0.05)
+        self.assertEqual(self.up(edge, "expired"), 3)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(self.origin.conns) > 1:
+            time.sleep(0.05)
+        self.assertLessEqual(len(self.origin.conns), 1)                  # only curl's kept-alive one is left
+
+    def test_preconnect_to_a_dead_port_fails_cleanly(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+        s.close()                                                        # nothing listens there now
+        path = f"{self.tmp}/edge.ini"
+        with open(path, "w") as f:
+            f.write("[cache]\nprefetch = on\n[prefetch]\npreconnect = 3\n")
+        edge = h.Daemon("meshcdn-edge", ["--config", path, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                         "--origin", f"http://127.0.0.1:{dead}/b", "--origin-sign", "none",
+                                         "--store", f"{self.tmp}/store", "--store-size", "64M",
+                                         "--workers", "1", "--node-id", "p1"],
+                        listeners=("http", "admin"))
+        self.addCleanup(edge.stop)
+        for _ in range(2):
+            s, _, _, _ = self.get(edge, "/m/a.gltf")
+            self.assertIn(s, (502, 504))                                 # the fill errors as it always did
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.up(edge, "failed") < 3:
+            time.sleep(0.05)
+        self.assertGreaterEqual(self.up(edge, "failed"), 3)
+        self.assertEqual(self.up(edge, "used"), 0)
+        self.assertEqual(edge.stop(), 0)                                 # nothing leaked (ASan)
+
+
+OP, OPSECRET = "AKIDPREFETCHOPS00001", "prefetchopssecretprefetchopssecret0001"
+
+
+class TestPrefetchOnHit(PrefetchCase):
+    """A .gltf served as a hit whose dependencies were removed from the store
+    since its references were last checked gets them prefetched again
+    (prefetch.h mc_prefetch_hit); while nothing was removed, hits cost no
+    re-read."""
+
+    def purge(self, edge, paths):
+        host, port = edge.addr["admin"]
+        data = json.dumps({"paths": paths}).encode()
+        hdrs = h.sign("POST", f"http://{host}:{port}/purge", {}, OP, OPSECRET,
+                      service="meshcdn", payload_hash=None, body=data)
+        s, _, b, _ = h.http("POST", host, port, "/purge", hdrs, body=data, timeout=30)
+        self.assertEqual(s, 200, b)
+        return json.loads(b)["purged"]
+
+    def test_purged_dependency_is_prefetched_again_on_a_gltf_hit(self):
+        h.write_keys(f"{self.tmp}/ops", [(OP, OPSECRET)])
+        self.route_bytes("/m/a.bin", b"A" * 5000)
+        self.route_bytes("/m/b.png", b"B" * 3000)
+        self.origin.route("/m/a.gltf", lambda r: (200, GLTF_TYPE, gltf(["a.bin"], ["b.png"])))
+        edge = self.start_edge(f"[cache]\nprefetch = on\n[admin]\nkeys = {self.tmp}/ops\n", workers=1)
+        self.assertEqual(self.get(edge, "/m/a.gltf")[0], 200)
+        self.settle(edge, 2)
+        # hits while nothing was removed: the document is not read again
+        for _ in range(3):
+            s, rh, _, _ = self.get(edge, "/m/a.gltf")
+            self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 0)
+        self.assertEqual(self.purge(edge, ["/m/a.bin"]), 1)
+        time.sleep(1.1)                                  # at most one check per document per second
+        s, rh, _, _ = self.get(edge, "/m/a.gltf")
+        self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        m = self.settle(edge, 3)
+        self.assertEqual(m["meshcdn_edge_prefetch_hit_checks_total"], 1)
+        self.assertEqual(m["meshcdn_edge_prefetch_completed_total"], 3)
+        self.assertEqual(self.origin.count("/m/a.bin"), 2)     # refilled by the edge itself
+        self.assertEqual(self.origin.count("/m/b.png"), 1)     # still stored: not fetched
+        s, rh, body, _ = self.get(edge, "/m/a.bin")
+        self.assertEqual((s, body), (200, b"A" * 5000))
+        self.assertTrue(rh["x-cache"][0].startswith("Hit"), rh["x-cache"])
+        self.assertEqual(self.origin.count("/m/a.bin"), 2)
+        # checked again: further hits are free until the next removal
+        self.get(edge, "/m/a.gltf")
+        time.sleep(1.1)
+        self.get(edge, "/m/a.gltf")
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 1)
+
+    def test_only_prefetching_behaviors_refill_on_hit(self):
+        h.write_keys(f"{self.tmp}/ops", [(OP, OPSECRET)])
+        for d in ("off", "on"):
+            self.route_bytes(f"/{d}/a.bin", b"A" * 100)
+            self.origin.route(f"/{d}/a.gltf", lambda r: (200, GLTF_TYPE, gltf(["a.bin"])))
+        edge = self.start_edge(f"[admin]\nkeys = {self.tmp}/ops\n[behavior]\n/on/ = prefetch=on\n", workers=1)
+        self.get(edge, "/off/a.gltf")
+        self.get(edge, "/off/a.bin")
+        self.get(edge, "/on/a.gltf")
+        self.settle(edge, 1)
+        self.assertEqual(self.purge(edge, ["/off/a.bin", "/on/a.bin"]), 2)
+        time.sleep(1.1)
+        self.get(edge, "/off/a.gltf")
+        self.get(edge, "/on/a.gltf")
+        self.settle(edge, 2)
+        self.assertEqual(self.metric(edge, "hit_checks_total"), 1)
+        self.assertEqual(self.origin.count("/off/a.bin"), 1)   # prefetch=off: as before, nothing
+        self.assertEqual(self.origin.count("/on/a.bin"), 2)

@@ -9,6 +9,7 @@ temporary directory: a test CA, leaves for 127.0.0.1 with serials 0x1001 and
 
 import hashlib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -323,7 +324,9 @@ class _OriginHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(200)
-        self.send_header("Content-Type", "model/gltf-binary")
+        ext = self.path.rsplit(".", 1)[-1]
+        self.send_header("Content-Type", {"gltf": "model/gltf+json", "glb": "model/gltf-binary"}
+                         .get(ext, "application/octet-stream"))
         self.send_header("Cache-Control", "max-age=600")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -403,6 +406,36 @@ class OriginTLS(unittest.TestCase):
                                     f"--origin.ca_dir={cadir}")
         st, _, got, _ = h.http("GET", host, port, "/m.glb")
         self.assertEqual((st, len(got)), (200, len(body)))
+
+    def test_https_origin_preconnects_for_gltf_prefetch(self):
+        """[prefetch] preconnect pre-opens TCP only: curl does TLS (verified) on
+        the sockets it is handed, and the dependencies arrive intact."""
+        o = PyOrigin(self, cert="one")
+        deps = {"a.bin": os.urandom(40000), "b.png": os.urandom(20000), "c.png": os.urandom(30000)}
+        for n, b in deps.items():
+            o.put(f"/{BUCKET}/m/{n}", b)
+        o.put(f"/{BUCKET}/m/a.gltf", json.dumps({"asset": {"version": "2.0"},
+                                                 "buffers": [{"uri": "a.bin", "byteLength": 40000}],
+                                                 "images": [{"uri": "b.png"}, {"uri": "c.png"}]}).encode())
+        (host, port), d = self.edge(f"https://127.0.0.1:{o.port}/{BUCKET}", "--origin-sign", "none",
+                                    f"--origin.ca_file={PKI.path('ca.pem')}", "--cache.prefetch", "on",
+                                    "--prefetch.preconnect", "2", "--cache.mesh_validation", "off")
+        st, _, _, _ = h.http("GET", host, port, "/m/a.gltf")
+        self.assertEqual(st, 200)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = h.metrics(*d.addr["admin"])
+            if m.get("meshcdn_edge_prefetch_completed_total", 0) >= 3 and m.get("meshcdn_edge_fills_inflight", 1) == 0:
+                break
+            time.sleep(0.05)
+        self.assertEqual(m["meshcdn_edge_prefetch_completed_total"], 3)
+        self.assertGreaterEqual(m['meshcdn_edge_upstream_preconnects_total{result="used"}'], 1)
+        self.assertEqual(m['meshcdn_edge_upstream_preconnects_total{result="failed"}'], 0)
+        for n, b in deps.items():
+            st, hd, got, _ = h.http("GET", host, port, f"/m/{n}")
+            self.assertEqual((st, hd["x-cache"][0]), (200, "Hit from meshcdn"), n)
+            self.assertEqual(sha256(got), sha256(b), n)
+        self.assertEqual(len(o.seen), 4)
 
     def test_https_origin_with_unknown_ca_or_wrong_name_refused(self):
         body = os.urandom(50 * 1024)

@@ -114,11 +114,14 @@ static void test_prefetch_keys(void **state)
     assert_int_equal(c.prefetch_queue, 256);
     assert_true(c.prefetch_max_bytes == 256ull << 20);
     assert_true(c.prefetch_max_gltf == 4ull << 20);
+    assert_int_equal(c.prefetch_preconnect, 4);
+    assert_true(c.preconnect_idle_ms == 2000);
     mc_edge_config_free(&c);
     /* [cache] for the default behavior, prefetch= per behavior, [prefetch] limits */
     char path[64], arg[96];
     write_ini(path, "[cache]\nprefetch = on\n[behavior]\n/off/ = prefetch=off\n/inherit/ = max_variants=4\n"
-                    "[prefetch]\nmax_refs = 5\nmax_bytes = 10M\nconcurrency = 2\nqueue = 0\nmax_gltf_size = 64K\n");
+                    "[prefetch]\nmax_refs = 5\nmax_bytes = 10M\nconcurrency = 2\nqueue = 0\nmax_gltf_size = 64K\n"
+                    "preconnect = 0\npreconnect_idle = 250ms\n");
     snprintf(arg, sizeof arg, "--config=%s", path);
     assert_int_equal(load(&c, &err, "--origin=http://127.0.0.1:9000/b", arg, NULL, NULL), 0);
     assert_int_equal(c.policy.prefetch, 1);
@@ -130,6 +133,8 @@ static void test_prefetch_keys(void **state)
     assert_int_equal(c.prefetch_queue, 0);
     assert_true(c.prefetch_max_bytes == 10ull << 20);
     assert_true(c.prefetch_max_gltf == 64ull << 10);
+    assert_int_equal(c.prefetch_preconnect, 0);
+    assert_true(c.preconnect_idle_ms == 250);
     mc_edge_config_free(&c);
     unlink(path);
     /* a bad value is named */
@@ -140,6 +145,11 @@ static void test_prefetch_keys(void **state)
     unlink(path);
     assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--prefetch.concurrency=0", NULL, NULL) < 0);
     assert_non_null(strstr(err.msg, "concurrency"));
+    /* preconnect: at most 64 (the per-worker pool's bound), an idle time of at least 1ms */
+    assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--prefetch.preconnect=65", NULL, NULL) < 0);
+    assert_non_null(strstr(err.msg, "preconnect"));
+    assert_true(load(&c, &err, "--origin=http://127.0.0.1:9000/b", "--prefetch.preconnect_idle=0s", NULL, NULL) < 0);
+    assert_non_null(strstr(err.msg, "preconnect_idle"));
 }
 
 static void test_segment_threshold_keys(void **state)

@@ -59,13 +59,13 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     mc_metrics_header(b, "meshcdn_edge_requests_total", "counter", "viewer requests by cache result and status");
     for (int r = 0; r < MC_RESULT_COUNT; r++)
         for (int code = 0; code < 600; code++) {
-            uint64_t v = mc_counter_get(&s->requests[r][code]);
+            uint64_t v = mc_stats_requests((mc_result)r, code);
             if (!v)
                 continue;
             snprintf(labels, sizeof labels, "result=\"%s\",code=\"%d\"", mc_result_name((mc_result)r), code);
             mc_metrics_value(b, "meshcdn_edge_requests_total", labels, (double)v);
         }
-    counter(b, "meshcdn_edge_bytes_sent_total", "body bytes sent to viewers", mc_counter_get(&s->bytes_sent));
+    counter(b, "meshcdn_edge_bytes_sent_total", "body bytes sent to viewers", mc_stats_bytes_sent());
 
     mc_metrics_header(b, "meshcdn_edge_upstream_requests_total", "counter", "upstream fetches by upstream (origin, origin-secondary, parent name) and status (error = no response)");
     for (int code = 0; code <= 600; code++) {

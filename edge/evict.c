@@ -83,7 +83,9 @@ void mc_evict_touch(mc_evict *e, const unsigned char key[16])
     uint64_t k0, k1;
     split(key, &k0, &k1);
     uint32_t i = find(e, k0, k1);
-    if (i != NIL)
+    /* written only when clear: a hot object's line is not dirtied by every
+     * hit on every worker */
+    if (i != NIL && !atomic_load_explicit(&e->slots[i].visited, memory_order_relaxed))
         atomic_store_explicit(&e->slots[i].visited, 1, memory_order_relaxed);
 }
 

@@ -939,7 +939,7 @@ void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len)
         if (c->remaining > 0)
             c->remaining -= (int64_t)len;
     }
-    mc_counter_add(&mc_stats_global.bytes_sent, len);
+    mc_stats_sent(len);
 }
 
 size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t len)
@@ -977,7 +977,7 @@ size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t 
         evbuffer_add(out, (const char *)data + from_data, len - from_data);
     if (c->remaining > 0)
         c->remaining -= (int64_t)len;
-    mc_counter_add(&mc_stats_global.bytes_sent, len);
+    mc_stats_sent(len);
     return from_data;
 }
 
@@ -1001,7 +1001,7 @@ void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_
         evbuffer_add(out, "\r\n", 2);
     else if (c->remaining > 0)
         c->remaining -= (int64_t)len;
-    mc_counter_add(&mc_stats_global.bytes_sent, len);
+    mc_stats_sent(len);
 }
 
 void mc_http_respond_end(mc_http_conn *c)

@@ -31,9 +31,17 @@ enum { MC_LISTENER_VIEWER = 0, MC_LISTENER_ADMIN, MC_LISTENER_COUNT };
 /* Why a connection was refused at accept (label `reason`). */
 enum { MC_REFUSED_TOTAL = 0, MC_REFUSED_PER_CLIENT, MC_REFUSED_COUNT };
 
-typedef struct mc_stats {
+/* The two counters every hit bumps live in per-thread shards, each on its
+ * own cache lines, so workers never write a shared line per request; the
+ * admin loop sums them (mc_stats_requests, mc_stats_bytes_sent). */
+#define MC_STATS_SHARDS 8
+typedef struct mc_stats_shard {
+    _Alignas(64) _Atomic uint64_t bytes_sent;
     _Atomic uint64_t requests[MC_RESULT_COUNT][600];   /* [result][status code] */
-    _Atomic uint64_t bytes_sent;
+} mc_stats_shard;
+
+typedef struct mc_stats {
+    mc_stats_shard shards[MC_STATS_SHARDS];
     _Atomic uint64_t upstream_requests[601];           /* [code]; 600 = no response */
     mc_histo upstream_seconds;
     _Atomic uint64_t upstream_bytes;
@@ -65,6 +73,10 @@ extern mc_stats mc_stats_global;
 
 void mc_stats_init(void);
 void mc_stats_request(mc_result r, int status);
+/* Body bytes sent to viewers, on the calling thread's shard. */
+void mc_stats_sent(uint64_t n);
+uint64_t mc_stats_requests(mc_result r, int status);   /* summed over shards */
+uint64_t mc_stats_bytes_sent(void);
 void mc_stats_upstream(int code, double seconds);
 
 #endif

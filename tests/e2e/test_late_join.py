@@ -300,11 +300,11 @@ class TestLateJoin(LateJoinCase):
         edge = self.start(origin)
         first = self.first_viewer(edge, "/many.glb", settle=0.5)
         addr = edge.addr["http"]
-        t0 = time.monotonic()
-        socks = []
+        socks, t_ask = [], {}
         for _ in range(50):
             s = socket.create_connection(addr, timeout=30)
             s.sendall(b"GET /many.glb HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n")
+            t_ask[s] = time.monotonic()
             s.setblocking(False)
             socks.append(s)
         sel = selectors.DefaultSelector()
@@ -327,7 +327,7 @@ class TestLateJoin(LateJoinCase):
                     got[s] += data
                     head, sep, rest = bytes(got[s][:4096]).partition(b"\r\n\r\n")
                     if sep and s not in t_first and len(got[s]) > len(head) + 4:
-                        t_first[s] = time.monotonic() - t0
+                        t_first[s] = time.monotonic() - t_ask[s]
                 else:
                     sel.unregister(s)
                     s.close()

@@ -220,7 +220,8 @@ class TestLateJoin(LateJoinCase):
         first = self.first_viewer(edge, "/m.glb")
         joiners = [Viewer(edge.addr["http"], "/m.glb").start() for _ in range(8)]
         ranged = Viewer(edge.addr["http"], "/m.glb", {"Range": "bytes=1000000-2999999"}).start()
-        for v in [first, ranged] + joiners:
+        cond = Viewer(edge.addr["http"], "/m.glb", {"If-None-Match": '"v1"'}).start()
+        for v in [first, ranged, cond] + joiners:
             v.join()
             self.assertIsNone(v.error)
         total = first.t_end - first.t_ask
@@ -239,9 +240,11 @@ class TestLateJoin(LateJoinCase):
         self.assertEqual((ranged.status, ranged.complete), (206, True))
         self.assertEqual(ranged.hdrs["content-range"], f"bytes 1000000-2999999/{len(body)}")
         self.assertTrue(ranged.body == body[1000000:3000000])
+        self.assertEqual(cond.status, 304)   # answered from the fill's head, at once
+        self.assertLess(cond.t_end - cond.t_ask, 1.5)
         self.assertEqual(origin.count("/b/m.glb"), 1)
         same, other = self.late_joins(edge)
-        self.assertEqual(same + other, 9)
+        self.assertEqual(same + other, 10)
         self.assertGreater(other, 0, "no joiner landed on another worker")
         time.sleep(0.3)
         s, hd, b, c = h.http("GET", *edge.addr["http"], "/m.glb")
@@ -276,8 +279,9 @@ class TestLateJoin(LateJoinCase):
         self.cut_fill(chunked=True)
 
     def test_a_late_joiner_slower_than_the_fill_gets_the_whole_body(self):
+        # chunked from the origin: no length known until the fill's end
         body = os.urandom(4 * MIB)
-        origin = SlowOrigin(body, pieces=32, gap=1.5 / 32)           # 4 MiB over ~1.5 s
+        origin = SlowOrigin(body, pieces=32, gap=1.5 / 32, chunked=True)   # 4 MiB over ~1.5 s
         edge = self.start(origin)
         first = self.first_viewer(edge, "/slow.glb", settle=0.3)
         slow = [Viewer(edge.addr["http"], "/slow.glb", rate=1 * MIB).start() for _ in range(3)]
@@ -287,6 +291,7 @@ class TestLateJoin(LateJoinCase):
         self.assertEqual((first.status, first.complete, first.body == body), (200, True, True))
         for v in slow:
             self.assertEqual((v.status, v.complete), (200, True))
+            self.assertEqual(v.hdrs.get("transfer-encoding"), "chunked")
             self.assertTrue(v.body == body)
             self.assertLess(v.t_first - v.t_ask, 1.0)
             # the slow joiners did not hold the fill (nor its first viewer) back

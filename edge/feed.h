@@ -23,8 +23,9 @@
  * need no cross-thread reference counts. The price: a follower trails the
  * fill by up to one chunk (MC_STORE_CHUNK_SIZE) plus a writer commit, and an
  * object smaller than one chunk reaches its followers at the publish.
- * Measured (tests/e2e/test_late_join.py): a joiner's first byte about 0.3 s
- * after it asked, into a 4 MiB fill streaming at 1 MiB/s.
+ * Measured (tests/e2e/test_late_join.py, 4 MiB streaming at ~1 MiB/s):
+ * joiners' first bytes at most 0.11 s after they asked (Release; 0.25 s
+ * with ASan), where waiting for the publish took 3.7 s.
  *
  * A fill that fails (upstream error, cut or short body, publish refused) or
  * stops storing midway (store queue full, too big, invalid mesh) ends its

@@ -1121,6 +1121,8 @@ static int on_up_body(void *arg, const void *data, size_t len)
     if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
     f->up_received += len;
+    if (f->feed && f->up_length >= 0 && f->up_received == (uint64_t)f->up_length)
+        mc_feed_complete(f->feed);   /* before its viewers can have it all: a newcomer then waits for the publish, a hit */
     if (f->collect) {
         if (f->doc.len + len > f->snap->cfg.prefetch_max_gltf) {
             f->collect = 0;   /* no Content-Length told us before */
@@ -1139,8 +1141,6 @@ static int on_up_body(void *arg, const void *data, size_t len)
     if (f->enc.state)
         return mc_mesh_encoder_feed(&f->enc, data, len, 0, main_sink, f) < 0 ? -1 : deliver_end(f);
     deliver(f, data, len);
-    if (f->feed && f->up_length >= 0 && f->up_received == (uint64_t)f->up_length)
-        mc_feed_complete(f->feed);   /* its viewers have it all: a newcomer waits for the publish, a hit */
     return deliver_end(f);
 }
 

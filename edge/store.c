@@ -702,8 +702,10 @@ static int evict_some(mc_store *s, uint64_t target, int max_objects)
 /* After a commit: keep the SIEVE index in step and the store under its bound. */
 static void account(mc_store *s, const store_op *op, int ok)
 {
-    /* chunks of running fills take room too, before they are objects */
-    if (op->kind == MC_STORE_OP_CHUNK && ok)
+    /* chunks of running fills take room too, before they are objects (a
+     * chunk skipped after an earlier one of its fill was dropped counts
+     * too: the fill's publish or abort takes its whole length off again) */
+    if (op->kind == MC_STORE_OP_CHUNK)
         s->unpublished_bytes += (int64_t)op->len;
     else if (op->kind == MC_STORE_OP_PUBLISH)
         s->unpublished_bytes -= (int64_t)op->length;

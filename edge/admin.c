@@ -102,6 +102,10 @@ int mc_admin_render_metrics(mc_node *node, mc_buf *b)
     counter(b, "meshcdn_edge_fills_published_total", "fills published to the store", mc_counter_get(&s->fills_published));
     counter(b, "meshcdn_edge_fills_failed_total", "fills that failed (truncated, upstream error)", mc_counter_get(&s->fills_failed));
     counter(b, "meshcdn_edge_fills_unstored_total", "fills served but not stored (store refused)", mc_counter_get(&s->fills_unstored));
+    mc_metrics_header(b, "meshcdn_edge_fill_late_joins_total", "counter",
+                      "viewers that joined a running fill late (on another worker, or after its first byte) and streamed it from the store, by worker (same: the fill's)");
+    mc_metrics_value(b, "meshcdn_edge_fill_late_joins_total", "worker=\"same\"", (double)mc_counter_get(&s->fill_late_joins[0]));
+    mc_metrics_value(b, "meshcdn_edge_fill_late_joins_total", "worker=\"other\"", (double)mc_counter_get(&s->fill_late_joins[1]));
     counter(b, "meshcdn_edge_segment_fills_total", "segment fills started (upstream Range requests for one segment)", mc_counter_get(&s->segment_fills_started));
     counter(b, "meshcdn_edge_segment_fills_published_total", "segments stored", mc_counter_get(&s->segment_fills_published));
     counter(b, "meshcdn_edge_segment_fills_failed_total", "segment fills that failed (truncated, upstream error)", mc_counter_get(&s->segment_fills_failed));

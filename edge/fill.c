@@ -11,6 +11,7 @@
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/mime.h"
+#include "edge/feed.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
 #include "edge/mesh.h"
@@ -102,6 +103,8 @@ struct mc_fill {
     int collect;                 /* a .gltf to prefetch from: its body is kept in doc */
     mc_buf doc;                  /* the upstream body of that .gltf (owned) */
     mc_segment_writer *segw;     /* stored as segments instead of whole (segment.h) */
+    mc_feed *feed;               /* what late joiners follow (feed.h; a reference), NULL when private */
+    int stored_ok;               /* the publish committed */
 };
 
 
@@ -111,22 +114,11 @@ struct mc_fill_table {
 
 /* ---------- the node-wide registry of keys being filled ---------- */
 
-/* A viewer on worker w waiting for another worker's fill. Owned by the
- * registry while queued; once posted (posted = 1) by the message, which
- * drops it if the viewer left meanwhile (cancelled = 1, set on w's thread). */
-typedef struct mc_remote_wait {
-    mc_mail mail;               /* how the wake-up travels: cannot fail */
-    mc_resp *r;
-    mc_worker *w;
-    int posted, cancelled;
-    struct mc_remote_wait *next;
-} mc_remote_wait;
-
 typedef struct reg_entry {
     mc_hash128 key;
     mc_worker *owner;
     int pass;                   /* the response is not stored: others fetch on their own */
-    mc_remote_wait *waiters;
+    mc_feed *feed;              /* the fill's, for viewers on other workers (a reference) */
     struct reg_entry *next;
 } reg_entry;
 
@@ -157,39 +149,20 @@ int mc_fill_running(mc_hash128 key)
     return found;
 }
 
-static void on_remote_ready(void *arg)
-{
-    mc_remote_wait *rw = arg;
-    mc_resp *r = rw->r;
-    int cancelled = rw->cancelled;
-    if (!cancelled)
-        r->remote = NULL;
-    free(rw);
-    if (!cancelled) {
-        r->waiting = 0;
-        mc_lookup_retry(r);
-    }
-}
-
-/* The fill for key ended (published or not): wake the other workers' waiters. */
-static void reg_release(mc_hash128 key)
+/* The fill for key ended (published or not): its followers on every worker
+ * finish or look up again (feed.h). */
+static void reg_release(mc_hash128 key, int published, uint64_t total)
 {
     pthread_mutex_lock(&registry.mu);
     reg_entry **pp = reg_find(key), *e = *pp;
-    mc_remote_wait *list = NULL;
-    if (e) {
+    if (e)
         *pp = e->next;
-        list = e->waiters;
-        for (mc_remote_wait *rw = list; rw; rw = rw->next)
-            rw->posted = 1;
-    }
     pthread_mutex_unlock(&registry.mu);
-    free(e);
-    while (list) {
-        mc_remote_wait *next = list->next;
-        mc_worker_post_mail(list->w, &list->mail, on_remote_ready, list);
-        list = next;
+    if (e) {
+        mc_feed_end(e->feed, published, total);
+        mc_feed_unref(e->feed);
     }
+    free(e);
 }
 
 static void fill_free(mc_fill *f);
@@ -236,7 +209,7 @@ static void table_remove(mc_fill_table *t, mc_fill *f)
     for (mc_fill **pp = bucket_of(t, f->key); *pp; pp = &(*pp)->next_in_bucket)
         if (*pp == f) {
             *pp = f->next_in_bucket;
-            reg_release(f->key);
+            reg_release(f->key, f->stored_ok, f->received);
             return;
         }
 }
@@ -273,6 +246,7 @@ static void fill_free(mc_fill *f)
     }
     free(f->sides);
     mc_snap_unref(f->snap);
+    mc_feed_unref(f->feed);
     mc_buf_free(&f->doc);
     const mc_fill_observer *obs = f->obs;
     void *obs_arg = f->obs_arg;
@@ -467,6 +441,8 @@ static void stop_storing(mc_fill *f, const char *why)
     if (!f->storing)
         return;
     f->storing = 0;
+    if (f->feed)
+        mc_feed_stop(f->feed);   /* its late joiners cannot read the rest */
     mc_counter_add(&mc_stats_global.fills_unstored, 1);
     mc_log_warn("fill", "key=\"%s\" msg=\"not stored\" why=\"%s\"", f->keystr, why);
     if (f->nchunks > 0)
@@ -478,7 +454,7 @@ static void flush_chunk(mc_fill *f)
 {
     if (!f->storing || f->chunk.len == 0)
         return;
-    if (mc_store_put_chunk(f->w->node->store, f->skey, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
+    if (mc_feed_put_chunk(f->feed, f->w->node->store, f->skey, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
         stop_storing(f, "store queue full");
         return;
     }
@@ -625,6 +601,7 @@ static void on_published_main(void *arg)
         mc_log_warn("fill", "key=\"%s\" msg=\"publish failed\"", f->keystr);
     if (!ok && f->reval_304)
         bypass_stale(f);
+    f->stored_ok = ok;
     table_remove(f->w->fills, f);
     release_viewers(f, ok);
     fill_free(f);
@@ -754,6 +731,8 @@ static int publish(mc_fill *f)
         return 0;
     }
     f->state = FILL_PUBLISHING;
+    if (f->feed)
+        mc_feed_complete(f->feed);
     return 1;
 }
 
@@ -776,22 +755,13 @@ static void pass_waiters(evutil_socket_t fd, short what, void *arg)
  * hit-for-pass), this worker's waiters too, once out of this callback. */
 static void let_others_pass(mc_fill *f)
 {
-    mc_remote_wait *list = NULL;
     pthread_mutex_lock(&registry.mu);
     reg_entry *e = *reg_find(f->key);
     if (e && e->owner == f->w) {
         e->pass = 1;
-        list = e->waiters;
-        e->waiters = NULL;
-        for (mc_remote_wait *rw = list; rw; rw = rw->next)
-            rw->posted = 1;
+        mc_feed_pass(e->feed);   /* its followers look up again: hit-for-pass */
     }
     pthread_mutex_unlock(&registry.mu);
-    while (list) {
-        mc_remote_wait *next = list->next;
-        mc_worker_post_mail(list->w, &list->mail, on_remote_ready, list);
-        list = next;
-    }
     if (f->waiters && f->kick)
         event_active(f->kick, EV_TIMEOUT, 0);
 }
@@ -1063,6 +1033,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     }
     if (!f->storing)
         mc_log_debug("fill", "key=\"%s\" msg=pass why=\"%s\"", f->keystr, f->fresh.why_not);
+    if (f->feed && f->storing && !f->varies && !f->encodable && !f->enc.state && f->nsides == 0 && !f->hold &&
+        !f->has_stale) {
+        /* stored whole, one variant: late joiners stream its committed chunks (feed.h) */
+        mc_feed_head fh = {f->status, f->hdrs, f->length, f->skey, f->skeystr, f->seq,
+                           f->response_time, f->fresh.initial_age_s, f->fresh.lifetime_s, f->generation};
+        mc_feed_open(f->feed, &fh);
+    }
     /* start every viewer; a viewer may finish at once (HEAD, 304) */
     mc_resp *r = f->subs;
     while (r) {
@@ -1145,6 +1122,8 @@ static int on_up_body(void *arg, const void *data, size_t len)
     if (f->up_length >= 0 && f->up_received + len > (uint64_t)f->up_length)
         return -1;   /* more than declared: refuse, never store it */
     f->up_received += len;
+    if (f->feed && f->up_length >= 0 && f->up_received == (uint64_t)f->up_length)
+        mc_feed_complete(f->feed);   /* before its viewers can have it all: a newcomer then waits for the publish, a hit */
     if (f->collect) {
         if (f->doc.len + len > f->snap->cfg.prefetch_max_gltf) {
             f->collect = 0;   /* no Content-Length told us before */
@@ -1444,6 +1423,12 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
         mc_prefetch_fill_started(&f->snap->cfg, f->pol, f->keystr, f->xfer);   /* a .gltf: warm upstream connections */
     if (private_)
         return f;
+    pthread_mutex_lock(&registry.mu);
+    reg_entry *e = *reg_find(f->key);
+    assert(e && e->owner == t->w);   /* claimed before it began */
+    if (e && e->owner == t->w)
+        f->feed = mc_feed_ref(e->feed);
+    pthread_mutex_unlock(&registry.mu);
     mc_fill **b = bucket_of(t->w->fills, f->key);
     f->next_in_bucket = *b;
     *b = f;
@@ -1451,8 +1436,8 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
 }
 
 /* Claim key node-wide for worker w. Returns 1 when claimed; 0 when another
- * worker has it and r (if not NULL) was queued to wait for it; 2 when the
- * running fill will not be stored (fetch privately); < 0 on allocation
+ * worker has it and r (if not NULL) now follows its fill (feed.h); 2 when
+ * the running fill will not be stored (fetch privately); < 0 on allocation
  * failure. */
 static int reg_claim(mc_hash128 key, mc_worker *w, mc_resp *r)
 {
@@ -1462,22 +1447,13 @@ static int reg_claim(mc_hash128 key, mc_worker *w, mc_resp *r)
     if (*pp && (*pp)->pass) {
         rc = 2;                 /* not stored: fetch on your own */
     } else if (*pp) {
-        rc = 0;
-        if (r) {
-            mc_remote_wait *rw = calloc(1, sizeof *rw);
-            if (rw) {
-                rw->r = r;
-                rw->w = w;
-                rw->next = (*pp)->waiters;
-                (*pp)->waiters = rw;
-                r->remote = rw;
-                r->waiting = 1;
-            } else {
-                rc = MC_E_NOMEM;
-            }
-        }
+        rc = r ? mc_feed_follow((*pp)->feed, r) : 0;
     } else {
         reg_entry *e = calloc(1, sizeof *e);
+        if (e && !(e->feed = mc_feed_new(w))) {
+            free(e);
+            e = NULL;
+        }
         if (e) {
             e->key = key;
             e->owner = w;
@@ -1546,6 +1522,12 @@ void mc_fill_join(mc_resp *r, int expired)
         join_private(r, f);
         return;
     }
+    if (f && f->state == FILL_FETCHING && f->received > 0 && f->feed && mc_feed_streaming(f->feed)) {
+        /* too late to stream along from memory: follow its stored chunks */
+        if (mc_feed_follow(f->feed, r) < 0)
+            mc_resp_fail(r, 503);
+        return;
+    }
     if (f && (f->state == FILL_PUBLISHING || f->received > 0 || f->reval_304 || f->has_stale || f->hold)) {
         r->fill = f;            /* too late to stream along, or a revalidation: wait for the result */
         r->waiting = 1;
@@ -1558,7 +1540,7 @@ void mc_fill_join(mc_resp *r, int expired)
     } else {
         int rc = reg_claim(r->key, r->w, r);
         if (rc == 0)
-            return;             /* another worker fills it: wait for its publish */
+            return;             /* another worker fills it: r follows it (feed.h) */
         if (rc < 0) {
             mc_resp_fail(r, 503);
             return;
@@ -1575,7 +1557,7 @@ void mc_fill_join(mc_resp *r, int expired)
         r->result = expired ? MC_RESULT_EXPIRED : MC_RESULT_MISS;
         int reval = expired && r->has_meta && !r->bypass_stale;
         if (!(f = fill_start(r, reval ? &r->meta : NULL, 0))) {
-            reg_release(r->key);
+            reg_release(r->key, 0, 0);
             mc_resp_fail(r, 502);
             return;
         }
@@ -1605,7 +1587,7 @@ int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const cha
     fill_target t = {w, snap, key, keystr, path, query, pol, NULL};
     mc_fill *f = fill_begin(&t, NULL, 0);
     if (!f) {
-        reg_release(key);
+        reg_release(key, 0, 0);
         return MC_E_IO;
     }
     f->obs = obs;
@@ -1618,34 +1600,24 @@ void mc_fill_background(mc_resp *r)
     if (table_find(r->w->fills, r->key) || reg_claim(r->key, r->w, NULL) != 1)
         return;                 /* a fill already runs */
     if (!fill_start(r, r->has_meta ? &r->meta : NULL, 0))
-        reg_release(r->key);
+        reg_release(r->key, 0, 0);
 }
 
-static void leave_remote(mc_resp *r)
+void mc_fill_fetch_alone(mc_resp *r)
 {
-    mc_remote_wait *rw = r->remote;
-    r->remote = NULL;
-    r->waiting = 0;
-    pthread_mutex_lock(&registry.mu);
-    if (rw->posted) {
-        rw->cancelled = 1;   /* the message is on its way to this thread: it frees rw */
-        rw = NULL;
-    } else {
-        reg_entry *e = *reg_find(r->key);
-        for (mc_remote_wait **pp = e ? &e->waiters : NULL; pp && *pp; pp = &(*pp)->next)
-            if (*pp == rw) {
-                *pp = rw->next;
-                break;
-            }
+    r->result = MC_RESULT_MISS;   /* fetch afresh, unstored */
+    mc_fill *f = fill_start(r, NULL, 1);
+    if (!f) {
+        mc_resp_fail(r, 502);
+        return;
     }
-    pthread_mutex_unlock(&registry.mu);
-    free(rw);
+    join_private(r, f);
 }
 
 void mc_fill_leave(mc_resp *r)
 {
-    if (r->remote) {
-        leave_remote(r);
+    if (r->follow) {
+        mc_feed_leave(r);
         return;
     }
     mc_fill *f = r->fill;
@@ -1667,6 +1639,8 @@ void mc_fill_leave(mc_resp *r)
 
 void mc_fill_drained(mc_resp *r)
 {
-    if (r->fill && !r->waiting && r->fill->xfer)
+    if (r->follow)
+        mc_feed_drained(r);
+    else if (r->fill && !r->waiting && r->fill->xfer)
         mc_upstream_resume(r->fill->xfer);
 }

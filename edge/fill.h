@@ -1,12 +1,25 @@
 /* fill.h — fetching a missing object once, however many viewers ask.
  *
- * The first request for a key starts a fill; requests for the same key on
- * the same worker that arrive before any body byte was delivered attach to
- * it and stream with it (coalescing); later ones wait until the fill has
- * published (then they are hits) or failed (then they retry).
+ * The first request for a key starts a fill; one fill per key in the whole
+ * node (coalescing). Requests for the key on the fill's worker that arrive
+ * before any body byte was delivered attach to it and stream with it from
+ * memory. Later ones, and those on other workers, are late joiners: while
+ * the fill is being stored whole they follow it (feed.h: the fill's head,
+ * then its body from byte 0 as the store's writer commits its chunks,
+ * pending, then published; Cache-Status "fwd=miss ...; stored; collapsed"),
+ * so their first byte comes about one chunk behind the fill, not at its
+ * publish; a failed or cut fill aborts them as it aborts its own viewers.
+ * A Range from a late joiner is answered as from the fill (206 of the
+ * span, multipart too), the span streamed once its chunks are committed.
+ * Late joiners of a fill that is not followable — a varying response
+ * (Vary, or compress's variants: "sides" below), a revalidation, a body
+ * held for mesh_validation = refuse, a body stored as segments — wait
+ * until the fill has published (then they are hits) or failed (then they
+ * look up again), as every late joiner did before feed.h.
  *
  * A fill streams the upstream body to its viewers as it arrives and into the
- * store in MC_STORE_CHUNK_SIZE chunks. It publishes only when the whole body
+ * store in MC_STORE_CHUNK_SIZE chunks (each reported to its feed when
+ * committed). It publishes only when the whole body
  * arrived, its length matches Content-Length and every chunk is committed;
  * a truncated or failed fill publishes nothing and aborts its viewers'
  * connections. Memory: one chunk buffer per fill (plus one per side); the viewers' connections
@@ -18,7 +31,8 @@
  * application/octet-stream gets the type of its path's extension when one
  * is known (mc_fill_fix_type); a stored 200 glTF/GLB is validated as it
  * streams and, if invalid, not published (mesh_validation = pass: viewers
- * got it as fetched; refuse: they were held as waiters and get 502). On a
+ * got it as fetched, late joiners are cut off at the end; refuse: they were
+ * held as waiters and get 502). On a
  * behavior with cors_origins, Origin is not forwarded and is dropped from
  * the stored Vary.
  *
@@ -55,9 +69,8 @@ int mc_fill_table_new(mc_fill_table **out);
 void mc_fill_table_free(mc_fill_table *t);
 
 /* One fill per key in the whole node: a request on another worker than the
- * fill's waits for it (remote wait) and is served from the store once it has
- * published. The registry is the only lock on the miss path, held for a
- * hash lookup. */
+ * fill's follows it (feed.h) through the node's registry of running fills,
+ * the only lock on the miss path, held for a hash lookup. */
 /* Is a (stored) fill for key running on any worker? Any thread. */
 int mc_fill_running(mc_hash128 key);
 /* Shutdown check: asserts that no key is still registered. */
@@ -68,8 +81,12 @@ void mc_fill_registry_check_empty(void);
 void mc_fill_join(mc_resp *r, int expired);
 /* r is going away (its connection died or its response ended). */
 void mc_fill_leave(mc_resp *r);
-/* r's connection drained: let a paused fill go on. */
+/* r's connection drained: let a paused fill go on (or, for a late joiner,
+ * send more from the store). */
 void mc_fill_drained(mc_resp *r);
+/* Fetch r's key on its own, unstored (a late joiner whose fill a purge
+ * named: feed.h). Takes over r. */
+void mc_fill_fetch_alone(mc_resp *r);
 
 /* Freshness and storability of a response, RFC 9111: storable statuses
  * (explicit freshness, `public`, or a heuristically cacheable status),
@@ -121,8 +138,8 @@ typedef struct mc_fill_observer {
 /* Prefetch: fill key (keystr, upstream path and query as lookup.c computes
  * them for a viewer: mc_lookup_key, S3 encoding when signing) with no
  * viewer, storing it as a viewer's miss would: same behavior pol, signing,
- * publish; viewers that ask for the key meanwhile join the fill (on
- * another worker they wait for its publish). The upstream request carries
+ * publish; viewers that ask for the key meanwhile join the fill (late
+ * joiners follow it, feed.h). The upstream request carries
  * only CDN-Loop and Via (no viewer's headers). Returns 0 when started (obs
  * will see its end), 1 when a fill for the key already runs on some worker
  * (nothing started), MC_E_NOMEM or MC_E_IO (nothing started, obs not

@@ -32,7 +32,7 @@ mc_resp *mc_resp_new(mc_worker *w, mc_http_conn *c, mc_http_req *req)
 void mc_resp_free(mc_resp *r)
 {
     assert(r && r->magic == MC_RESP_MAGIC);
-    if (r->fill || r->remote)
+    if (r->fill || r->follow)
         mc_fill_leave(r);
     if (r->seg)
         mc_segment_leave(r);

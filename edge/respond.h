@@ -6,8 +6,9 @@
  * Ownership: lookup.c creates an mc_resp per request that is not answered
  * at once; it is freed by mc_resp_finish / mc_resp_fail (response done) or
  * when the connection dies (on_close), whichever comes first. While it is
- * attached to a fill (fill != NULL) the fill holds a pointer to it and the
- * fill is told (mc_fill_leave) before it is freed.
+ * attached to a fill (fill != NULL) the fill holds a pointer to it, while
+ * it follows one (follow != NULL) the fill's feed does (feed.h); either is
+ * told (mc_fill_leave) before it is freed.
  */
 #ifndef MC_RESPOND_H
 #define MC_RESPOND_H
@@ -62,7 +63,7 @@ typedef struct mc_resp {
     /* misses: attached to a fill (subscriber or waiter list) */
     mc_fill *fill;
     int waiting;                /* parked until the fill publishes or fails */
-    struct mc_remote_wait *remote; /* parked on a fill of another worker */
+    struct mc_feed_follower *follow; /* a late joiner of a running fill (feed.h), owned */
     int refreshed;              /* its stale copy was just revalidated (304) */
     int bypass_stale;           /* fetch whole: a revalidation could not refresh the copy */
     const char *detail;         /* Cache-Status detail (static string) or NULL */

@@ -47,6 +47,7 @@ typedef struct mc_stats {
     _Atomic uint64_t upstream_bytes;
     _Atomic uint64_t fills_started, fills_published, fills_failed, fills_unstored;
     _Atomic uint64_t fills_inflight;
+    _Atomic uint64_t fill_late_joins[2];       /* viewers that streamed a running fill from the store: [0] on its worker, [1] another (feed.h) */
     /* segmented caching (segment.h) */
     _Atomic uint64_t segment_fills_started, segment_fills_published, segment_fills_failed;
     _Atomic uint64_t segment_bytes;            /* upstream body bytes of segments fetched */

@@ -370,10 +370,12 @@ static void failed_add(mc_store *s, uint64_t seq)
         s->failed[s->failed_pos++ % FAILED_RING] = seq;
 }
 
-static int exec_chunk(mc_store *s, MDB_txn *txn, store_op *op)
+static int exec_chunk(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
 {
-    if (failed_has(s, op->seq))
-        return 0;   /* an earlier chunk of this fill was dropped: the fill cannot publish */
+    if (failed_has(s, op->seq)) {
+        *ok = 0;    /* an earlier chunk of this fill was dropped: the fill cannot publish */
+        return 0;
+    }
     int rc = 0;
     if (op->idx == 0) {
         unsigned char sk[8];
@@ -627,7 +629,7 @@ static int exec_op(mc_store *s, MDB_txn *txn, store_op *op, int *ok)
     *ok = 1;
     switch (op->kind) {
     case MC_STORE_OP_CHUNK:
-        return exec_chunk(s, txn, op);
+        return exec_chunk(s, txn, op, ok);
     case MC_STORE_OP_PUBLISH:
         return exec_publish(s, txn, op, ok);
     case MC_STORE_OP_ABORT:
@@ -706,8 +708,10 @@ static int evict_some(mc_store *s, uint64_t target, int max_objects)
 /* After a commit: keep the SIEVE index in step and the store under its bound. */
 static void account(mc_store *s, const store_op *op, int ok)
 {
-    /* chunks of running fills take room too, before they are objects */
-    if (op->kind == MC_STORE_OP_CHUNK && ok)
+    /* chunks of running fills take room too, before they are objects (a
+     * chunk skipped after an earlier one of its fill was dropped counts
+     * too: the fill's publish or abort takes its whole length off again) */
+    if (op->kind == MC_STORE_OP_CHUNK)
         s->unpublished_bytes += (int64_t)op->len;
     else if (op->kind == MC_STORE_OP_PUBLISH)
         s->unpublished_bytes -= (int64_t)op->length;
@@ -1147,6 +1151,12 @@ static int enqueue(mc_store *s, store_op *op)
 int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, const void *data,
                        size_t len)
 {
+    return mc_store_put_chunk_notify(s, key, seq, idx, data, len, NULL, NULL);
+}
+
+int mc_store_put_chunk_notify(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, const void *data,
+                              size_t len, mc_store_done_fn done, void *arg)
+{
     uint64_t q = atomic_load_explicit(&s->stats.queue_bytes, memory_order_relaxed);
     if (q + len > s->max_queue_bytes) {
         mc_counter_add(&s->stats.queue_refusals, 1);
@@ -1163,6 +1173,8 @@ int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx, 
     op->idx = idx;
     memcpy(op->data, data, len);
     op->len = len;
+    op->done = done;
+    op->arg = arg;
     mc_counter_add(&s->stats.queue_bytes, len);
     return enqueue(s, op);
 }

@@ -155,6 +155,10 @@ int mc_store_view_chunk(mc_store_reader *r, mc_hash128 key, uint64_t seq, uint32
 void mc_store_view_end(mc_store_reader *r);
 
 /* ---- writes (any thread; executed by the writer) ---- */
+/* Called on the writer thread when a PUBLISH (or a notified CHUNK) is done
+ * (ok = 1 committed, 0 dropped). Keep it short: post to the owning
+ * worker's mailbox. */
+typedef void (*mc_store_done_fn)(void *arg, int ok);
 typedef enum {
     MC_STORE_OP_CHUNK,     /* put chunk (key, seq, idx, data) */
     MC_STORE_OP_PUBLISH,   /* make (key, seq) the object: meta replaces any old version */
@@ -164,14 +168,18 @@ typedef enum {
     MC_STORE_OP_PURGE,     /* remove or mark what an invalidation names */
 } mc_store_op_kind;
 
-/* Called on the writer thread when a PUBLISH is done (ok = 1 committed,
- * 0 dropped). Keep it short: post to the owning worker's mailbox. */
-typedef void (*mc_store_done_fn)(void *arg, int ok);
 
 /* Queue a chunk: data (len bytes) is copied. Returns 0, or MC_E_FULL when
  * the writer queue is over its bound (the caller stops storing this fill). */
 int mc_store_put_chunk(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx,
                        const void *data, size_t len);
+/* The same, and done(arg, ok) on the writer thread once the chunk's
+ * transaction committed (ok = 1: readers see it from now on) or the chunk
+ * was dropped (ok = 0: map full, I/O error, or an earlier chunk of seq was
+ * dropped). Chunks of one seq are committed, and done called, in the order
+ * they were queued. done is not called when this returns an error. */
+int mc_store_put_chunk_notify(mc_store *s, mc_hash128 key, uint64_t seq, uint32_t idx,
+                              const void *data, size_t len, mc_store_done_fn done, void *arg);
 /* Queue a publish: meta is deep-copied. done is called exactly once. */
 int mc_store_publish(mc_store *s, mc_hash128 key, const mc_object_meta *meta,
                      mc_store_done_fn done, void *arg);

@@ -238,6 +238,101 @@ static void full_store_drops_writes_not_the_node(void **state)
     remove_dir(dir);
 }
 
+/* What the writer reported for notified chunks (feed.h follows a fill by it). */
+typedef struct chunk_log {
+    pthread_mutex_t mu;
+    int n;
+    struct { uint32_t idx; int ok; } at[128];
+} chunk_log;
+typedef struct chunk_note {
+    chunk_log *log;
+    uint32_t idx;
+} chunk_note;
+
+static void on_chunk_note(void *arg, int ok)
+{
+    chunk_note *c = arg;
+    pthread_mutex_lock(&c->log->mu);
+    c->log->at[c->log->n].idx = c->idx;
+    c->log->at[c->log->n++].ok = ok;
+    pthread_mutex_unlock(&c->log->mu);
+}
+
+/* Late joiners read a fill's chunks before its publish: each notified chunk
+ * is reported once, in order, after the commit that makes it readable. */
+static void notified_chunks_are_reported_in_order_once_readable(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    unsigned char *body = malloc(4 * MC_STORE_CHUNK_SIZE);
+    fill_pattern(body, 4 * MC_STORE_CHUNK_SIZE, 6);
+    mc_store *s = open_store(dir, 64u << 20);
+    mc_hash128 k = mc_hash_key("/pending.glb", 12);
+    uint64_t seq = mc_store_next_seq(s);
+    chunk_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    chunk_note notes[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        notes[i] = (chunk_note){&log, i};
+        assert_int_equal(mc_store_put_chunk_notify(s, k, seq, i, body + (size_t)i * MC_STORE_CHUNK_SIZE,
+                                                   i == 3 ? 1000 : MC_STORE_CHUNK_SIZE, on_chunk_note, &notes[i]), 0);
+    }
+    mc_store_flush(s);
+    assert_int_equal(log.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(log.at[i].idx, (uint32_t)i);
+        assert_int_equal(log.at[i].ok, 1);
+    }
+    /* pending (no publish): readable by their seq */
+    mc_store_reader *r;
+    assert_int_equal(mc_store_reader_new(s, &r), 0);
+    mc_buf b = MC_BUF_INIT;
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(mc_store_read_chunk(r, k, seq, i, &b), i == 3 ? 1000 : (int)MC_STORE_CHUNK_SIZE);
+    assert_memory_equal(b.data, body, 3 * MC_STORE_CHUNK_SIZE + 1000);
+    mc_buf_free(&b);
+    mc_store_reader_free(r);
+    mc_store_close(s);
+    free(body);
+    remove_dir(dir);
+}
+
+/* A chunk the writer could not store (full map) fails its fill: it and every
+ * later chunk of the fill are reported not ok, never as committed. */
+static void chunks_after_a_dropped_one_are_reported_dropped(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    size_t n = 24u << 20;   /* more than the 16 MiB map */
+    unsigned char *body = malloc(n);
+    fill_pattern(body, n, 7);
+    mc_store *s = open_store(dir, 16u << 20);
+    mc_hash128 k = mc_hash_key("/toobig.glb", 11);
+    uint64_t seq = mc_store_next_seq(s);
+    chunk_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    static chunk_note notes[96];
+    uint32_t nchunks = (uint32_t)(n / MC_STORE_CHUNK_SIZE);
+    for (uint32_t i = 0; i < nchunks; i++) {
+        notes[i] = (chunk_note){&log, i};
+        while (mc_store_put_chunk_notify(s, k, seq, i, body + (size_t)i * MC_STORE_CHUNK_SIZE, MC_STORE_CHUNK_SIZE,
+                                         on_chunk_note, &notes[i]) == MC_E_FULL)
+            mc_store_flush(s);   /* the writer queue's bound: let it catch up */
+    }
+    mc_store_flush(s);
+    assert_int_equal(log.n, (int)nchunks);
+    int first_bad = -1;
+    for (int i = 0; i < log.n; i++) {
+        assert_int_equal(log.at[i].idx, (uint32_t)i);
+        if (!log.at[i].ok && first_bad < 0)
+            first_bad = i;
+        if (first_bad >= 0)
+            assert_int_equal(log.at[i].ok, 0);
+    }
+    assert_true(first_bad > 0);
+    mc_store_close(s);
+    free(body);
+    remove_dir(dir);
+}
+
 static void meta_round_trip_and_corrupt_meta(void **state)
 {
     (void)state;
@@ -318,6 +413,8 @@ int main(void)
         cmocka_unit_test(crash_mid_fill_leaves_nothing),
         cmocka_unit_test(second_node_on_same_store_is_refused),
         cmocka_unit_test(full_store_drops_writes_not_the_node),
+        cmocka_unit_test(notified_chunks_are_reported_in_order_once_readable),
+        cmocka_unit_test(chunks_after_a_dropped_one_are_reported_dropped),
         cmocka_unit_test(meta_round_trip_and_corrupt_meta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

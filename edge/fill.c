@@ -65,6 +65,7 @@ struct mc_fill {
     XXH3_state_t *xxh;
     mc_fresh fresh;
     int64_t request_time, response_time;
+    int64_t request_ms, response_ms;   /* the same on a monotonic clock: response_delay */
     const mc_cache_policy *pol;  /* the behavior of its path (in snap) */
     mc_hash128 skey;             /* where it is stored: key, or the variant's (vary.h) */
     char *skeystr;               /* the stored key string (owned) */
@@ -77,6 +78,7 @@ struct mc_fill {
     mc_mail published;           /* the store's answer, posted back to this worker */
     int publish_ok;              /* written by the writer before the post */
     int upstream_chunked;        /* the body's end is marked (Content-Length or chunked) */
+    char up_age[24];             /* the upstream's Age, dropped from f->hdrs; "" = none, "," = invalid */
     int paused;                  /* the upstream waits for a slow viewer */
     struct event *stall;         /* how long a slow viewer may hold the others back */
     struct event *kick;          /* runs pass_waiters outside libcurl's callbacks */
@@ -296,6 +298,29 @@ static int heuristic_status(int status)
     return 0;
 }
 
+/* Age (RFC 9111 5.1): one non-negative integer (too large: 2^31). A value
+ * that is not (letters, a sign, a fraction, parameters, a list, a second
+ * line: the fill passes "," for that) is taken as "very old", so the response
+ * is stale at once and revalidated before use: 5.1 lets a cache ignore it,
+ * but a copy of unknown age is never served as fresh this way (cache-tests
+ * age-parse-*). */
+static int64_t age_parse(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    const char *d = v;
+    int64_t n = 0;
+    while (*d >= '0' && *d <= '9') {
+        n = n < 2147483648LL ? n * 10 + (*d - '0') : n;
+        d++;
+    }
+    while (*d == ' ' || *d == '\t')
+        d++;
+    if (d == v || *d)
+        return 2147483648LL;
+    return n < 2147483648LL ? n : 2147483648LL;
+}
+
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
                        const mc_cache_policy *pol, mc_fresh *out)
 {
@@ -318,7 +343,7 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         date = t;
     int64_t age_value = 0;
     if (mc_hdr_find(hdrs, "Age", v, sizeof v))
-        age_value = strtoll(v, NULL, 10) > 0 ? strtoll(v, NULL, 10) : 0;
+        age_value = age_parse(v);
     int64_t apparent = response_time - (int64_t)date > 0 ? response_time - (int64_t)date : 0;
     int64_t corrected = age_value + (response_time - request_time);
     out->initial_age_s = apparent > corrected ? apparent : corrected;
@@ -652,6 +677,32 @@ char *mc_fill_merge_headers(const char *stored, const char *fresh)
     return mc_buf_steal(&b);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Freshness of what the upstream sent: f->hdrs no longer holds its Age
+ * (viewers get the edge's own), but the corrected initial age (RFC 9111
+ * 4.2.3) starts from it. */
+static void upstream_freshness(mc_fill *f, int status, const char *hdrs, mc_fresh *out)
+{
+    char *with_age = NULL;
+    if (f->up_age[0]) {
+        mc_buf b = MC_BUF_INIT;
+        mc_buf_printf(&b, "%sAge: %s\r\n", hdrs, f->up_age);
+        with_age = mc_buf_steal(&b);
+    }
+    /* response_delay in whole seconds elapsed, not a difference of two
+     * time() readings (a 1 ms fetch across a second boundary is not 1 s) */
+    int64_t delay = (f->response_ms - f->request_ms) / 1000;
+    mc_fill_freshness(status, with_age ? with_age : hdrs, f->response_time - (delay > 0 ? delay : 0),
+                      f->response_time, f->pol, out);
+    free(with_age);
+}
+
 /* A 304 answered the conditional request: refresh the stored metadata
  * (headers, times, freshness) without touching the body. */
 static int refresh_stale(mc_fill *f)
@@ -660,7 +711,7 @@ static int refresh_stale(mc_fill *f)
     if (!merged)
         return 0;
     mc_fresh fr;
-    mc_fill_freshness(f->stale.status, merged, f->request_time, f->response_time, f->pol, &fr);
+    upstream_freshness(f, f->stale.status, merged, &fr);
     mc_object_meta m = f->stale;
     m.headers = merged;
     m.response_time = f->response_time;
@@ -946,9 +997,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     mc_fill *f = arg;
     char ctbuf[256];
     const char *connection = NULL;
-    for (int i = 0; i < n; i++)
+    f->up_age[0] = 0;
+    for (int i = 0; i < n; i++) {
         if (strcasecmp(h[i].name, "Connection") == 0)
             connection = h[i].value;
+        if (strcasecmp(h[i].name, "Age") == 0)   /* a second line makes it invalid */
+            snprintf(f->up_age, sizeof f->up_age, "%s", f->up_age[0] || !h[i].value[0] ? "," : h[i].value);
+    }
     const mc_cache_policy *pol = f->pol;
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, "Transfer-Encoding") == 0 && strcasestr(h[i].value, "chunked"))
@@ -979,6 +1034,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     f->status = status;
     f->length = f->up_length = clen;
     f->response_time = time(NULL);
+    f->response_ms = mono_ms();
     if (encode_decide(f, status, h, n) < 0)
         return -1;
     if (f->has_stale && status == 304) {
@@ -989,7 +1045,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         serve_stale_on_error(&f->subs, 0);
         serve_stale_on_error(&f->waiters, 0);
     }
-    mc_fill_freshness(status, f->hdrs, f->request_time, f->response_time, pol, &f->fresh);
+    upstream_freshness(f, status, f->hdrs, &f->fresh);
     f->storing = f->fresh.storable;
     if (pick_variant(f) < 0) {
         f->storing = 0;
@@ -1386,6 +1442,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
     }
     f->length = -1;
     f->request_time = time(NULL);
+    f->request_ms = mono_ms();
     f->generation = mc_store_generation(t->w->node->store);   /* before the request goes out */
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);

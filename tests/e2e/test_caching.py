@@ -450,5 +450,38 @@ class TestStale(CachingCase):
         self.assertEqual(b, b"kept")
 
 
+class TestAge(CachingCase):
+    """The upstream's Age counts in the corrected initial age (RFC 9111 4.2.3;
+    cache-tests freshness-max-age-age, other-age-update-*, age-parse-*)."""
+
+    def test_upstream_age_counts_towards_staleness_and_the_age_sent(self):
+        self.origin.route("/old.glb", fixed(200, {"Cache-Control": "max-age=3600", "Age": "7200"}))
+        self.origin.route("/aged.glb", fixed(200, {"Cache-Control": "max-age=600", "Age": "30"}))
+        s, hd, b, c = self.get_settled("/old.glb")
+        self.assertEqual(hd["age"], ["7200"])          # as received: a fast fetch adds nothing
+        self.assertStatus(self.get("/old.glb"), "Miss")  # older than its max-age: stale
+        self.assertEqual(self.origin.count("/old.glb"), 2)
+        s, hd, b, c = self.get_settled("/aged.glb")
+        self.assertEqual(hd["age"], ["30"])
+        s, hd, b, c = self.get("/aged.glb")
+        self.assertStatus((s, hd, b, c), "Hit")
+        self.assertGreaterEqual(int(hd["age"][0]), 30)
+        self.assertIn("ttl=5", hd["cache-status"][0])   # 570 left, not 600
+
+    def test_an_invalid_age_makes_the_response_stale(self):
+        cases = {"/abc": [("Age", "abc")], "/neg": [("Age", "-7200")], "/float": [("Age", "7200.0")],
+                 "/list": [("Age", "0, 0")], "/param": [("Age", "7200;foo=bar")],
+                 "/twolines": [("Age", "0"), ("Age", "0")]}
+        for path, age in cases.items():
+            self.origin.route(path, fixed(200, [("Cache-Control", "max-age=3600")] + age))
+            self.get_settled(path)
+            s, hd, b, c = self.get(path)
+            self.assertEqual(hd["x-cache"], ["Miss from meshcdn"], path)
+            self.assertEqual(self.origin.count(path), 2, path)
+        self.origin.route("/ok", fixed(200, [("Cache-Control", "max-age=3600"), ("Age", " 5 ")]))
+        self.get_settled("/ok")
+        self.assertStatus(self.get("/ok"), "Hit")
+
+
 if __name__ == "__main__":
     unittest.main()

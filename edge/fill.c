@@ -321,6 +321,15 @@ static int64_t age_parse(const char *v)
     return n < 2147483648LL ? n : 2147483648LL;
 }
 
+/* Statuses whose caching rules the edge implements (those RFC 9110 defines),
+ * for must-understand (RFC 9111 5.2.2.3). */
+static int understood_status(int status)
+{
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 306) ||
+           (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
+           (status >= 500 && status <= 505);
+}
+
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
                        const mc_cache_policy *pol, mc_fresh *out)
 {
@@ -390,7 +399,9 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         out->why_not = "status";
     else if (!explicit_ && !cc.public_ && !heuristic_status(status))
         out->why_not = "status";
-    else if (cc.no_store)
+    else if (cc.must_understand && !understood_status(status))
+        out->why_not = "must-understand";
+    else if (cc.no_store && !cc.must_understand)   /* must-understand overrides it (5.2.2.3) */
         out->why_not = "no-store";
     else if (cc.private_)
         out->why_not = "private";

@@ -71,7 +71,8 @@ void mc_fill_drained(mc_resp *r);
 
 /* Freshness and storability of a response, RFC 9111: storable statuses
  * (explicit freshness, `public`, or a heuristically cacheable status),
- * no-store, private, Set-Cookie per policy; lifetime from s-maxage, max-age,
+ * no-store (unless must-understand with a status RFC 9110 defines; with
+ * another status must-understand forbids storing), private, Set-Cookie per policy; lifetime from s-maxage, max-age,
  * Expires - Date, else the heuristic (a percentage of Date - Last-Modified,
  * capped) where 4.2.2 allows it; the corrected initial age of 4.2.3; and what
  * governs serving it stale. Also used on stored headers at lookup time.

@@ -483,5 +483,23 @@ class TestAge(CachingCase):
         self.assertStatus(self.get("/ok"), "Hit")
 
 
+class TestMustUnderstand(CachingCase):
+    """RFC 9111 5.2.2.3 (cache-tests status-599-must-understand)."""
+
+    def test_unknown_status_is_not_stored_and_a_known_one_ignores_no_store(self):
+        self.origin.route("/599", fixed(599, {"Cache-Control": "max-age=3600, must-understand"}))
+        self.origin.route("/599plain", fixed(599, {"Cache-Control": "max-age=3600"}))
+        self.origin.route("/200", fixed(200, {"Cache-Control": "max-age=3600, must-understand, no-store"}))
+        for path in ("/599", "/599plain", "/200"):
+            self.get_settled(path)
+        s, hd, b, c = self.get("/599")
+        self.assertEqual((s, hd["x-cache"]), (599, ["Miss from meshcdn"]))
+        self.assertEqual(self.origin.count("/599"), 2)
+        s, hd, b, c = self.get("/599plain")   # explicit freshness alone: stored
+        self.assertEqual((s, hd["x-cache"]), (599, ["Hit from meshcdn"]))
+        self.assertStatus(self.get("/200"), "Hit")
+        self.assertEqual(self.origin.count("/200"), 1)
+
+
 if __name__ == "__main__":
     unittest.main()

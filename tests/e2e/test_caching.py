@@ -330,6 +330,22 @@ class TestRevalidation(CachingCase):
         self.assertIn("Cache-Control: max-age=60".split(": ")[1], hd["cache-control"][0])
         self.assertEqual(self.origin.count("/r.glb"), 2)
 
+    def test_304_with_the_representation_content_length_has_no_body(self):
+        """A 304's Content-Length is the stored representation's (RFC 9110 8.6):
+        no body follows (cache-tests 304-etag-update-response-Content-Length)."""
+        def handler(req):
+            if req.headers.get("if-none-match") == '"v1"':
+                return 304, [("ETag", '"v1"'), ("Cache-Control", "max-age=60"), ("Content-Length", "9")], b""
+            return 200, {"ETag": '"v1"', "Cache-Control": "max-age=1"}, b"version-1"
+        self.origin.route("/cl.glb", handler)
+        self.assertStatus(self.get_settled("/cl.glb"), "Miss")
+        time.sleep(1.2)
+        s, hd, b, c = self.get_settled("/cl.glb")
+        self.assertStatus((s, hd, b, c), "RefreshHit", "fwd=stale; fwd-status=304")
+        self.assertEqual((b, hd["content-length"]), (b"version-1", ["9"]))
+        self.assertStatus(self.get("/cl.glb"), "Hit")
+        self.assertEqual(self.origin.count("/cl.glb"), 2)
+
     def test_200_on_revalidation_replaces_the_body(self):
         bodies = [b"old-body", b"new-body"]
 

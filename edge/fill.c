@@ -666,25 +666,49 @@ static void on_published_main(void *arg)
     fill_free(f);
 }
 
-/* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
- * of the same name when it has one, plus the 304's new fields. */
-char *mc_fill_merge_headers(const char *stored, const char *fresh)
+/* Fields that describe the stored body itself: a 304 does not change them
+ * (RFC 9111 3.2 excepts Content-Length and lets a cache keep what assures
+ * the stored response's integrity; cache-tests 304-etag-update-response-*). */
+static int describes_body(const char *name)
 {
-    mc_buf b = MC_BUF_INIT;
+    static const char *const keep[] = {"Content-Length", "Content-Encoding", "Content-MD5", "Content-Range",
+                                       "ETag", NULL};
+    for (int i = 0; keep[i]; i++)
+        if (strcasecmp(name, keep[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copy block's lines into b (block is the stored one when stored, else the
+ * fresh one; other is the other block). */
+static void copy_lines(mc_buf *b, const char *block, const char *other, int stored)
+{
     char name[128], tmp[8];
-    for (const char *p = stored; p && *p;) {
+    for (const char *p = block; p && *p;) {
         const char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
         size_t nl = colon && colon < p + ll ? (size_t)(colon - p) : 0;
         if (nl > 0 && nl < sizeof name) {
             memcpy(name, p, nl);
             name[nl] = '\0';
-            if (!mc_hdr_find(fresh, name, tmp, sizeof tmp))
-                mc_buf_append(&b, p, ll);
+            int in_other = mc_hdr_find(other, name, tmp, sizeof tmp) != NULL;
+            /* stored: kept unless the 304 replaces it; 304: added unless the
+             * stored body's own field stays */
+            if (stored ? !in_other || describes_body(name) : !(in_other && describes_body(name)))
+                mc_buf_append(b, p, ll);
         }
         p += ll;
     }
-    mc_buf_puts(&b, fresh);
+}
+
+/* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
+ * of the same name when it has one (but for those describing the body),
+ * plus the 304's new fields. */
+char *mc_fill_merge_headers(const char *stored, const char *fresh)
+{
+    mc_buf b = MC_BUF_INIT;
+    copy_lines(&b, stored, fresh, 1);
+    copy_lines(&b, fresh, stored, 0);
     return mc_buf_steal(&b);
 }
 

@@ -132,7 +132,9 @@ int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const cha
 
 /* RFC 9111 3.2 / 4.3.4: the stored header fields, each replaced by the
  * fresh (304 or same-version 206) field of the same name when it has one,
- * plus the fresh fields. A new string (NULL when out of memory). */
+ * plus the fresh fields; the fields describing the stored body
+ * (Content-Length, Content-Encoding, Content-MD5, Content-Range, ETag) stay
+ * as stored. A new string (NULL when out of memory). */
 char *mc_fill_merge_headers(const char *stored, const char *fresh);
 
 #endif

@@ -346,6 +346,25 @@ class TestRevalidation(CachingCase):
         self.assertStatus(self.get("/cl.glb"), "Hit")
         self.assertEqual(self.origin.count("/cl.glb"), 2)
 
+    def test_304_does_not_replace_the_fields_describing_the_stored_body(self):
+        """cache-tests 304-etag-update-response-{ETag,Content-MD5,Content-Encoding}:
+        the 304's other fields replace the stored ones (RFC 9111 3.2)."""
+        def handler(req):
+            if req.headers.get("if-none-match") == '"v1"':
+                return 304, {"ETag": '"v2"', "Content-MD5": "N7UdGUp1E+RbVvZSTy1R8g==",
+                             "Content-Encoding": "x-other", "X-Meta": "b", "Cache-Control": "max-age=60"}, b""
+            return 200, {"ETag": '"v1"', "Content-MD5": "rL0Y20zC+Fzt72VPzMSk2A==", "Content-Encoding": "x-one",
+                         "X-Meta": "a", "Cache-Control": "max-age=1"}, b"version-1"
+        self.origin.route("/m304.glb", handler)
+        self.assertStatus(self.get_settled("/m304.glb"), "Miss")
+        time.sleep(1.2)
+        for xcache in ("RefreshHit", "Hit"):
+            s, hd, b, c = self.get_settled("/m304.glb")
+            self.assertStatus((s, hd, b, c), xcache)
+            self.assertEqual((hd["etag"], hd["content-md5"], hd["content-encoding"], hd["x-meta"]),
+                             (['"v1"'], ["rL0Y20zC+Fzt72VPzMSk2A=="], ["x-one"], ["b"]))
+            self.assertEqual(b, b"version-1")
+
     def test_200_on_revalidation_replaces_the_body(self):
         bodies = [b"old-body", b"new-body"]
 

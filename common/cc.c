@@ -101,6 +101,8 @@ void mc_cc_parse(mc_cc *cc, const char *value)
             cc->no_transform = 1;
         else if (IS("only-if-cached"))
             cc->only_if_cached = 1;
+        else if (IS("must-understand"))
+            cc->must_understand = 1;
 #undef IS
     }
 }

@@ -13,7 +13,7 @@ typedef struct mc_cc {
     int64_t max_stale;        /* request directive; -1 absent, INT64_MAX without a value */
     unsigned no_store : 1, no_cache : 1, private_ : 1, public_ : 1,
              must_revalidate : 1, proxy_revalidate : 1, immutable : 1,
-             no_transform : 1, only_if_cached : 1;
+             no_transform : 1, only_if_cached : 1, must_understand : 1;
 } mc_cc;
 
 void mc_cc_init(mc_cc *cc);

@@ -66,6 +66,7 @@ struct mc_fill {
     XXH3_state_t *xxh;
     mc_fresh fresh;
     int64_t request_time, response_time;
+    int64_t request_ms, response_ms;   /* the same on a monotonic clock: response_delay */
     const mc_cache_policy *pol;  /* the behavior of its path (in snap) */
     mc_hash128 skey;             /* where it is stored: key, or the variant's (vary.h) */
     char *skeystr;               /* the stored key string (owned) */
@@ -78,6 +79,7 @@ struct mc_fill {
     mc_mail published;           /* the store's answer, posted back to this worker */
     int publish_ok;              /* written by the writer before the post */
     int upstream_chunked;        /* the body's end is marked (Content-Length or chunked) */
+    char up_age[24];             /* the upstream's Age, dropped from f->hdrs; "" = none, "," = invalid */
     int paused;                  /* the upstream waits for a slow viewer */
     struct event *stall;         /* how long a slow viewer may hold the others back */
     struct event *kick;          /* runs pass_waiters outside libcurl's callbacks */
@@ -270,6 +272,38 @@ static int heuristic_status(int status)
     return 0;
 }
 
+/* Age (RFC 9111 5.1): one non-negative integer (too large: 2^31). A value
+ * that is not (letters, a sign, a fraction, parameters, a list, a second
+ * line: the fill passes "," for that) is taken as "very old", so the response
+ * is stale at once and revalidated before use: 5.1 lets a cache ignore it,
+ * but a copy of unknown age is never served as fresh this way (cache-tests
+ * age-parse-*). */
+static int64_t age_parse(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    const char *d = v;
+    int64_t n = 0;
+    while (*d >= '0' && *d <= '9') {
+        n = n < 2147483648LL ? n * 10 + (*d - '0') : n;
+        d++;
+    }
+    while (*d == ' ' || *d == '\t')
+        d++;
+    if (d == v || *d)
+        return 2147483648LL;
+    return n < 2147483648LL ? n : 2147483648LL;
+}
+
+/* Statuses whose caching rules the edge implements (those RFC 9110 defines),
+ * for must-understand (RFC 9111 5.2.2.3). */
+static int understood_status(int status)
+{
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 306) ||
+           (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
+           (status >= 500 && status <= 505);
+}
+
 void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64_t response_time,
                        const mc_cache_policy *pol, mc_fresh *out)
 {
@@ -292,7 +326,7 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         date = t;
     int64_t age_value = 0;
     if (mc_hdr_find(hdrs, "Age", v, sizeof v))
-        age_value = strtoll(v, NULL, 10) > 0 ? strtoll(v, NULL, 10) : 0;
+        age_value = age_parse(v);
     int64_t apparent = response_time - (int64_t)date > 0 ? response_time - (int64_t)date : 0;
     int64_t corrected = age_value + (response_time - request_time);
     out->initial_age_s = apparent > corrected ? apparent : corrected;
@@ -339,7 +373,9 @@ void mc_fill_freshness(int status, const char *hdrs, int64_t request_time, int64
         out->why_not = "status";
     else if (!explicit_ && !cc.public_ && !heuristic_status(status))
         out->why_not = "status";
-    else if (cc.no_store)
+    else if (cc.must_understand && !understood_status(status))
+        out->why_not = "must-understand";
+    else if (cc.no_store && !cc.must_understand)   /* must-understand overrides it (5.2.2.3) */
         out->why_not = "no-store";
     else if (cc.private_)
         out->why_not = "private";
@@ -607,26 +643,76 @@ static void on_published_main(void *arg)
     fill_free(f);
 }
 
-/* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
- * of the same name when it has one, plus the 304's new fields. */
-char *mc_fill_merge_headers(const char *stored, const char *fresh)
+/* Fields that describe the stored body itself: a 304 does not change them
+ * (RFC 9111 3.2 excepts Content-Length and lets a cache keep what assures
+ * the stored response's integrity; cache-tests 304-etag-update-response-*). */
+static int describes_body(const char *name)
 {
-    mc_buf b = MC_BUF_INIT;
+    static const char *const keep[] = {"Content-Length", "Content-Encoding", "Content-MD5", "Content-Range",
+                                       "ETag", NULL};
+    for (int i = 0; keep[i]; i++)
+        if (strcasecmp(name, keep[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copy block's lines into b (block is the stored one when stored, else the
+ * fresh one; other is the other block). */
+static void copy_lines(mc_buf *b, const char *block, const char *other, int stored)
+{
     char name[128], tmp[8];
-    for (const char *p = stored; p && *p;) {
+    for (const char *p = block; p && *p;) {
         const char *eol = strstr(p, "\r\n"), *colon = strchr(p, ':');
         size_t ll = eol ? (size_t)(eol - p) + 2 : strlen(p);
         size_t nl = colon && colon < p + ll ? (size_t)(colon - p) : 0;
         if (nl > 0 && nl < sizeof name) {
             memcpy(name, p, nl);
             name[nl] = '\0';
-            if (!mc_hdr_find(fresh, name, tmp, sizeof tmp))
-                mc_buf_append(&b, p, ll);
+            int in_other = mc_hdr_find(other, name, tmp, sizeof tmp) != NULL;
+            /* stored: kept unless the 304 replaces it; 304: added unless the
+             * stored body's own field stays */
+            if (stored ? !in_other || describes_body(name) : !(in_other && describes_body(name)))
+                mc_buf_append(b, p, ll);
         }
         p += ll;
     }
-    mc_buf_puts(&b, fresh);
+}
+
+/* RFC 9111 3.2: the stored header fields, each replaced by the 304's field
+ * of the same name when it has one (but for those describing the body),
+ * plus the 304's new fields. */
+char *mc_fill_merge_headers(const char *stored, const char *fresh)
+{
+    mc_buf b = MC_BUF_INIT;
+    copy_lines(&b, stored, fresh, 1);
+    copy_lines(&b, fresh, stored, 0);
     return mc_buf_steal(&b);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Freshness of what the upstream sent: f->hdrs no longer holds its Age
+ * (viewers get the edge's own), but the corrected initial age (RFC 9111
+ * 4.2.3) starts from it. */
+static void upstream_freshness(mc_fill *f, int status, const char *hdrs, mc_fresh *out)
+{
+    char *with_age = NULL;
+    if (f->up_age[0]) {
+        mc_buf b = MC_BUF_INIT;
+        mc_buf_printf(&b, "%sAge: %s\r\n", hdrs, f->up_age);
+        with_age = mc_buf_steal(&b);
+    }
+    /* response_delay in whole seconds elapsed, not a difference of two
+     * time() readings (a 1 ms fetch across a second boundary is not 1 s) */
+    int64_t delay = (f->response_ms - f->request_ms) / 1000;
+    mc_fill_freshness(status, with_age ? with_age : hdrs, f->response_time - (delay > 0 ? delay : 0),
+                      f->response_time, f->pol, out);
+    free(with_age);
 }
 
 /* A 304 answered the conditional request: refresh the stored metadata
@@ -637,7 +723,7 @@ static int refresh_stale(mc_fill *f)
     if (!merged)
         return 0;
     mc_fresh fr;
-    mc_fill_freshness(f->stale.status, merged, f->request_time, f->response_time, f->pol, &fr);
+    upstream_freshness(f, f->stale.status, merged, &fr);
     mc_object_meta m = f->stale;
     m.headers = merged;
     m.response_time = f->response_time;
@@ -916,9 +1002,13 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     mc_fill *f = arg;
     char ctbuf[256];
     const char *connection = NULL;
-    for (int i = 0; i < n; i++)
+    f->up_age[0] = 0;
+    for (int i = 0; i < n; i++) {
         if (strcasecmp(h[i].name, "Connection") == 0)
             connection = h[i].value;
+        if (strcasecmp(h[i].name, "Age") == 0)   /* a second line makes it invalid */
+            snprintf(f->up_age, sizeof f->up_age, "%s", f->up_age[0] || !h[i].value[0] ? "," : h[i].value);
+    }
     const mc_cache_policy *pol = f->pol;
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, "Transfer-Encoding") == 0 && strcasestr(h[i].value, "chunked"))
@@ -949,6 +1039,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     f->status = status;
     f->length = f->up_length = clen;
     f->response_time = time(NULL);
+    f->response_ms = mono_ms();
     if (encode_decide(f, status, h, n) < 0)
         return -1;
     if (f->has_stale && status == 304) {
@@ -959,7 +1050,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
         serve_stale_on_error(&f->subs, 0);
         serve_stale_on_error(&f->waiters, 0);
     }
-    mc_fill_freshness(status, f->hdrs, f->request_time, f->response_time, pol, &f->fresh);
+    upstream_freshness(f, status, f->hdrs, &f->fresh);
     f->storing = f->fresh.storable;
     if (pick_variant(f) < 0) {
         f->storing = 0;
@@ -1365,6 +1456,7 @@ static mc_fill *fill_begin(const fill_target *t, const mc_object_meta *stale, in
     }
     f->length = -1;
     f->request_time = time(NULL);
+    f->request_ms = mono_ms();
     f->generation = mc_store_generation(t->w->node->store);   /* before the request goes out */
     atomic_fetch_add_explicit(&mc_stats_global.fills_inflight, 1, memory_order_relaxed);
     mc_counter_add(&mc_stats_global.fills_started, 1);

@@ -90,7 +90,8 @@ void mc_fill_fetch_alone(mc_resp *r);
 
 /* Freshness and storability of a response, RFC 9111: storable statuses
  * (explicit freshness, `public`, or a heuristically cacheable status),
- * no-store, private, Set-Cookie per policy; lifetime from s-maxage, max-age,
+ * no-store (unless must-understand with a status RFC 9110 defines; with
+ * another status must-understand forbids storing), private, Set-Cookie per policy; lifetime from s-maxage, max-age,
  * Expires - Date, else the heuristic (a percentage of Date - Last-Modified,
  * capped) where 4.2.2 allows it; the corrected initial age of 4.2.3; and what
  * governs serving it stale. Also used on stored headers at lookup time.
@@ -150,7 +151,9 @@ int mc_fill_prefetch(mc_worker *w, mc_hash128 key, const char *keystr, const cha
 
 /* RFC 9111 3.2 / 4.3.4: the stored header fields, each replaced by the
  * fresh (304 or same-version 206) field of the same name when it has one,
- * plus the fresh fields. A new string (NULL when out of memory). */
+ * plus the fresh fields; the fields describing the stored body
+ * (Content-Length, Content-Encoding, Content-MD5, Content-Range, ETag) stay
+ * as stored. A new string (NULL when out of memory). */
 char *mc_fill_merge_headers(const char *stored, const char *fresh);
 
 #endif

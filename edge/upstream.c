@@ -684,6 +684,10 @@ static int deliver_headers(mc_upstream_xfer *x)
         if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0)
             clen = cl;
     }
+    /* 204 and 304 have no body whatever Content-Length says: on a 304 it is
+     * the selected representation's (RFC 9112 6.3, RFC 9110 8.6) */
+    if (x->status == 204 || x->status == 304)
+        clen = 0;
     return x->cbs.on_headers(x->arg, x->status, h, n, clen);
 }
 

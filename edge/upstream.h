@@ -39,7 +39,8 @@ typedef struct mc_upstream_xfer mc_upstream_xfer;
 
 typedef struct mc_upstream_cbs {
     /* The final response head arrived (1xx skipped). content_length is -1
-     * when the upstream did not send one. Return 0 to go on, < 0 to abort. */
+     * when the upstream did not send one, 0 for 204 and 304 (no body, whatever
+     * their Content-Length says). Return 0 to go on, < 0 to abort. */
     int (*on_headers)(void *arg, int status, const mc_http_header *h, int n, int64_t content_length);
     /* Body bytes. Return 0 when consumed, MC_UPSTREAM_PAUSE to pause the
      * transfer without consuming them (they are offered again after

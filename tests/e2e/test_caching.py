@@ -330,6 +330,41 @@ class TestRevalidation(CachingCase):
         self.assertIn("Cache-Control: max-age=60".split(": ")[1], hd["cache-control"][0])
         self.assertEqual(self.origin.count("/r.glb"), 2)
 
+    def test_304_with_the_representation_content_length_has_no_body(self):
+        """A 304's Content-Length is the stored representation's (RFC 9110 8.6):
+        no body follows (cache-tests 304-etag-update-response-Content-Length)."""
+        def handler(req):
+            if req.headers.get("if-none-match") == '"v1"':
+                return 304, [("ETag", '"v1"'), ("Cache-Control", "max-age=60"), ("Content-Length", "9")], b""
+            return 200, {"ETag": '"v1"', "Cache-Control": "max-age=1"}, b"version-1"
+        self.origin.route("/cl.glb", handler)
+        self.assertStatus(self.get_settled("/cl.glb"), "Miss")
+        time.sleep(1.2)
+        s, hd, b, c = self.get_settled("/cl.glb")
+        self.assertStatus((s, hd, b, c), "RefreshHit", "fwd=stale; fwd-status=304")
+        self.assertEqual((b, hd["content-length"]), (b"version-1", ["9"]))
+        self.assertStatus(self.get("/cl.glb"), "Hit")
+        self.assertEqual(self.origin.count("/cl.glb"), 2)
+
+    def test_304_does_not_replace_the_fields_describing_the_stored_body(self):
+        """cache-tests 304-etag-update-response-{ETag,Content-MD5,Content-Encoding}:
+        the 304's other fields replace the stored ones (RFC 9111 3.2)."""
+        def handler(req):
+            if req.headers.get("if-none-match") == '"v1"':
+                return 304, {"ETag": '"v2"', "Content-MD5": "N7UdGUp1E+RbVvZSTy1R8g==",
+                             "Content-Encoding": "x-other", "X-Meta": "b", "Cache-Control": "max-age=60"}, b""
+            return 200, {"ETag": '"v1"', "Content-MD5": "rL0Y20zC+Fzt72VPzMSk2A==", "Content-Encoding": "x-one",
+                         "X-Meta": "a", "Cache-Control": "max-age=1"}, b"version-1"
+        self.origin.route("/m304.glb", handler)
+        self.assertStatus(self.get_settled("/m304.glb"), "Miss")
+        time.sleep(1.2)
+        for xcache in ("RefreshHit", "Hit"):
+            s, hd, b, c = self.get_settled("/m304.glb")
+            self.assertStatus((s, hd, b, c), xcache)
+            self.assertEqual((hd["etag"], hd["content-md5"], hd["content-encoding"], hd["x-meta"]),
+                             (['"v1"'], ["rL0Y20zC+Fzt72VPzMSk2A=="], ["x-one"], ["b"]))
+            self.assertEqual(b, b"version-1")
+
     def test_200_on_revalidation_replaces_the_body(self):
         bodies = [b"old-body", b"new-body"]
 
@@ -448,6 +483,57 @@ class TestStale(CachingCase):
         s, hd, b, c = self.get("/d.glb", edge=edge)
         self.assertStatus((s, hd, b, c), "Hit", "detail=stale-if-error")
         self.assertEqual(b, b"kept")
+
+
+class TestAge(CachingCase):
+    """The upstream's Age counts in the corrected initial age (RFC 9111 4.2.3;
+    cache-tests freshness-max-age-age, other-age-update-*, age-parse-*)."""
+
+    def test_upstream_age_counts_towards_staleness_and_the_age_sent(self):
+        self.origin.route("/old.glb", fixed(200, {"Cache-Control": "max-age=3600", "Age": "7200"}))
+        self.origin.route("/aged.glb", fixed(200, {"Cache-Control": "max-age=600", "Age": "30"}))
+        s, hd, b, c = self.get_settled("/old.glb")
+        self.assertEqual(hd["age"], ["7200"])          # as received: a fast fetch adds nothing
+        self.assertStatus(self.get("/old.glb"), "Miss")  # older than its max-age: stale
+        self.assertEqual(self.origin.count("/old.glb"), 2)
+        s, hd, b, c = self.get_settled("/aged.glb")
+        self.assertEqual(hd["age"], ["30"])
+        s, hd, b, c = self.get("/aged.glb")
+        self.assertStatus((s, hd, b, c), "Hit")
+        self.assertGreaterEqual(int(hd["age"][0]), 30)
+        self.assertIn("ttl=5", hd["cache-status"][0])   # 570 left, not 600
+
+    def test_an_invalid_age_makes_the_response_stale(self):
+        cases = {"/abc": [("Age", "abc")], "/neg": [("Age", "-7200")], "/float": [("Age", "7200.0")],
+                 "/list": [("Age", "0, 0")], "/param": [("Age", "7200;foo=bar")],
+                 "/twolines": [("Age", "0"), ("Age", "0")]}
+        for path, age in cases.items():
+            self.origin.route(path, fixed(200, [("Cache-Control", "max-age=3600")] + age))
+            self.get_settled(path)
+            s, hd, b, c = self.get(path)
+            self.assertEqual(hd["x-cache"], ["Miss from meshcdn"], path)
+            self.assertEqual(self.origin.count(path), 2, path)
+        self.origin.route("/ok", fixed(200, [("Cache-Control", "max-age=3600"), ("Age", " 5 ")]))
+        self.get_settled("/ok")
+        self.assertStatus(self.get("/ok"), "Hit")
+
+
+class TestMustUnderstand(CachingCase):
+    """RFC 9111 5.2.2.3 (cache-tests status-599-must-understand)."""
+
+    def test_unknown_status_is_not_stored_and_a_known_one_ignores_no_store(self):
+        self.origin.route("/599", fixed(599, {"Cache-Control": "max-age=3600, must-understand"}))
+        self.origin.route("/599plain", fixed(599, {"Cache-Control": "max-age=3600"}))
+        self.origin.route("/200", fixed(200, {"Cache-Control": "max-age=3600, must-understand, no-store"}))
+        for path in ("/599", "/599plain", "/200"):
+            self.get_settled(path)
+        s, hd, b, c = self.get("/599")
+        self.assertEqual((s, hd["x-cache"]), (599, ["Miss from meshcdn"]))
+        self.assertEqual(self.origin.count("/599"), 2)
+        s, hd, b, c = self.get("/599plain")   # explicit freshness alone: stored
+        self.assertEqual((s, hd["x-cache"]), (599, ["Hit from meshcdn"]))
+        self.assertStatus(self.get("/200"), "Hit")
+        self.assertEqual(self.origin.count("/200"), 1)
 
 
 if __name__ == "__main__":

@@ -240,6 +240,7 @@ static void test_httpdate_round_trip(void **state)
 enum {
     NO_STORE = 1 << 0, NO_CACHE = 1 << 1, PRIVATE = 1 << 2, PUBLIC = 1 << 3, MUST_REVAL = 1 << 4,
     PROXY_REVAL = 1 << 5, IMMUTABLE = 1 << 6, NO_TRANSFORM = 1 << 7, ONLY_IF_CACHED = 1 << 8,
+    MUST_UNDERSTAND = 1 << 9,
 };
 
 typedef struct cc_case {
@@ -287,6 +288,7 @@ static const cc_case cc_cases[] = {
     {{"immutable"}, NA, NA, NA, NA, IMMUTABLE},
     {{"no-transform"}, NA, NA, NA, NA, NO_TRANSFORM},
     {{"only-if-cached"}, NA, NA, NA, NA, ONLY_IF_CACHED},
+    {{"max-age=3600, must-understand, no-store"}, 3600, NA, NA, NA, MUST_UNDERSTAND | NO_STORE},
     {{"public, max-age=31536000, immutable"}, 31536000, NA, NA, NA, PUBLIC | IMMUTABLE},
     {{"no-cache, no-store, must-revalidate"}, NA, NA, NA, NA, NO_CACHE | NO_STORE | MUST_REVAL},
     /* several header lines add up */
@@ -314,7 +316,8 @@ static unsigned cc_flags(const mc_cc *cc)
     return (cc->no_store ? NO_STORE : 0) | (cc->no_cache ? NO_CACHE : 0) | (cc->private_ ? PRIVATE : 0) |
            (cc->public_ ? PUBLIC : 0) | (cc->must_revalidate ? MUST_REVAL : 0) |
            (cc->proxy_revalidate ? PROXY_REVAL : 0) | (cc->immutable ? IMMUTABLE : 0) |
-           (cc->no_transform ? NO_TRANSFORM : 0) | (cc->only_if_cached ? ONLY_IF_CACHED : 0);
+           (cc->no_transform ? NO_TRANSFORM : 0) | (cc->only_if_cached ? ONLY_IF_CACHED : 0) |
+           (cc->must_understand ? MUST_UNDERSTAND : 0);
 }
 
 static void test_cc_table(void **state)

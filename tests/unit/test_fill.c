@@ -128,9 +128,22 @@ static void age_arithmetic(void **state)
     mc_fill_freshness(200, hdrs, NOW, NOW, &policy, &f);
     assert_int_equal(f.initial_age_s, 50);                   /* apparent age from Date */
     mc_httpdate_format(NOW + 50, date);                      /* a Date in the future */
-    snprintf(hdrs, sizeof hdrs, "Date: %s\r\nAge: -5\r\nCache-Control: max-age=600\r\n", date);
+    snprintf(hdrs, sizeof hdrs, "Date: %s\r\nCache-Control: max-age=600\r\n", date);
     mc_fill_freshness(200, hdrs, NOW, NOW, &policy, &f);
     assert_int_equal(f.initial_age_s, 0);
+    /* an Age that is not one non-negative integer: stale at once (2^31) */
+    static const char *const bad[] = {"-5", "abc", "7200.0", "0, 0", "0,7200", "7200;foo=bar", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(hdrs, sizeof hdrs, "Age: %s\r\nCache-Control: max-age=600\r\n", bad[i]);
+        mc_fill_freshness(200, hdrs, NOW, NOW, &policy, &f);
+        assert_int_equal(f.initial_age_s, 2147483648LL);
+    }
+    snprintf(hdrs, sizeof hdrs, "Age:  5 \r\nCache-Control: max-age=600\r\n");
+    mc_fill_freshness(200, hdrs, NOW, NOW, &policy, &f);
+    assert_int_equal(f.initial_age_s, 5);
+    snprintf(hdrs, sizeof hdrs, "Age: 99999999999999999999\r\nCache-Control: max-age=600\r\n");
+    mc_fill_freshness(200, hdrs, NOW, NOW, &policy, &f);
+    assert_int_equal(f.initial_age_s, 2147483648LL);
 }
 
 /* CloudFront-style behavior TTLs on top of the RFC rules. */

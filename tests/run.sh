@@ -12,5 +12,9 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DMESHCDN_TESTS=OFF >/dev
 cmake --build build-release -j"$(nproc)"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DMESHCDN_SANITIZE=ON >/dev/null
 cmake --build build-test -j"$(nproc)"
+# The HTTP cache conformance suite (npm, pinned; tests/conformance): ctest's
+# e2e_conformance_caching runs it when installed and skips it otherwise.
+python3 tests/conformance/run.py --install-only ||
+    echo "tests/run.sh: the conformance suite could not be installed; e2e_conformance_caching will skip" >&2
 cd build-test
 ctest --output-on-failure -j2 "$@"

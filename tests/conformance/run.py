@@ -210,8 +210,12 @@ def main():
                          "edge not exiting 0 (sanitizer reports)")
     ap.add_argument("--edge-arg", action="append", default=[],
                     help="extra meshcdn-edge argument (repeatable), e.g. --edge-arg=--cache.query=none")
+    ap.add_argument("--install-only", action="store_true", help="install the pinned suite into --dir and stop")
     a = ap.parse_args()
 
+    if a.install_only:
+        install(a.dir)
+        return 0
     if a.check and not os.path.exists(os.path.join(a.dir, "node_modules", SUITE, "package.json")):
         print(f"{SUITE} not installed in {a.dir} (tests/conformance/run.sh installs it): skipped")
         return 77

@@ -310,6 +310,15 @@ static void on_shared_sent(const void *data, size_t len, void *arg)
     mc_shared_release(arg);
 }
 
+static void access_log(mc_resp *r, int status);
+
+/* An answer's request counter and access log line. */
+static void account(mc_resp *r, int status)
+{
+    mc_stats_request(r->result, status);
+    access_log(r, status);
+}
+
 /* How write_window hands bytes to the connection. */
 #define VIA_VIEW ((mc_shared *)1)   /* transient view: sent now, the rest copied */
 
@@ -324,6 +333,16 @@ static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end
         size_t n = (size_t)(take_end - r->pos);
         const char *p = (const char *)data + (r->pos - off);
         if (shared == VIA_VIEW) {
+            if (take_end >= limit && !r->nparts) {
+                /* the last bytes leave now, before mc_resp_finish: count and
+                 * log the answer first, as a copied answer is (its bytes go
+                 * out after the log line), so a viewer holding the whole body
+                 * finds it in the metrics and the log */
+                r->sent += n;
+                account(r, r->status);
+                r->sent -= n;
+                r->accounted = 1;
+            }
             mc_http_respond_body_transient(r->conn, p, n);
         } else if (shared) {
             shared->refs++;
@@ -437,8 +456,8 @@ static void access_log(mc_resp *r, int status)
 void mc_resp_finish(mc_resp *r)
 {
     assert(r->started);
-    mc_stats_request(r->result, r->status);
-    access_log(r, r->status);
+    if (!r->accounted)
+        account(r, r->status);
     mc_http_conn *c = r->conn;
     r->conn = NULL;
     mc_resp_free(r);

@@ -31,6 +31,7 @@ struct mc_seg_view;
 typedef struct mc_resp {
     uint32_t magic;
     int pinned;                 /* pin_key is pinned against eviction (a multi-chunk hit) */
+    int accounted;              /* counted and logged (before its last bytes went out) */
     mc_hash128 pin_key;
     mc_worker *w;
     mc_edge_snap *snap;         /* the configuration it started with (a reference, snap.h) */

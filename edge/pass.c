@@ -29,6 +29,7 @@ typedef struct mc_pass {
     char *targets[MAX_TARGETS];  /* key strings to purge (owned) */
     int ntargets;
     char *hdrs;                  /* the answer's headers for the viewer (owned) */
+    const char *fwd;             /* Cache-Status fwd: "method", or "bypass" (a GET/HEAD with credentials) */
     int status;
     int64_t length;
     int started;                 /* the viewer's response has begun */
@@ -90,8 +91,8 @@ static void fail(mc_pass *p, int status)
     mc_stats_request(MC_RESULT_ERROR, status);
     char body[96], hdrs[160];
     int n = snprintf(body, sizeof body, "%d %s\n", status, mc_http_reason(status));
-    snprintf(hdrs, sizeof hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=method\r\n",
-             p->w->node->cfg->node_id);
+    snprintf(hdrs, sizeof hdrs, "Cache-Control: no-store\r\nCache-Status: meshcdn-%s; fwd=%s\r\n",
+             p->w->node->cfg->node_id, p->fwd);
     mc_http_respond(c, status, NULL, hdrs, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
@@ -108,9 +109,9 @@ static void start(mc_pass *p)
 {
     const mc_edge_config *cfg = p->w->node->cfg;
     mc_buf h = MC_BUF_INIT;
-    mc_buf_printf(&h, "%sCache-Status: meshcdn-%s; fwd=method; fwd-status=%d\r\n"
+    mc_buf_printf(&h, "%sCache-Status: meshcdn-%s; fwd=%s; fwd-status=%d\r\n"
                       "X-Cache: Miss from meshcdn\r\nVia: 1.1 meshcdn-%s (meshcdn/%s)\r\n",
-                  p->hdrs, cfg->node_id, p->status, cfg->node_id, MESHCDN_VERSION);
+                  p->hdrs, cfg->node_id, p->fwd, p->status, cfg->node_id, MESHCDN_VERSION);
     p->started = 1;
     mc_http_respond_start(p->conn, p->status, NULL, h.data, p->length);
     mc_buf_free(&h);
@@ -289,7 +290,8 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     p->status = status;
     p->length = clen;
     /* RFC 9111 4.4: a non-error answer to an unsafe method invalidates */
-    if (status >= 200 && status < 400 && strcmp(p->req->method, "OPTIONS") != 0 && invalidate(p, h, n)) {
+    if (status >= 200 && status < 400 && strcmp(p->req->method, "OPTIONS") != 0 &&
+        !mc_pass_method_cacheable(p->req->method) && invalidate(p, h, n)) {
         p->purging = 1;
         return 0;
     }
@@ -386,6 +388,7 @@ void mc_pass_handle(mc_http_conn *c, mc_http_req *req, mc_worker *w, const char 
     p->req = req;
     p->length = -1;
     p->up_ms = -1;
+    p->fwd = mc_pass_method_cacheable(req->method) ? "bypass" : "method";
     clock_gettime(CLOCK_MONOTONIC, &p->t0);
     const char *connection = mc_http_req_header(req, "Connection");
     const char *via = mc_http_req_header(req, "Via"), *loop = mc_http_req_header(req, "CDN-Loop");

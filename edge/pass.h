@@ -28,6 +28,16 @@
  * worker mailbox.
  * Ownership: the pass lives until its response ended (or its connection
  * died), its transfer ended (or was cancelled) and its purge was answered.
+ *
+ * A GET or HEAD with Authorization to an unsigned origin ([origin] sign =
+ * none: an arbitrary HTTP origin that may check it) is passed the same way,
+ * with the header, and neither stored nor answered from the store
+ * (Cache-Status: fwd=bypass) and invalidates nothing: RFC 9111 3.5 lets a
+ * shared cache store such a response only under public, s-maxage or
+ * must-revalidate, and passing is the safe side of that (no other viewer can
+ * get a response meant for those credentials). With a signed origin the
+ * viewer's Authorization is never forwarded (the edge signs), so it does not
+ * change what the origin answers and the request is served from the cache.
  */
 #ifndef MC_PASS_H
 #define MC_PASS_H

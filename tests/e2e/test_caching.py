@@ -536,5 +536,27 @@ class TestMustUnderstand(CachingCase):
         self.assertEqual(self.origin.count("/200"), 1)
 
 
+class TestAuthorization(CachingCase):
+    """RFC 9111 3.5 (cache-tests other-authorization): with an unsigned
+    origin a viewer's credentials go upstream and the answer is neither
+    stored nor taken from the store."""
+
+    def test_credentialed_requests_pass_and_are_not_stored(self):
+        self.origin.route("/a.json", fixed(200, {"Cache-Control": "max-age=3600"}, b"secret"))
+        s, hd, b, c = self.get_settled("/a.json", {"Authorization": "Bearer alice"})
+        self.assertEqual((s, b, c), (200, b"secret", True))
+        self.assertIn("fwd=bypass", hd["cache-status"][0])
+        self.assertEqual(self.origin.last("/a.json").headers.get("authorization"), "Bearer alice")
+        # not stored: an anonymous viewer goes to the origin
+        self.assertStatus(self.get_settled("/a.json"), "Miss", "stored")
+        self.assertEqual(self.origin.count("/a.json"), 2)
+        self.assertStatus(self.get("/a.json"), "Hit")
+        # and a stored copy is not what a credentialed viewer gets
+        s, hd, b, c = self.get("/a.json", {"Authorization": "Bearer bob"})
+        self.assertIn("fwd=bypass", hd["cache-status"][0])
+        self.assertEqual(self.origin.count("/a.json"), 3)
+        self.assertStatus(self.get("/a.json"), "Hit")   # nothing invalidated
+
+
 if __name__ == "__main__":
     unittest.main()

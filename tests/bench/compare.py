@@ -349,6 +349,34 @@ def start_varnish(d, oport, cache_bytes):
     return Target("varnish", port, p, d)
 
 
+def bench_exe(a, run):
+    """The benches' common start: a.exe = RUN/bin with the daemons linked
+    under other names (on a shared development machine a neighbour's `pkill
+    meshcdn-origin` once stopped the bench's origin mid-run: same binaries,
+    another process name), and SIGINT/SIGTERM exit through the callers'
+    `finally` (which stops what they started)."""
+    a.exe = f"{run}/bin"
+    os.makedirs(a.exe, exist_ok=True)
+    for src, dst in (("meshcdn-origin", "mcb-origin"), ("meshcdn-edge", "mcb-edge")):
+        if not os.path.lexists(f"{a.exe}/{dst}"):
+            os.symlink(f"{a.bin}/{src}", f"{a.exe}/{dst}")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(130))
+
+
+def hot_objects(a, run, labels):
+    """One GLB of each size label (4k, 64k, 1M, 16M) under hot/LABEL/ in
+    RUN/root/assets (meshcdn-load catalog, seed 3); {label: its path}."""
+    paths = {}
+    for label in labels:
+        subprocess.run([f"{a.bin}/meshcdn-load", "catalog", "--out", f"{run}/root/assets", "--count", "1",
+                        "--seed", "3", "--sizes", f"fixed:{label}", "--gltf-count", "0", "--prefix",
+                        f"hot/{label}/"], check=True, stderr=subprocess.DEVNULL)
+        with open(f"{run}/root/assets/index.json") as f:
+            paths[label] = json.load(f)["objects"][0]["path"]
+    return paths
+
+
 def start_caches(a, run, phase, oport, cache_bytes, nginx_max=None):
     base = f"{run}/{phase}"
     return [start_meshcdn(a, f"{base}/meshcdn", oport, cache_bytes),
@@ -643,26 +671,11 @@ def main():
 
     run = a.run_dir or tempfile.mkdtemp(prefix="mcbench-")
     os.makedirs(run, exist_ok=True)
-    # The daemons run through symlinks with other names: on a shared development
-    # machine a neighbour's `pkill meshcdn-origin` once stopped the bench's origin
-    # mid-run. Same binaries, another process name.
-    a.exe = f"{run}/bin"
-    os.makedirs(a.exe, exist_ok=True)
-    for src, dst in (("meshcdn-origin", "mcb-origin"), ("meshcdn-edge", "mcb-edge")):
-        if not os.path.lexists(f"{a.exe}/{dst}"):
-            os.symlink(f"{a.bin}/{src}", f"{a.exe}/{dst}")
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
+    bench_exe(a, run)
     try:
         log(f"run dir {run}")
         load = f"{a.bin}/meshcdn-load"
-        paths = {}
-        for label, size in SIZES:
-            subprocess.run([load, "catalog", "--out", f"{run}/root/assets", "--count", "1", "--seed", "3",
-                            "--sizes", f"fixed:{label}", "--gltf-count", "0", "--prefix", f"hot/{label}/"],
-                           check=True, stderr=subprocess.DEVNULL)
-            with open(f"{run}/root/assets/index.json") as f:
-                paths[label] = json.load(f)["objects"][0]["path"]
+        paths = hot_objects(a, run, [label for label, _ in SIZES])
         subprocess.run([load, "catalog", "--out", f"{run}/root/assets", "--count", "2000", "--seed", "7",
                         "--sizes", "lognormal:median=64k,sigma=1.0,min=4k,max=4M"],
                        check=True, stderr=subprocess.DEVNULL)

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -86,22 +85,10 @@ def main():
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     a.run = a.run_dir or tempfile.mkdtemp(prefix="mcinstr-")
-    a.exe = f"{a.run}/bin"
-    os.makedirs(a.exe, exist_ok=True)
-    for src, dst in (("meshcdn-origin", "mcb-origin"), ("meshcdn-edge", "mcb-edge")):
-        if not os.path.lexists(f"{a.exe}/{dst}"):
-            os.symlink(f"{a.bin}/{src}", f"{a.exe}/{dst}")
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
+    C.bench_exe(a, a.run)
     sizes = [s for s in C.SIZES if s[0] in a.sizes.split(",")]
     try:
-        paths = {}
-        for label, _ in sizes:
-            subprocess.run([f"{a.bin}/meshcdn-load", "catalog", "--out", f"{a.run}/root/assets", "--count", "1",
-                            "--seed", "3", "--sizes", f"fixed:{label}", "--gltf-count", "0", "--prefix",
-                            f"hot/{label}/"], check=True, stderr=subprocess.DEVNULL)
-            with open(f"{a.run}/root/assets/index.json") as f:
-                paths[label] = json.load(f)["objects"][0]["path"]
+        paths = C.hot_objects(a, a.run, [label for label, _ in sizes])
         origin = C.Origin(a, a.run)
         print(f"| size | target | user-space instructions per request (callgrind, {a.requests} requests, "
               f"{a.connections} connections) |")

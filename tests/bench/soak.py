@@ -43,7 +43,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -149,24 +148,12 @@ def main():
 
     run = a.run_dir or tempfile.mkdtemp(prefix="mcsoak-")
     os.makedirs(run, exist_ok=True)
-    a.exe = f"{run}/bin"             # other process names than meshcdn-* (see compare.py)
-    os.makedirs(a.exe, exist_ok=True)
-    for src, dst in (("meshcdn-origin", "mcb-origin"), ("meshcdn-edge", "mcb-edge")):
-        if not os.path.lexists(f"{a.exe}/{dst}"):
-            os.symlink(f"{a.bin}/{src}", f"{a.exe}/{dst}")
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
+    C.bench_exe(a, run)
     load = f"{a.bin}/meshcdn-load"
     wrk_p = load_p = None
     try:
         C.log(f"run dir {run}")
-        paths = {}
-        for label, _ in HOT:
-            subprocess.run([load, "catalog", "--out", f"{run}/root/assets", "--count", "1", "--seed", "3",
-                            "--sizes", f"fixed:{label}", "--gltf-count", "0", "--prefix", f"hot/{label}/"],
-                           check=True, stderr=subprocess.DEVNULL)
-            with open(f"{run}/root/assets/index.json") as f:
-                paths[label] = json.load(f)["objects"][0]["path"]
+        paths = C.hot_objects(a, run, [label for label, _ in HOT])
         subprocess.run([load, "catalog", "--out", f"{run}/root/assets", "--count", "2000", "--seed", "7",
                         "--sizes", "lognormal:median=64k,sigma=1.0,min=4k,max=4M"],
                        check=True, stderr=subprocess.DEVNULL)

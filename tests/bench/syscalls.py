@@ -14,7 +14,6 @@ divide the server's syscalls and CPU time counted over the same run. stdlib only
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -115,21 +114,9 @@ def main():
     sizes = [s for s in C.SIZES if s[0] in a.sizes.split(",")]
     run = a.run_dir or tempfile.mkdtemp(prefix="mcsys-")
     os.makedirs(run, exist_ok=True)
-    a.exe = f"{run}/bin"
-    os.makedirs(a.exe, exist_ok=True)
-    for src, dst in (("meshcdn-origin", "mcb-origin"), ("meshcdn-edge", "mcb-edge")):
-        if not os.path.lexists(f"{a.exe}/{dst}"):
-            os.symlink(f"{a.bin}/{src}", f"{a.exe}/{dst}")
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(130))
+    C.bench_exe(a, run)
     try:
-        paths = {}
-        for label, _ in sizes:
-            subprocess.run([f"{a.bin}/meshcdn-load", "catalog", "--out", f"{run}/root/assets", "--count", "1",
-                            "--seed", "3", "--sizes", f"fixed:{label}", "--gltf-count", "0", "--prefix",
-                            f"hot/{label}/"], check=True, stderr=subprocess.DEVNULL)
-            with open(f"{run}/root/assets/index.json") as f:
-                paths[label] = json.load(f)["objects"][0]["path"]
+        paths = C.hot_objects(a, run, [label for label, _ in sizes])
         origin = C.Origin(a, run)
         targets = [t for t in C.start_caches(a, run, "sys", origin.port, 4 << 30)
                    if t.name in a.targets.split(",")]

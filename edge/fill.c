@@ -578,24 +578,33 @@ static void side_published(void *arg, int ok)
     (void)arg, (void)ok;
 }
 
+/* The metadata of one stored body of f (the viewers' variant or a side):
+ * the response's status, times and freshness, that body's own bytes. */
+static mc_object_meta body_meta(const mc_fill *f, uint64_t length, uint32_t nchunks, uint64_t seq,
+                                XXH3_state_t *xxh, char *key, char *hdrs)
+{
+    mc_object_meta m = {0};
+    m.status = (uint16_t)f->status;
+    m.length = length;
+    m.chunk_size = MC_STORE_CHUNK_SIZE;
+    m.nchunks = nchunks;
+    m.seq = seq;
+    m.response_time = f->response_time;
+    m.initial_age_s = f->fresh.initial_age_s;
+    m.lifetime_s = f->fresh.lifetime_s;
+    m.body_checksum = XXH3_64bits_digest(xxh);
+    m.generation = f->generation;
+    m.key = key;
+    m.headers = hdrs;
+    return m;
+}
+
 static void side_publish(mc_fill *f, fill_side *sd)
 {
     side_flush(sd);
     if (!sd->storing)
         return;
-    mc_object_meta m = {0};
-    m.status = (uint16_t)f->status;
-    m.length = sd->received;
-    m.chunk_size = MC_STORE_CHUNK_SIZE;
-    m.nchunks = sd->nchunks;
-    m.seq = sd->seq;
-    m.response_time = f->response_time;
-    m.initial_age_s = f->fresh.initial_age_s;
-    m.lifetime_s = f->fresh.lifetime_s;
-    m.body_checksum = XXH3_64bits_digest(sd->xxh);
-    m.generation = f->generation;
-    m.key = sd->skeystr;
-    m.headers = sd->hdrs;
+    mc_object_meta m = body_meta(f, sd->received, sd->nchunks, sd->seq, sd->xxh, sd->skeystr, sd->hdrs);
     if (mc_store_publish_variant(f->w->node->store, sd->skey, &m, &f->key, f->vary, f->pol->max_variants,
                                  side_published, NULL) < 0) {
         side_stop(sd);
@@ -793,19 +802,7 @@ static int publish(mc_fill *f)
     flush_chunk(f);
     if (!f->storing || mesh_refused(f))
         return 0;
-    mc_object_meta m = {0};
-    m.status = (uint16_t)f->status;
-    m.length = f->received;
-    m.chunk_size = MC_STORE_CHUNK_SIZE;
-    m.nchunks = f->nchunks;
-    m.seq = f->seq;
-    m.response_time = f->response_time;
-    m.initial_age_s = f->fresh.initial_age_s;
-    m.lifetime_s = f->fresh.lifetime_s;
-    m.body_checksum = XXH3_64bits_digest(f->xxh);
-    m.generation = f->generation;
-    m.key = f->skeystr;
-    m.headers = f->hdrs;
+    mc_object_meta m = body_meta(f, f->received, f->nchunks, f->seq, f->xxh, f->skeystr, f->hdrs);
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
     for (int i = 0; i < f->nsides; i++)
         side_publish(f, &f->sides[i]);

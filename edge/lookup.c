@@ -449,21 +449,10 @@ void mc_lookup_handle(mc_http_conn *c, mc_http_req *req, void *ud)
         mc_buf_free(&norm);
         return;
     }
-    if (cacheable && !cfg->origin_sign && mc_http_req_header(req, "Authorization")) {
-        /* credentials for an unsigned origin: passed, never cached (pass.h) */
-        char *up = strdup(req->path);
-        if (up)
-            mc_pass_handle(c, req, w, keystr.data, up);
-        else
-            respond_error(w, c, req, 500, NULL, "out of memory");
-        free(up);
-        free(upq);
-        mc_buf_free(&keystr);
-        mc_buf_free(&norm);
-        return;
-    }
-    if (!cacheable) {
-        if (!pol->pass_unsafe) {
+    /* credentials for an unsigned origin: passed, never cached (pass.h) */
+    int credentialed = cacheable && !cfg->origin_sign && mc_http_req_header(req, "Authorization");
+    if (!cacheable || credentialed) {
+        if (!cacheable && !pol->pass_unsafe) {
             respond_error(w, c, req, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD are served here");
         } else {
             /* what is signed is what is sent (S3 encoding); else as received */

@@ -96,9 +96,19 @@ static size_t pin_slot(const unsigned char key[16])
     return (size_t)((k0 ^ (k1 >> 17)) & (PIN_SLOTS - 1));
 }
 
-void mc_evict_pin(mc_evict *e, const unsigned char key[16])
+/* A pin entry counts pins in its low bits; PIN_DOOMED marks an object the
+ * writer has chosen as a victim and is removing (evict.h). Pin and doom
+ * are read-modify-writes of the same word, so one always sees the other. */
+#define PIN_DOOMED 0x80000000u
+
+int mc_evict_pin(mc_evict *e, const unsigned char key[16])
 {
-    atomic_fetch_add_explicit(&e->pins[pin_slot(key)], 1, memory_order_seq_cst);
+    _Atomic uint32_t *p = &e->pins[pin_slot(key)];
+    if (atomic_fetch_add_explicit(p, 1, memory_order_seq_cst) & PIN_DOOMED) {
+        atomic_fetch_sub_explicit(p, 1, memory_order_release);
+        return MC_E_BUSY;
+    }
+    return 0;
 }
 
 void mc_evict_unpin(mc_evict *e, const unsigned char key[16])
@@ -106,9 +116,17 @@ void mc_evict_unpin(mc_evict *e, const unsigned char key[16])
     atomic_fetch_sub_explicit(&e->pins[pin_slot(key)], 1, memory_order_release);
 }
 
-static int pinned(mc_evict *e, const unsigned char key[16])
+/* Mark key doomed unless it is pinned (or doomed already): 1 if marked. */
+static int doom(mc_evict *e, const unsigned char key[16])
 {
-    return atomic_load_explicit(&e->pins[pin_slot(key)], memory_order_seq_cst) != 0;
+    uint32_t free_entry = 0;
+    return atomic_compare_exchange_strong_explicit(&e->pins[pin_slot(key)], &free_entry, PIN_DOOMED,
+                                                   memory_order_seq_cst, memory_order_relaxed);
+}
+
+void mc_evict_release(mc_evict *e, const unsigned char key[16])
+{
+    atomic_fetch_and_explicit(&e->pins[pin_slot(key)], ~PIN_DOOMED, memory_order_release);
 }
 
 int mc_evict_needs_room(const mc_evict *e) { return (e->count + 1) * 10 > (e->mask + 1) * 7; }
@@ -224,7 +242,7 @@ int mc_evict_victim(mc_evict *e, unsigned char key_out[16], uint64_t *bytes_out)
      * rounds see every unpinned object unvisited */
     for (size_t seen = 0;; seen++) {
         int visited = atomic_exchange_explicit(&e->slots[i].visited, 0, memory_order_relaxed);
-        if (!visited && !pinned(e, e->slots[i].key))
+        if (!visited && doom(e, e->slots[i].key))
             break;
         if (seen > 2 * e->count)
             return MC_E_NOTFOUND;   /* all pinned */

@@ -33,11 +33,16 @@ void mc_evict_touch(mc_evict *e, const unsigned char key[16]);
  * search passes over it, so eviction does not cut that response between two
  * chunk reads. Counts live in a 65,536-entry table indexed by the key (not
  * in the slots, which move), so pin and unpin need no lookup and never miss;
- * two keys sharing an entry only spare each other for a while. A pin taken
- * while the writer is already removing that object does not stop it (the
- * viewer then sees the chunk missing and is cut off, as without pins).
- * Any thread; each pin needs one unpin of the same key. */
-void mc_evict_pin(mc_evict *e, const unsigned char key[16]);
+ * two keys sharing an entry only spare each other for a while.
+ * The victim search marks the object it returns doomed (an atomic
+ * compare-and-swap on the same entry, only when no pin is held); the writer
+ * removes it and, after its transaction ends, calls mc_evict_release. A pin
+ * on a doomed entry fails with MC_E_BUSY: the object may be gone from the
+ * next read transaction on, so the caller must not start an answer from it
+ * (it fetches again instead). So an answer that got its pin before its
+ * first chunk read is never cut by eviction.
+ * Any thread; each successful pin needs one unpin of the same key. */
+int mc_evict_pin(mc_evict *e, const unsigned char key[16]);
 void mc_evict_unpin(mc_evict *e, const unsigned char key[16]);
 
 /* Writer thread only. Insert a newly published object as the newest (a
@@ -47,8 +52,11 @@ int mc_evict_insert(mc_evict *e, const unsigned char key[16], uint64_t bytes);
 void mc_evict_remove(mc_evict *e, const unsigned char key[16]);
 /* Choose and remove the next victim (SIEVE, passing over pinned objects); 0
  * with key_out/bytes_out, or MC_E_NOTFOUND when empty or everything is
- * pinned. */
+ * pinned. The victim is left doomed (see mc_evict_pin) until
+ * mc_evict_release(key_out), which the writer calls once the transaction
+ * that removes it has committed or aborted. */
 int mc_evict_victim(mc_evict *e, unsigned char key_out[16], uint64_t *bytes_out);
+void mc_evict_release(mc_evict *e, const unsigned char key[16]);
 size_t mc_evict_count(const mc_evict *e);
 /* True when an insert would exceed the load limit. */
 int mc_evict_needs_room(const mc_evict *e);

@@ -161,10 +161,11 @@ static void serve_hit(mc_resp *r, mc_result result)
     uint32_t idx = (uint32_t)(r->first / (r->meta.chunk_size ? r->meta.chunk_size : 1));
     if (r->has_body && r->meta.nchunks > 1 && !r->pinned) {
         /* more than one chunk read: pinned before the first read, so the
-         * evictor passes over it until the answer ends (evict.h) */
+         * evictor passes over it until the answer ends (evict.h); a pin
+         * refused means it is being evicted now: fetched again below */
         r->pin_key = r->skey;
-        mc_store_pin(r->w->node->store, r->pin_key, 1);
-        r->pinned = 1;
+        n = mc_store_pin(r->w->node->store, r->pin_key, 1);
+        r->pinned = n == 0;
     }
     if (r->has_body) {
         /* Read and verify the first chunk to send before the headers go out:
@@ -172,11 +173,15 @@ static void serve_hit(mc_resp *r, mc_result result)
          * the hit into a miss, and the viewer gets the origin's bytes. It is
          * copied from the map once, after the headers, in the same read
          * transaction. */
-        n = mc_store_view_chunk(r->w->reader, r->skey, r->meta.seq, idx, &first);
+        if (n == 0)
+            n = mc_store_view_chunk(r->w->reader, r->skey, r->meta.seq, idx, &first);
         if (n < 0) {
             mc_store_view_end(r->w->reader);
-            mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable, refetching\" chunk=%u error=%s",
-                        r->keystr, idx, mc_err_name(n));
+            if (n == MC_E_BUSY)
+                mc_log_debug("lookup", "key=\"%s\" msg=\"being evicted, refetching\"", r->keystr);
+            else
+                mc_log_warn("lookup", "key=\"%s\" msg=\"chunk unreadable, refetching\" chunk=%u error=%s",
+                            r->keystr, idx, mc_err_name(n));
             if (n == MC_E_CHECKSUM)
                 mc_store_delete(r->w->node->store, r->skey);
             if (result == MC_RESULT_STALE && r->detail && strcmp(r->detail, "stale-if-error") == 0) {

@@ -26,6 +26,7 @@
 #define PURGE_RING 64        /* recent purges remembered for fills in flight */
 #define PURGE_TXN_OBJECTS 20000 /* objects removed per transaction of a big purge (each commit syncs) */
 #define MAX_DROPPED 4        /* variants one publish may replace (a lowered cap converges) */
+#define EVICT_BATCH_MAX 1024  /* victims one eviction transaction removes at most */
 
 typedef struct store_op {
     struct store_op *next;
@@ -79,6 +80,7 @@ struct mc_store {
     int busy;                   /* the writer is executing a batch */
     pthread_cond_t idle;        /* signalled when the queue is empty and !busy */
     int stopping;
+    unsigned char doomed[EVICT_BATCH_MAX][16];   /* evict_some's victims (writer thread) */
     pthread_t writer;
     /* fills whose chunks were dropped (writer thread only) */
     uint64_t failed[FAILED_RING];
@@ -684,23 +686,30 @@ static int evict_some(mc_store *s, uint64_t target, int max_objects)
     MDB_txn *txn;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
         return 0;
+    if (max_objects > EVICT_BATCH_MAX)
+        max_objects = EVICT_BATCH_MAX;
     int n = 0, rc = 0;
-    unsigned char key[16];
     uint64_t vbytes;
-    while (n < max_objects && bytes > target + freed && mc_evict_victim(s->ev, key, &vbytes) == 0) {
-        if ((rc = remove_object(s, txn, key)) != 0)
+    while (n < max_objects && bytes > target + freed && mc_evict_victim(s->ev, s->doomed[n], &vbytes) == 0) {
+        /* doomed until the transaction ends: a viewer's pin fails meanwhile */
+        rc = remove_object(s, txn, s->doomed[n]);
+        n++;
+        if (rc != 0)
             break;
         freed += vbytes;
-        n++;
     }
-    if (rc == 0 && (rc = mdb_txn_commit(txn)) == 0) {
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    for (int i = 0; i < n; i++)
+        mc_evict_release(s->ev, s->doomed[i]);
+    if (rc == 0) {
         mc_counter_add(&s->stats.evictions, (uint64_t)n);
         mc_counter_add(&s->stats.evicted_bytes, freed);
         refresh_stats(s);
         return n;
     }
-    if (rc != 0 && txn)
-        mdb_txn_abort(txn);
     mc_log_warn("store", "msg=\"eviction failed\" error=\"%s\"", mdb_strerror(rc));
     return 0;
 }
@@ -1523,14 +1532,14 @@ void mc_store_touch(mc_store *s, mc_hash128 key)
     mc_evict_touch(s->ev, kb);
 }
 
-void mc_store_pin(mc_store *s, mc_hash128 key, int pin)
+int mc_store_pin(mc_store *s, mc_hash128 key, int pin)
 {
     unsigned char kb[16];
     mc_hash128_bytes(key, kb);
     if (pin)
-        mc_evict_pin(s->ev, kb);
-    else
-        mc_evict_unpin(s->ev, kb);
+        return mc_evict_pin(s->ev, kb);
+    mc_evict_unpin(s->ev, kb);
+    return 0;
 }
 uint64_t mc_store_size_bytes(const mc_store *s) { return s->size_bytes; }
 uint64_t mc_store_queue_limit(const mc_store *s) { return s->max_queue_bytes; }

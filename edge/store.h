@@ -127,8 +127,10 @@ uint64_t mc_store_next_seq(mc_store *s);
 /* A hit on key: tell the evictor (one relaxed atomic store, any thread). */
 void mc_store_touch(mc_store *s, mc_hash128 key);
 /* Pin (pin = 1) or unpin (0) key against eviction while a viewer is sent
- * it chunk by chunk (evict.h mc_evict_pin). Any thread. */
-void mc_store_pin(mc_store *s, mc_hash128 key, int pin);
+ * it chunk by chunk (evict.h mc_evict_pin). Pin before the first chunk
+ * read; MC_E_BUSY when the object is being evicted right now (do not
+ * answer from it: fetch it again). Any thread. */
+int mc_store_pin(mc_store *s, mc_hash128 key, int pin);
 
 /* ---- reads (any worker, own reader) ---- */
 int mc_store_reader_new(mc_store *s, mc_store_reader **out);

@@ -12,30 +12,28 @@
 #include "common/hash.h"
 #include "edge/chunkw.h"
 
-static char *make_dir(void)
-{
-    char tmpl[] = "/tmp/mc-chunkw-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
+/* A store of its own in a fresh directory, removed with it. */
+typedef struct tmp_store {
+    char dir[32];
+    mc_store *s;
+} tmp_store;
 
-static void remove_dir(char *dir)
+static void store_up(tmp_store *t, uint64_t max_queue_bytes)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    free(dir);
-}
-
-static mc_store *open_store(const char *dir, uint64_t max_queue_bytes)
-{
-    mc_store *s = NULL;
-    mc_store_config cfg = {.dir = dir, .size_bytes = 64u << 20, .max_queue_bytes = max_queue_bytes};
+    strcpy(t->dir, "/tmp/mc-chunkw-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    mc_store_config cfg = {.dir = t->dir, .size_bytes = 64u << 20, .max_queue_bytes = max_queue_bytes};
     mc_err err = {0};
-    if (mc_store_open(&s, &cfg, &err) < 0)
+    if (mc_store_open(&t->s, &cfg, &err) < 0)
         fail_msg("open: %s", err.msg);
-    return s;
+}
+
+static void store_down(tmp_store *t)
+{
+    mc_store_close(t->s);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 #define CH MC_STORE_CHUNK_SIZE
@@ -62,8 +60,9 @@ static const struct {
 static void chunks_are_full_but_the_last_and_in_order(void **state)
 {
     (void)state;
-    char *dir = make_dir();
-    mc_store *s = open_store(dir, 0);
+    tmp_store t;
+    store_up(&t, 0);
+    mc_store *s = t.s;
     mc_store_reader *r;
     assert_int_equal(mc_store_reader_new(s, &r), 0);
     size_t max = 6 * CH;
@@ -108,8 +107,7 @@ static void chunks_are_full_but_the_last_and_in_order(void **state)
     }
     free(body);
     mc_store_reader_free(r);
-    mc_store_close(s);
-    remove_dir(dir);
+    store_down(&t);
 }
 
 /* A writer queue over its bound refuses the chunk: append reports
@@ -117,8 +115,9 @@ static void chunks_are_full_but_the_last_and_in_order(void **state)
 static void refused_put_is_reported(void **state)
 {
     (void)state;
-    char *dir = make_dir();
-    mc_store *s = open_store(dir, 1);   /* every chunk is over the bound */
+    tmp_store t;
+    store_up(&t, 1);   /* every chunk is over the bound */
+    mc_store *s = t.s;
     unsigned char *body = calloc(1, CH + 10);
     assert_non_null(body);
     mc_chunkw w = {0};
@@ -133,8 +132,7 @@ static void refused_put_is_reported(void **state)
     mc_chunkw_abort(&w);
     mc_chunkw_free(&w);
     free(body);
-    mc_store_close(s);
-    remove_dir(dir);
+    store_down(&t);
 }
 
 int main(void)

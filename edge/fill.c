@@ -11,6 +11,7 @@
 #include "common/httpdate.h"
 #include "common/log.h"
 #include "common/mime.h"
+#include "edge/chunkw.h"
 #include "edge/feed.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
@@ -37,9 +38,8 @@ typedef struct fill_side {
     char *hdrs;                  /* its stored headers (owned) */
     char *skeystr;               /* its variant's key string (owned) */
     mc_hash128 skey;
-    uint64_t seq, received;
-    uint32_t nchunks;
-    mc_buf chunk;
+    uint64_t received;
+    mc_chunkw cw;                /* its body's chunks (at skey) */
     XXH3_state_t *xxh;
 } fill_side;
 
@@ -60,9 +60,7 @@ struct mc_fill {
     int64_t length;              /* Content-Length, -1 unknown */
     uint64_t received;           /* body bytes consumed */
     int storing;
-    uint64_t seq;
-    uint32_t nchunks;            /* chunks handed to the store */
-    mc_buf chunk;                /* the chunk being filled (owned until handed over) */
+    mc_chunkw cw;                /* the body's chunks (at skey, told to feed) */
     XXH3_state_t *xxh;
     mc_fresh fresh;
     int64_t request_time, response_time;
@@ -219,7 +217,7 @@ static void table_remove(mc_fill_table *t, mc_fill *f)
 static void fill_free(mc_fill *f)
 {
     assert(f->magic == MC_FILL_MAGIC && !f->subs && !f->waiters);
-    mc_buf_free(&f->chunk);
+    mc_chunkw_free(&f->cw);
     if (f->has_stale)
         mc_object_meta_free(&f->stale);
     if (f->xxh)
@@ -240,7 +238,7 @@ static void fill_free(mc_fill *f)
     for (int i = 0; i < f->nsides; i++) {
         fill_side *sd = &f->sides[i];
         mc_mesh_encoder_free(&sd->enc);
-        mc_buf_free(&sd->chunk);
+        mc_chunkw_free(&sd->cw);
         if (sd->xxh)
             XXH3_freeState(sd->xxh);
         free(sd->hdrs);
@@ -466,8 +464,7 @@ static void side_stop(fill_side *sd)
     if (!sd->storing)
         return;
     sd->storing = 0;
-    if (sd->nchunks > 0)
-        mc_store_abort(sd->f->w->node->store, sd->skey, sd->seq, sd->nchunks);
+    mc_chunkw_abort(&sd->cw);
 }
 
 static void stop_storing(mc_fill *f, const char *why)
@@ -481,33 +478,20 @@ static void stop_storing(mc_fill *f, const char *why)
         mc_feed_stop(f->feed);   /* its late joiners cannot read the rest */
     mc_counter_add(&mc_stats_global.fills_unstored, 1);
     mc_log_warn("fill", "key=\"%s\" msg=\"not stored\" why=\"%s\"", f->keystr, why);
-    if (f->nchunks > 0)
-        mc_store_abort(f->w->node->store, f->skey, f->seq, f->nchunks);
+    mc_chunkw_abort(&f->cw);
     fail_held(f, "mesh-unvalidated");
 }
 
 static void flush_chunk(mc_fill *f)
 {
-    if (!f->storing || f->chunk.len == 0)
-        return;
-    if (mc_feed_put_chunk(f->feed, f->w->node->store, f->skey, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
+    if (f->storing && mc_chunkw_flush(&f->cw) < 0)
         stop_storing(f, "store queue full");
-        return;
-    }
-    f->nchunks++;
-    mc_buf_reset(&f->chunk);
 }
 
 static void side_flush(fill_side *sd)
 {
-    if (!sd->storing || sd->chunk.len == 0)
-        return;
-    if (mc_store_put_chunk(sd->f->w->node->store, sd->skey, sd->seq, sd->nchunks, sd->chunk.data, sd->chunk.len) < 0) {
+    if (sd->storing && mc_chunkw_flush(&sd->cw) < 0)
         side_stop(sd);
-        return;
-    }
-    sd->nchunks++;
-    mc_buf_reset(&sd->chunk);
 }
 
 /* The encoder's output for a side: into its chunks. */
@@ -521,19 +505,11 @@ static void side_sink(void *arg, const void *data, size_t len)
         return;
     }
     XXH3_64bits_update(sd->xxh, data, len);
-    const char *p = data;
-    while (len > 0 && sd->storing) {
-        size_t room = MC_STORE_CHUNK_SIZE - sd->chunk.len, n = len < room ? len : room;
-        if (mc_buf_append(&sd->chunk, p, n) < 0) {
-            side_stop(sd);
-            return;
-        }
-        p += n;
-        len -= n;
-        sd->received += n;
-        if (sd->chunk.len == MC_STORE_CHUNK_SIZE)
-            side_flush(sd);
+    if (mc_chunkw_append(&sd->cw, data, len) < 0) {
+        side_stop(sd);
+        return;
     }
+    sd->received += len;
 }
 
 /* Set up the sides of an encodable response being stored: every encoding
@@ -564,7 +540,8 @@ static int sides_start(mc_fill *f, int status, const mc_http_header *h, int n)
         if (mc_mesh_encoder_init(&sd->enc, e, f->up_length) < 0 || !(sd->xxh = XXH3_createState()))
             return -1;
         XXH3_64bits_reset(sd->xxh);
-        sd->seq = mc_store_next_seq(f->w->node->store);
+        if (mc_chunkw_begin(&sd->cw, f->w->node->store, NULL, sd->skey, 0) < 0)
+            return -1;
         sd->storing = 1;
     }
     return 0;
@@ -604,7 +581,7 @@ static void side_publish(mc_fill *f, fill_side *sd)
     side_flush(sd);
     if (!sd->storing)
         return;
-    mc_object_meta m = body_meta(f, sd->received, sd->nchunks, sd->seq, sd->xxh, sd->skeystr, sd->hdrs);
+    mc_object_meta m = body_meta(f, sd->received, sd->cw.nchunks, sd->cw.seq, sd->xxh, sd->skeystr, sd->hdrs);
     if (mc_store_publish_variant(f->w->node->store, sd->skey, &m, &f->key, f->vary, f->pol->max_variants,
                                  side_published, NULL) < 0) {
         side_stop(sd);
@@ -802,7 +779,7 @@ static int publish(mc_fill *f)
     flush_chunk(f);
     if (!f->storing || mesh_refused(f))
         return 0;
-    mc_object_meta m = body_meta(f, f->received, f->nchunks, f->seq, f->xxh, f->skeystr, f->hdrs);
+    mc_object_meta m = body_meta(f, f->received, f->cw.nchunks, f->cw.seq, f->xxh, f->skeystr, f->hdrs);
     assert(m.nchunks == (m.length + m.chunk_size - 1) / m.chunk_size);
     for (int i = 0; i < f->nsides; i++)
         side_publish(f, &f->sides[i]);
@@ -1113,9 +1090,10 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     if (sides_start(f, status, h, n) < 0)
         return -1;
     if (f->storing) {
-        f->seq = mc_store_next_seq(f->w->node->store);
+        if (mc_chunkw_begin(&f->cw, f->w->node->store, f->feed, f->skey, 1) < 0)
+            return -1;
         f->xxh = XXH3_createState();
-        if (!f->xxh || mc_buf_reserve(&f->chunk, MC_STORE_CHUNK_SIZE) < 0)
+        if (!f->xxh)
             return -1;
         XXH3_64bits_reset(f->xxh);
     }
@@ -1124,7 +1102,7 @@ static int on_up_headers(void *arg, int status, const mc_http_header *h, int n, 
     if (f->feed && f->storing && !f->varies && !f->encodable && !f->enc.state && f->nsides == 0 && !f->hold &&
         !f->has_stale) {
         /* stored whole, one variant: late joiners stream its committed chunks (feed.h) */
-        mc_feed_head fh = {f->status, f->hdrs, f->length, f->skey, f->skeystr, f->seq,
+        mc_feed_head fh = {f->status, f->hdrs, f->length, f->skey, f->skeystr, f->cw.seq,
                            f->response_time, f->fresh.initial_age_s, f->fresh.lifetime_s, f->generation};
         mc_feed_open(f->feed, &fh);
     }
@@ -1254,16 +1232,8 @@ static void deliver(mc_fill *f, const void *data, size_t len)
         mc_segment_writer_feed(f->segw, data, len);
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
-        const char *p = data;
-        size_t left = len;
-        while (left > 0 && f->storing) {
-            size_t room = MC_STORE_CHUNK_SIZE - f->chunk.len, n = left < room ? left : room;
-            mc_buf_append(&f->chunk, p, n);
-            p += n;
-            left -= n;
-            if (f->chunk.len == MC_STORE_CHUNK_SIZE)
-                flush_chunk(f);
-        }
+        if (mc_chunkw_append(&f->cw, data, len) < 0)
+            stop_storing(f, "store queue full");
     }
     f->received += len;
 }

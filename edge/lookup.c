@@ -270,6 +270,22 @@ static int usable_fresh(mc_resp *r, const mc_cc *req_cc)
     return !fr.no_cache;
 }
 
+/* How r's stored copy serves it, for a whole object as for a segmented
+ * one's head (segment.h's modes): MC_SEGMENT_FRESH as it is (a copy
+ * revalidated for this very request even when the request or the response
+ * says no-cache); MC_SEGMENT_STALE now, refreshed in the background
+ * (stale-while-revalidate or the viewer's max-stale: r->detail says which);
+ * MC_SEGMENT_REVALIDATE after a revalidation the viewer waits for. */
+static int stored_use(mc_resp *r, const mc_cc *cc)
+{
+    if (r->refreshed || usable_fresh(r, cc))
+        return MC_SEGMENT_FRESH;
+    if (cc->no_cache || !mc_lookup_stale_allowed(r, 0))
+        return MC_SEGMENT_REVALIDATE;
+    r->detail = cc->max_stale >= 0 ? "max-stale" : "stale-while-revalidate";
+    return MC_SEGMENT_STALE;
+}
+
 /* Read r's metadata; when the URL varies (a marker at its key), read the
  * variant that matches r's request instead. */
 static int read_variant(mc_resp *r)
@@ -316,39 +332,27 @@ static void dispatch(mc_resp *r)
         mc_object_meta_free(&r->meta);
     } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED) && !r->no_segments && !r->skeystr) {
         r->has_meta = 1;   /* a segmented object's head (segment.h) */
-        if (cc.only_if_cached) {
+        if (cc.only_if_cached)
             mc_resp_fail_detail(r, 504, "only-if-cached");   /* its segments may be missing */
-        } else if (r->refreshed || usable_fresh(r, &cc)) {
-            mc_segment_serve(r, MC_SEGMENT_FRESH);
-        } else if (!cc.no_cache && mc_lookup_stale_allowed(r, 0)) {
-            /* as below for a whole object: served stale, refreshed in the background */
-            r->detail = cc.max_stale >= 0 ? "max-stale" : "stale-while-revalidate";
-            mc_segment_serve(r, MC_SEGMENT_STALE);
-        } else {
-            mc_segment_serve(r, MC_SEGMENT_REVALIDATE);
-        }
+        else
+            mc_segment_serve(r, stored_use(r, &cc));
         return;
     } else if (rc == 0 && (r->meta.flags & MC_META_F_SEGMENTED)) {
         mc_object_meta_free(&r->meta);   /* fetched whole instead: the head is no copy of it */
         rc = MC_E_NOTFOUND;
     } else if (rc == 0) {
         r->has_meta = 1;
-        if (r->bypass_stale) {
-            expired = 1;
-        } else if (r->refreshed || usable_fresh(r, &cc)) {
-            /* (a copy revalidated for this very request is served even when
-             * the request or the response says no-cache) */
+        int use = r->bypass_stale ? MC_SEGMENT_REVALIDATE : stored_use(r, &cc);
+        if (use == MC_SEGMENT_FRESH) {
             serve_hit(r, r->refreshed ? MC_RESULT_REVALIDATED : MC_RESULT_HIT);
             return;
-        } else if (!cc.no_cache && mc_lookup_stale_allowed(r, 0)) {
-            /* stale-while-revalidate (or the viewer's max-stale): serve now,
-             * refresh in the background */
-            mc_fill_background(r);
-            mc_lookup_serve_stale(r, cc.max_stale >= 0 ? "max-stale" : "stale-while-revalidate");
-            return;
-        } else {
-            expired = 1;
         }
+        if (use == MC_SEGMENT_STALE) {
+            mc_fill_background(r);
+            serve_hit(r, MC_RESULT_STALE);   /* r->detail set by stored_use */
+            return;
+        }
+        expired = 1;
     } else if (rc != MC_E_NOTFOUND) {
         mc_log_warn("lookup", "key=\"%s\" msg=\"store read failed\" error=%s", r->keystr, mc_err_name(rc));
     }

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include "common/log.h"
 #include "common/range.h"
+#include "edge/chunkw.h"
 #include "edge/fill.h"
 #include "edge/lookup.h"
 #include "edge/segment.h"
@@ -209,9 +210,7 @@ struct segfill {
     int handover;
     uint64_t received;          /* bytes of this segment consumed */
     int storing;
-    uint64_t seq;
-    uint32_t nchunks;
-    mc_buf chunk;
+    mc_chunkw cw;               /* the segment's chunks (at key) */
     XXH3_state_t *xxh;
     int64_t request_time, response_time;
     uint64_t generation;
@@ -381,7 +380,7 @@ static void sf_free(segfill *f)
 {
     assert(f->magic == MC_SEGMENT_MAGIC && !f->subs && !f->waiters && !f->xfer);
     mc_snap_unref(f->snap);
-    mc_buf_free(&f->chunk);
+    mc_chunkw_free(&f->cw);
     if (f->xxh)
         XXH3_freeState(f->xxh);
     if (f->stall)
@@ -1153,9 +1152,10 @@ static int begin_storing(segfill *f, const char *version_hdrs)
     f->seg_hdrs = segment_lines(version_hdrs);
     if (!f->seg_hdrs)
         return -1;
-    f->seq = mc_store_next_seq(f->w->node->store);
+    if (mc_chunkw_begin(&f->cw, f->w->node->store, NULL, f->key, 1) < 0)
+        return -1;
     f->xxh = XXH3_createState();
-    if (!f->xxh || mc_buf_reserve(&f->chunk, MC_STORE_CHUNK_SIZE) < 0)
+    if (!f->xxh)
         return -1;
     XXH3_64bits_reset(f->xxh);
     f->storing = 1;
@@ -1401,21 +1401,19 @@ static void stop_storing(segfill *f)
     if (!f->storing)
         return;
     f->storing = 0;
-    if (f->nchunks > 0)
-        mc_store_abort(f->w->node->store, f->key, f->seq, f->nchunks);
+    mc_chunkw_abort(&f->cw);
+}
+
+static void store_failed(segfill *f)
+{
+    mc_log_warn("segment", "key=\"%s\" msg=\"not stored\" why=\"store queue full\"", f->keystr);
+    stop_storing(f);
 }
 
 static void flush_chunk(segfill *f)
 {
-    if (!f->storing || f->chunk.len == 0)
-        return;
-    if (mc_store_put_chunk(f->w->node->store, f->key, f->seq, f->nchunks, f->chunk.data, f->chunk.len) < 0) {
-        mc_log_warn("segment", "key=\"%s\" msg=\"not stored\" why=\"store queue full\"", f->keystr);
-        stop_storing(f);
-        return;
-    }
-    f->nchunks++;
-    mc_buf_reset(&f->chunk);
+    if (f->storing && mc_chunkw_flush(&f->cw) < 0)
+        store_failed(f);
 }
 
 static int sf_on_body(void *arg, const void *data, size_t len)
@@ -1467,16 +1465,8 @@ static int sf_on_body(void *arg, const void *data, size_t len)
     }
     if (f->storing) {
         XXH3_64bits_update(f->xxh, data, len);
-        const char *p = data;
-        size_t left = len;
-        while (left > 0 && f->storing) {
-            size_t room = MC_STORE_CHUNK_SIZE - f->chunk.len, k = left < room ? left : room;
-            mc_buf_append(&f->chunk, p, k);
-            p += k;
-            left -= k;
-            if (f->chunk.len == MC_STORE_CHUNK_SIZE)
-                flush_chunk(f);
-        }
+        if (mc_chunkw_append(&f->cw, data, len) < 0)
+            store_failed(f);
     }
     f->received += len;
     mc_counter_add(&mc_stats_global.segment_bytes, len);
@@ -1538,8 +1528,8 @@ static void sf_on_done(void *arg, int rc, const char *why)
         m.status = 206;
         m.length = want;
         m.chunk_size = MC_STORE_CHUNK_SIZE;
-        m.nchunks = f->nchunks;
-        m.seq = f->seq;
+        m.nchunks = f->cw.nchunks;
+        m.seq = f->cw.seq;
         m.generation = f->generation;
         m.response_time = f->response_time;
         m.lifetime_s = f->has_head ? f->head.lifetime_s : 0;
@@ -1572,11 +1562,10 @@ struct mc_segment_writer {
     uint64_t generation;
     int64_t response_time, lifetime_s;
     int storing;                /* the current segment is being written */
-    uint32_t idx, nchunks;
-    uint64_t seq;
+    uint32_t idx;
     mc_hash128 skey;
     char skeystr[2048];
-    mc_buf chunk;
+    mc_chunkw cw;               /* the current segment's chunks (at skey) */
     XXH3_state_t *xxh;
 };
 
@@ -1628,10 +1617,9 @@ mc_segment_writer *mc_segment_writer_start(mc_worker *w, mc_hash128 key, const c
 
 static void writer_abort(mc_segment_writer *sw)
 {
-    if (sw->storing && sw->nchunks > 0)
-        mc_store_abort(sw->st, sw->skey, sw->seq, sw->nchunks);
+    if (sw->storing)
+        mc_chunkw_abort(&sw->cw);
     sw->storing = 0;
-    mc_buf_reset(&sw->chunk);
 }
 
 static void writer_begin(mc_segment_writer *sw)
@@ -1639,23 +1627,15 @@ static void writer_begin(mc_segment_writer *sw)
     sw->idx = (uint32_t)(sw->off / sw->seg_size);
     mc_segment_keystr(sw->keystr, sw->idx, sw->skeystr, sizeof sw->skeystr);
     sw->skey = mc_hash_key(sw->skeystr, strlen(sw->skeystr));
-    sw->seq = mc_store_next_seq(sw->st);
-    sw->nchunks = 0;
-    mc_buf_reset(&sw->chunk);
+    mc_chunkw_begin(&sw->cw, sw->st, NULL, sw->skey, 0);   /* cannot fail: no reservation */
     XXH3_64bits_reset(sw->xxh);
     sw->storing = 1;
 }
 
 static void writer_flush(mc_segment_writer *sw)
 {
-    if (!sw->storing || sw->chunk.len == 0)
-        return;
-    if (mc_store_put_chunk(sw->st, sw->skey, sw->seq, sw->nchunks, sw->chunk.data, sw->chunk.len) < 0) {
+    if (sw->storing && mc_chunkw_flush(&sw->cw) < 0)
         writer_abort(sw);   /* the queue is full: this segment is fetched on demand later */
-        return;
-    }
-    sw->nchunks++;
-    mc_buf_reset(&sw->chunk);
 }
 
 static void writer_publish(mc_segment_writer *sw)
@@ -1669,8 +1649,8 @@ static void writer_publish(mc_segment_writer *sw)
     m.status = 206;
     m.length = e - s + 1;
     m.chunk_size = MC_STORE_CHUNK_SIZE;
-    m.nchunks = sw->nchunks;
-    m.seq = sw->seq;
+    m.nchunks = sw->cw.nchunks;
+    m.seq = sw->cw.seq;
     m.generation = sw->generation;
     m.response_time = sw->response_time;
     m.lifetime_s = sw->lifetime_s;
@@ -1697,16 +1677,8 @@ void mc_segment_writer_feed(mc_segment_writer *sw, const void *data, size_t len)
             n = (size_t)(seg_end - sw->off);
         if (sw->storing) {
             XXH3_64bits_update(sw->xxh, p, n);
-            size_t left = n;
-            const char *q = p;
-            while (left > 0 && sw->storing) {
-                size_t room = MC_STORE_CHUNK_SIZE - sw->chunk.len, k = left < room ? left : room;
-                mc_buf_append(&sw->chunk, q, k);
-                q += k;
-                left -= k;
-                if (sw->chunk.len == MC_STORE_CHUNK_SIZE)
-                    writer_flush(sw);
-            }
+            if (mc_chunkw_append(&sw->cw, p, n) < 0)
+                writer_abort(sw);   /* the queue is full: this segment is fetched on demand later */
         }
         sw->off += n;
         p += n;
@@ -1727,7 +1699,7 @@ void mc_segment_writer_end(mc_segment_writer *sw)
     if (!sw)
         return;
     writer_abort(sw);
-    mc_buf_free(&sw->chunk);
+    mc_chunkw_free(&sw->cw);
     if (sw->xxh)
         XXH3_freeState(sw->xxh);
     free(sw->keystr);

@@ -103,7 +103,11 @@ class DelayProxy:
         except OSError:
             cwriter.close()
             return
-        await asyncio.gather(self._pipe(creader, owriter, opened), self._pipe(oreader, cwriter, None))
+        try:
+            await asyncio.gather(self._pipe(creader, owriter, opened), self._pipe(oreader, cwriter, None))
+        except asyncio.CancelledError:   # stop(): the proxy goes away with its connections
+            owriter.close()
+            cwriter.close()
 
     def stop(self):
         def shutdown():

@@ -74,6 +74,7 @@ struct mc_hc_conn {
     int64_t length;              /* Content-Length, -1 if none */
     uint64_t remaining;          /* of the body or the current chunk */
     uint64_t progress_ms;        /* CLOCK_MONOTONIC_COARSE at the last byte sent or received */
+    int timer_armed;             /* tmo is pending (a flag: event_pending showed in a profile) */
     mc_hc_result res;
     size_t req_len, req_off;
     size_t rpos, rlen;           /* unparsed bytes are rbuf[rpos, rlen) */
@@ -204,6 +205,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     mc_hc_conn *c = arg;
     assert(c->magic == MC_HC_MAGIC);
+    c->timer_armed = 0;
     if (!mc_hc_busy(c))
         return;                   /* idle: wait as long as the server lets us */
     uint64_t idle = coarse_ms() - c->progress_ms;
@@ -211,6 +213,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         uint64_t left = (uint64_t)c->timeout_ms - idle;
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
         evtimer_add(&c->tmo, &tv);
+        c->timer_armed = 1;
         return;
     }
     finish(c, c->connected ? MC_HC_TIMEOUT : MC_HC_CONNECT);
@@ -293,9 +296,10 @@ int mc_hc_get(mc_hc_conn *c, const char *path)
     c->got_bytes = 0;
     c->state = ST_STATUS;
     c->progress_ms = coarse_ms();
-    if (!evtimer_pending(&c->tmo, NULL)) {
+    if (!c->timer_armed) {
         struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
         evtimer_add(&c->tmo, &tv);
+        c->timer_armed = 1;
     }
     if (c->connected)
         send_rest(c);
@@ -338,34 +342,61 @@ static int parse_status(mc_hc_conn *c, const char *l)
     return 0;
 }
 
+/* Whether v holds word, any case (strcasestr's two-way search costs more
+ * than the whole value on these short headers). */
+static int has_word(const char *v, const char *word)
+{
+    size_t wl = strlen(word);
+    for (; *v; v++)
+        if (strncasecmp(v, word, wl) == 0)
+            return 1;
+    return 0;
+}
+
+/* The header names that matter differ in length: one compare each. */
 static int parse_header(mc_hc_conn *c, char *line)
 {
     char *colon = strchr(line, ':');
     if (colon == NULL || colon == line)
         return -1;
     *colon = '\0';
-    char *v = colon + 1 + strspn(colon + 1, " \t");
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
     const char *name = line;
-    if (strcasecmp(name, "content-length") == 0) {
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (end == v || n < 0 || (*end && *end != ' ' && *end != '\t'))
-            return -1;
-        c->length = n;
-    } else if (strcasecmp(name, "transfer-encoding") == 0) {
-        c->chunked = strcasestr(v, "chunked") != NULL;
-    } else if (strcasecmp(name, "connection") == 0) {
-        if (strcasestr(v, "close"))
-            c->keep_alive = 0;
-        else if (strcasestr(v, "keep-alive"))
-            c->keep_alive = 1;
-    } else {
+    switch (colon - line) {
+    case 14:
+        if (strcasecmp(name, "content-length") == 0) {
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (end == v || n < 0 || (*end && *end != ' ' && *end != '\t'))
+                return -1;
+            c->length = n;
+        }
+        return 0;
+    case 17:
+        if (strcasecmp(name, "transfer-encoding") == 0)
+            c->chunked = has_word(v, "chunked");
+        return 0;
+    case 10:
+        if (strcasecmp(name, "connection") == 0) {
+            if (has_word(v, "close"))
+                c->keep_alive = 0;
+            else if (has_word(v, "keep-alive"))
+                c->keep_alive = 1;
+        }
+        return 0;
+    case 7:    /* x-cache */
+    case 12: { /* cache-status */
         mc_hc_cache k = mc_hc_classify(name, v);
         /* X-Cache and Cache-Status agree on meshcdn; a hit in either counts */
         if (k != MC_HC_UNKNOWN && c->res.cache != MC_HC_HIT)
             c->res.cache = k;
+        return 0;
     }
-    return 0;
+    default:
+        return 0;
+    }
 }
 
 /* Headers are complete: pick how the body ends. 1 = response done. */

@@ -43,6 +43,8 @@ struct srv {
     int accepts;                  /* connections accepted so far */
     int requests;                 /* requests read over all connections */
     int bad_request;              /* a request that is not "GET /... Host:" (checked by the test) */
+    int closed;                   /* connections the server has closed */
+    int marks;                    /* scripts count steps here for the test to wait on */
     pthread_t thread;
 };
 
@@ -112,6 +114,7 @@ static void *srv_main(void *arg)
         }
         s->script(s, conn, fd);
         close(fd);
+        __atomic_add_fetch(&s->closed, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -193,6 +196,15 @@ static mc_hc_result get(client *cl, const char *path)
     event_base_dispatch(cl->base);
     assert_int_equal(cl->calls, before + 1);
     return cl->res;
+}
+
+/* Waits (up to 10 s) until the server's counter reaches n: no sleep-based
+ * guess of how long a busy box takes. */
+static void wait_for(int *counter, int n)
+{
+    for (int i = 0; i < 10000 && __atomic_load_n(counter, __ATOMIC_SEQ_CST) < n; i++)
+        usleep(1000);
+    assert_true(__atomic_load_n(counter, __ATOMIC_SEQ_CST) >= n);
 }
 
 /* Runs the loop for `ms` (the client notices what the server did meanwhile). */
@@ -360,10 +372,12 @@ static void idle_close_reconnects(void **state)
     srv_start(&s, script_one_then_close, 0);
     client_new(&cl, &s, 10000);
     expect(get(&cl, "/a"), MC_HC_OK, 200, 3);
-    spin(&cl, 150);                       /* the server closes meanwhile */
+    wait_for(&s.closed, 1);
+    spin(&cl, 50);                        /* the client reads the close */
     assert_int_equal(cl.calls, 1);        /* no callback for an idle close */
     expect(get(&cl, "/b"), MC_HC_OK, 200, 3);
-    spin(&cl, 150);
+    wait_for(&s.closed, 2);
+    spin(&cl, 50);
     expect(get(&cl, "/c"), MC_HC_OK, 200, 3);
     assert_int_equal(s.accepts, 3);
     client_free(&cl);
@@ -407,6 +421,7 @@ static void script_extra_bytes(srv *s, int conn, int fd)
             write_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbodyX");
             usleep(50000);
             write_str(fd, "Y");
+            __atomic_add_fetch(&s->marks, 1, __ATOMIC_SEQ_CST);
         } else {
             write_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno");
         }
@@ -420,7 +435,8 @@ static void bytes_past_response(void **state)
     srv_start(&s, script_extra_bytes, 0);
     client_new(&cl, &s, 10000);
     expect(get(&cl, "/x"), MC_HC_OK, 200, 4);
-    spin(&cl, 150);                       /* "Y" arrives on the idle connection */
+    wait_for(&s.marks, 1);
+    spin(&cl, 50);                        /* "Y" arrives on the idle connection */
     assert_int_equal(cl.calls, 1);
     expect(get(&cl, "/y"), MC_HC_OK, 404, 2);
     client_free(&cl);
@@ -466,7 +482,7 @@ static void failures(void **state)
     srv_stop(&s);
 
     srv_start(&s, script_stall_mid_body, 0);
-    client_new(&cl, &s, 300);
+    client_new(&cl, &s, 1000);            /* room for a slow box before the head */
     expect(get(&cl, "/t"), MC_HC_TIMEOUT, 200, 10);
     client_free(&cl);
     srv_stop(&s);

@@ -32,6 +32,7 @@
 #define PATH_MAX_BYTES 4096
 #define HOST_MAX_BYTES 256
 #define DISCARD_MAX (4u << 20)          /* bytes asked of one recv(MSG_TRUNC) */
+#define COARSE_MS 5                     /* >= one tick of CLOCK_MONOTONIC_COARSE */
 
 static const char req_mid[] = " HTTP/1.1\r\nHost: ";
 static const char req_tail[] = "\r\nUser-Agent: meshcdn-load/" MESHCDN_VERSION "\r\nAccept: */*\r\n\r\n";
@@ -81,6 +82,10 @@ struct mc_hc_conn {
     char req[PATH_MAX_BYTES + HOST_MAX_BYTES + 128];
     char rbuf[RBUF_BYTES];
 };
+
+_Static_assert(sizeof(((struct mc_hc_conn *)0)->req) >=
+                   4 + PATH_MAX_BYTES + sizeof req_mid + HOST_MAX_BYTES + sizeof req_tail,
+               "the longest request fits");
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -211,6 +216,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     uint64_t idle = coarse_ms() - c->progress_ms;
     if (idle < (uint64_t)c->timeout_ms) {
         uint64_t left = (uint64_t)c->timeout_ms - idle;
+        if (left < COARSE_MS)
+            left = COARSE_MS;     /* the coarse clock lags a tick: no spinning until it moves */
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
         evtimer_add(&c->tmo, &tv);
         c->timer_armed = 1;
@@ -525,19 +532,20 @@ static int discarding(const mc_hc_conn *c)
     return c->rlen == 0 && (c->state == ST_BODY_LENGTH || c->state == ST_CHUNK_DATA || c->state == ST_BODY_EOF);
 }
 
-/* Drops up to `want` queued body bytes: their count, 0 at EOF, -1 with
- * errno. The fallback reads them into rbuf (sockets that refuse MSG_TRUNC). */
-static ssize_t discard(mc_hc_conn *c, size_t want)
+/* Drops up to *want queued body bytes: their count, 0 at EOF, -1 with
+ * errno. The fallback reads them into rbuf (sockets that refuse MSG_TRUNC)
+ * and lowers *want to what it asked for. */
+static ssize_t discard(mc_hc_conn *c, size_t *want)
 {
-    for (;;) {
-        if (!c->no_trunc) {
-            ssize_t n = recv(c->fd, NULL, want, MSG_TRUNC | MSG_DONTWAIT);
-            if (n >= 0 || (errno != EINVAL && errno != EOPNOTSUPP && errno != EFAULT))
-                return n;
-            c->no_trunc = 1;
-        }
-        return recv(c->fd, c->rbuf, want < sizeof c->rbuf ? want : sizeof c->rbuf, MSG_DONTWAIT);
+    if (!c->no_trunc) {
+        ssize_t n = recv(c->fd, NULL, *want, MSG_TRUNC | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EINVAL && errno != EOPNOTSUPP && errno != EFAULT))
+            return n;
+        c->no_trunc = 1;
     }
+    if (*want > sizeof c->rbuf)
+        *want = sizeof c->rbuf;
+    return recv(c->fd, c->rbuf, *want, MSG_DONTWAIT);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -559,7 +567,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         size_t want;
         if (discarding(c)) {
             want = c->state == ST_BODY_EOF || c->remaining > DISCARD_MAX ? DISCARD_MAX : (size_t)c->remaining;
-            n = discard(c, want);
+            n = discard(c, &want);
             if (n > 0) {
                 c->got_bytes = 1;
                 c->progress_ms = coarse_ms();

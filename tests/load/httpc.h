@@ -16,7 +16,7 @@
  * Errors in mc_hc_result.error (status codes are not errors here):
  *   MC_HC_CONNECT    the TCP connect failed or timed out
  *   MC_HC_TIMEOUT    no progress for timeout_ms while waiting on the server
- *                    (checked against a coarse clock: a few ms late at most)
+ *                    (checked against a coarse clock: up to ~5 ms late)
  *   MC_HC_CLOSED     closed (or reset) before any byte of the response
  *   MC_HC_TRUNCATED  closed mid-response, or body shorter than declared
  *   MC_HC_PROTOCOL   unparsable status line, header or chunk size, or a

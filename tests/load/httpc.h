@@ -1,26 +1,31 @@
-/* httpc.h — one HTTP/1.1 keep-alive client connection on a libevent
- * bufferevent, for the load generator: GET a path, parse the response
- * (status, Content-Length or chunked or read-to-close, X-Cache and
- * Cache-Status), count and discard the body, report the outcome.
+/* httpc.h — one HTTP/1.1 keep-alive client connection on a nonblocking
+ * socket with its own libevent events, for the load generator: GET a path,
+ * parse the response (status, Content-Length or chunked or read-to-close,
+ * X-Cache and Cache-Status), count and discard the body, report the outcome.
  *
  * One request at a time per connection (no pipelining). mc_hc_get on an
  * idle connection sends at once; on a closed one it connects first (the
- * request waits in the output buffer). When the response is complete, or
- * the request fails, the done callback runs once, from the event loop,
- * after which the connection is idle (or closed, reconnecting on the next
+ * request waits for the connect). When the response is complete, or the
+ * request fails, the done callback runs once, from the event loop, after
+ * which the connection is idle (or closed, reconnecting on the next
  * mc_hc_get). The callback may call mc_hc_get on the same connection. A
  * server closing an idle connection is not an error: the next request
- * reconnects.
+ * reconnects. Bytes that arrive past a response (or on an idle connection)
+ * are dropped.
  *
  * Errors in mc_hc_result.error (status codes are not errors here):
  *   MC_HC_CONNECT    the TCP connect failed or timed out
  *   MC_HC_TIMEOUT    no progress for timeout_ms while waiting on the server
+ *                    (checked against a coarse clock: up to ~5 ms late)
  *   MC_HC_CLOSED     closed (or reset) before any byte of the response
  *   MC_HC_TRUNCATED  closed mid-response, or body shorter than declared
- *   MC_HC_PROTOCOL   unparsable status line, header or chunk size
- * Memory: a fixed 8 KiB line buffer and the bufferevent's buffers, which
- * hold at most one response's unread bytes (the body is drained as it
- * arrives, never stored). No allocation per request.
+ *   MC_HC_PROTOCOL   unparsable status line, header or chunk size, or a
+ *                    line longer than the 16 KiB read buffer
+ * Memory: about 21 KiB per connection, fixed: a 16 KiB read buffer for the
+ * status line, headers, chunk framing and whatever body bytes arrive with
+ * them, and the request. The rest of a body is dropped in the kernel
+ * without being copied (recv MSG_TRUNC on TCP; read into the buffer where
+ * a socket refuses that). No allocation per request.
  * Threads: the connection belongs to its event_base's thread.
  * Ownership: the caller frees with mc_hc_free (not from within the done
  * callback); host and the sockaddr are copied.

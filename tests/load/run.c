@@ -247,7 +247,14 @@ static void record_sent(runner *r, size_t t, const pending *p)
 static void send_on(runner *r, conn *c, const pending *p)
 {
     const mc_run_target *tg = &r->o->targets[c->target];
-    snprintf(r->path, sizeof r->path, "%s%s", tg->prefix, r->o->objs->paths[p->obj]);
+    const char *obj = r->o->objs->paths[p->obj];
+    size_t pl = strlen(tg->prefix), ol = strlen(obj);
+    if (pl + ol < sizeof r->path) {   /* snprintf's format parsing showed in a profile at 4 KiB */
+        memcpy(r->path, tg->prefix, pl);
+        memcpy(r->path + pl, obj, ol + 1);
+    } else {
+        snprintf(r->path, sizeof r->path, "%s%s", tg->prefix, obj);
+    }
     c->cur = *p;
     c->busy = 1;
     r->inflight++;

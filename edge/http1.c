@@ -65,6 +65,7 @@ struct mc_http_conn {
     int plain_fd;               /* the socket when not TLS (written directly), else -1 */
     int peer_eof;               /* plain: the viewer closed its side while being answered */
     struct event *rev;          /* plain: read interest of our own (read_sock), else NULL */
+    struct event *wev;          /* plain: one-shot write interest (mc_http_await_writable), or NULL */
     int counted;                /* holds one unit of *opts.open_count */
     int client_slot;            /* holds one unit of opts.clients->slot[client_slot]; -1: none */
     char peer[64];
@@ -102,6 +103,8 @@ static void conn_destroy(mc_http_conn *c)
         event_free(c->head_timer);
     if (c->rev)
         event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
     if (c->prev)
         c->prev->next = c->next;
     else if (c->opts.registry)
@@ -351,6 +354,8 @@ static void read_body(mc_http_conn *c);
  * must not inherit its framing (HEAD, chunked, Content-Length). */
 static void reset_exchange(mc_http_conn *c)
 {
+    if (c->wev)
+        event_del(c->wev);                    /* a write wait the last answer left armed */
     c->started = c->no_body = c->chunked = c->close_after = c->has_owner = 0;
     c->remaining = -1;
     c->body_left = 0;
@@ -398,7 +403,7 @@ static void write_now(mc_http_conn *c)
         evbuffer_write(out, c->plain_fd);
         evbuffer_freeze(out, 1);
     }
-    if (evbuffer_get_length(out) == 0)        /* (also after mc_http_respond_body_transient sent it all) */
+    if (evbuffer_get_length(out) == 0)        /* (also after mc_http_respond_body_direct sent it all) */
         bufferevent_disable(c->bev, EV_WRITE);
 }
 
@@ -942,17 +947,17 @@ void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len)
     mc_stats_sent(len);
 }
 
-size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t len)
+size_t mc_http_respond_body_direct(mc_http_conn *c, const void *data, size_t len)
 {
     assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING && c->started);
     if (c->no_body || len == 0)
-        return 0;
+        return len;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer_iovec q[8];
     int nq = c->plain_fd >= 0 && !c->chunked ? evbuffer_peek(out, -1, NULL, q, 7) : 8;
     if (nq > 7) {                             /* TLS, chunked, or a long queue: copy */
         mc_http_respond_body(c, data, len);
-        return 0;
+        return len;
     }
     assert(c->remaining < 0 || (uint64_t)c->remaining >= len);
     struct iovec iov[8];
@@ -966,19 +971,51 @@ size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t 
     iov[nq].iov_len = len;
     ssize_t w = writev(c->plain_fd, iov, nq + 1);
     size_t from_data = 0;
-    if (w > 0) {                              /* (an error is the bufferevent's to report, at its write) */
+    if (w > 0) {
         size_t done_q = (size_t)w < queued ? (size_t)w : queued;
         evbuffer_unfreeze(out, 1);
         evbuffer_drain(out, done_q);
         evbuffer_freeze(out, 1);
         from_data = (size_t)w - done_q;
     }
-    if (from_data < len)
+    size_t took = from_data;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* copied after all: the bufferevent's write reports the error */
         evbuffer_add(out, (const char *)data + from_data, len - from_data);
+        took = len;
+    }
     if (c->remaining > 0)
-        c->remaining -= (int64_t)len;
-    mc_stats_sent(len);
-    return from_data;
+        c->remaining -= (int64_t)took;
+    mc_stats_sent(took);
+    return took;
+}
+
+/* The socket can take more after mc_http_respond_body_direct took less
+ * than offered, or the viewer took nothing for the write timeout. */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    mc_http_conn *c = arg;
+    (void)fd;
+    assert(c->magic == MC_CONN_MAGIC);
+    if (what & EV_TIMEOUT)
+        on_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, c);
+    else if (c->state == CONN_HANDLING && c->has_owner && c->owner.on_drain)
+        c->owner.on_drain(c->owner.arg);
+}
+
+void mc_http_await_writable(mc_http_conn *c)
+{
+    assert(c->magic == MC_CONN_MAGIC && c->state == CONN_HANDLING);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return;                               /* on_write calls on_drain once it drains */
+    if (!c->wev && c->plain_fd >= 0)
+        c->wev = event_new(bufferevent_get_base(c->bev), c->plain_fd, EV_WRITE, on_writable, c);
+    if (!c->wev) {                            /* (no memory, or not a plain socket: cannot happen) */
+        mc_http_abort(c);
+        return;
+    }
+    struct timeval tv = {c->opts.timeout_ms / 1000, (c->opts.timeout_ms % 1000) * 1000};
+    event_add(c->wev, c->opts.timeout_ms > 0 ? &tv : NULL);
 }
 
 void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_http_release_fn release,

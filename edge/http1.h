@@ -153,13 +153,21 @@ void mc_http_respond_body(mc_http_conn *c, const void *data, size_t len);
 typedef void (*mc_http_release_fn)(const void *data, size_t len, void *arg);
 void mc_http_respond_body_ref(mc_http_conn *c, const void *data, size_t len, mc_http_release_fn release,
                               void *arg);
-/* The same for bytes valid only during this call (a view into the store's
- * map, whose read transaction ends when the caller returns): on a plain
- * socket whose framing is Content-Length, what is queued and then data go
- * out now in one writev, straight from data; whatever the socket does not
- * take is copied into the output buffer. Otherwise (TLS, chunked) it is
- * mc_http_respond_body. Returns the bytes of data written to the socket. */
-size_t mc_http_respond_body_transient(mc_http_conn *c, const void *data, size_t len);
+/* For bytes valid only during this call (a view into the store's map,
+ * whose read transaction ends when the caller returns): on a plain socket
+ * whose framing is Content-Length, what is queued and then data go out now
+ * in one writev, straight from data, and what the socket does not take is
+ * left to the caller, not copied. Returns the bytes of data taken: all of
+ * len when it cannot write directly (TLS, chunked, a long queue: copied) or
+ * on a socket error (copied; the connection reports the error as usual).
+ * Less than len: call mc_http_await_writable and offer the rest from the
+ * owner's on_drain. */
+size_t mc_http_respond_body_direct(mc_http_conn *c, const void *data, size_t len);
+/* Call the owner's on_drain once the socket can take more (a one-shot write
+ * event with the connection's write timeout, which closes it as a stalled
+ * viewer), or, when the output buffer still holds bytes, once it drains as
+ * usual. */
+void mc_http_await_writable(mc_http_conn *c);
 /* The response is complete; a keep-alive connection reads the next request. */
 void mc_http_respond_end(mc_http_conn *c);
 /* One-shot: a complete response with a small body. */

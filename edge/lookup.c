@@ -105,19 +105,25 @@ static void on_fill_drain(void *arg)
 }
 
 /* Per call of pump_hit, at most this many bytes go to the socket straight
- * from the map; later chunks are copied into the output buffer, whose
- * draining calls pump_hit again: one connection does not keep its loop
+ * from the map; then the connection waits for the loop's next turn (its
+ * socket's next writable event), so one connection does not keep its loop
  * for a whole large body. */
 #define DIRECT_BUDGET (4u * MC_STORE_CHUNK_SIZE)
 
 /* Send chunks straight from the map to the socket while it takes them
- * (mc_resp_write_view: no copy in user space), else copy them into the
- * client's buffer until it holds about two chunks; the read transaction
- * ends before this returns to the loop. */
+ * (mc_resp_write_view: no copy in user space); when it is full, or after
+ * DIRECT_BUDGET, go on once it is writable (mc_http_await_writable). Only
+ * when the output buffer already holds bytes (headers the socket did not
+ * take, a multipart answer's copies) are chunks copied into it, up to
+ * about two chunks, and its draining calls pump_hit again. The read
+ * transaction ends before this returns to the loop. */
 static void pump_hit(mc_resp *r)
 {
     uint64_t direct = 0;
-    while (!r->done && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
+    while (!r->done && !r->stalled && mc_http_backlog(r->conn) < 2 * MC_STORE_CHUNK_SIZE) {
+        int view = mc_http_backlog(r->conn) == 0;
+        if (view && direct >= DIRECT_BUDGET)
+            break;
         uint32_t idx = (uint32_t)(r->pos / r->meta.chunk_size);
         const void *data = NULL;
         int n = mc_store_view_chunk(r->w->reader, r->skey, r->meta.seq, idx, &data);
@@ -133,16 +139,20 @@ static void pump_hit(mc_resp *r)
             mc_resp_fail(r, 502);
             return;
         }
-        int complete = direct < DIRECT_BUDGET && mc_http_backlog(r->conn) == 0
-                           ? mc_resp_write_view(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n)
-                           : mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n);
-        direct += (uint64_t)n;
+        uint64_t pos0 = r->pos;
+        int complete = view ? mc_resp_write_view(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n)
+                            : mc_resp_write(r, (uint64_t)idx * r->meta.chunk_size, data, (size_t)n);
+        direct += r->pos - pos0;
         mc_store_view_end(r->w->reader);
         if (complete)
             break;
     }
-    if (r->done)
+    if (r->done) {
         mc_resp_finish(r);
+    } else if (r->stalled || mc_http_backlog(r->conn) == 0) {
+        r->stalled = 0;
+        mc_http_await_writable(r->conn);
+    }
 }
 
 static int64_t meta_age(const mc_object_meta *m)

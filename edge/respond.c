@@ -320,7 +320,7 @@ static void account(mc_resp *r, int status)
 }
 
 /* How write_window hands bytes to the connection. */
-#define VIA_VIEW ((mc_shared *)1)   /* transient view: sent now, the rest copied */
+#define VIA_VIEW ((mc_shared *)1)   /* a view: sent now as far as the socket takes it */
 
 /* Write what [off, end) has of the window [pos, limit); 1 when it is
  * complete. data is shared's bytes when shared is set (sent by reference),
@@ -343,7 +343,11 @@ static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end
                 r->sent -= n;
                 r->accounted = 1;
             }
-            mc_http_respond_body_transient(r->conn, p, n);
+            size_t took = mc_http_respond_body_direct(r->conn, p, n);
+            if (took < n) {          /* the socket is full: the rest when it is writable */
+                r->stalled = 1;
+                n = took;
+            }
         } else if (shared) {
             shared->refs++;
             mc_http_respond_body_ref(r->conn, p, n, on_shared_sent, shared);

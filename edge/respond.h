@@ -32,6 +32,7 @@ typedef struct mc_resp {
     uint32_t magic;
     int pinned;                 /* pin_key is pinned against eviction (a multi-chunk hit) */
     int accounted;              /* counted and logged (before its last bytes went out) */
+    int stalled;                /* a view was offered and the socket took less (mc_resp_write_view) */
     mc_hash128 pin_key;
     mc_worker *w;
     mc_edge_snap *snap;         /* the configuration it started with (a reference, snap.h) */
@@ -123,8 +124,10 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache);
  * Returns 1 when the window is complete. */
 int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len);
 /* The same for bytes valid only during this call (a view into the store's
- * map): sent from data while the socket takes them, the rest copied
- * (mc_http_respond_body_transient). */
+ * map): sent straight from data as far as the socket takes them
+ * (mc_http_respond_body_direct). When it takes less, r->stalled is set and
+ * the rest is not taken: offer it again once mc_http_await_writable's
+ * on_drain comes. Multipart answers copy (their parts' heads interleave). */
 int mc_resp_write_view(mc_resp *r, uint64_t off, const void *data, size_t len);
 
 /* Body bytes shared by the viewers of one fill: one copy, referenced by each

@@ -17,7 +17,7 @@
  * (the publish follows) waits for the publish instead and is a hit.
  *
  * Why the store and not the fill's memory: a follower reads at its own pace
- * (at most two chunks in its connection's backlog, like a hit), so a slow
+ * (at most two chunks in its connection's backlog), so a slow
  * one never holds the fill or its other viewers back and never pins memory;
  * nothing but this small object is shared between threads, so body pieces
  * need no cross-thread reference counts. The price: a follower trails the

@@ -8,10 +8,13 @@
  * the query exactly as received when there is one; the key is its XXH3-128.
  * The same normalised path, in S3 encoding, is what goes upstream.
  *
- * A hit is streamed chunk by chunk: each chunk is copied from the map
- * straight into the viewer's output buffer (mc_store_view_chunk), in its
- * own short read transaction when the client's backlog has drained, so
- * a slow client never pins the map and memory per response is one chunk.
+ * A hit is streamed chunk by chunk: each chunk is written from the map
+ * straight to the viewer's socket (mc_store_view_chunk, then
+ * mc_resp_write_view), in its own short read transaction, as far as the
+ * socket takes it; the rest is read again in a new transaction once the
+ * socket is writable (mc_http_await_writable). So a slow client never pins
+ * the map and costs no user-space buffer for the body (only a multipart
+ * answer, TLS or chunked framing copy, up to about two chunks).
  * The first chunk to send is read and its checksum verified before the
  * headers go out: if it fails (or is gone), the hit becomes a miss (a
  * damaged object is deleted) and the viewer gets the origin's bytes. A chunk

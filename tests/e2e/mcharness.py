@@ -491,6 +491,19 @@ def read_response(sock):
     return (status, rh) + _read_body(sock, rh, rest)
 
 
+def count_until_close(sock):
+    """Bytes the peer still sends before it closes (or resets) sock."""
+    got = 0
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return got
+            got += len(chunk)
+    except ConnectionResetError:
+        return got
+
+
 def metrics(host, port, path="/metrics"):
     """Fetch a Prometheus text page: {'name{labels}': value} for every sample line."""
     status, _, body, _ = http("GET", host, port, path)

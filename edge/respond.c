@@ -333,11 +333,12 @@ static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end
         size_t n = (size_t)(take_end - r->pos);
         const char *p = (const char *)data + (r->pos - off);
         if (shared == VIA_VIEW) {
-            if (take_end >= limit && !r->nparts) {
+            if (take_end >= limit && !r->nparts && !r->accounted) {
                 /* the last bytes leave now, before mc_resp_finish: count and
                  * log the answer first, as a copied answer is (its bytes go
                  * out after the log line), so a viewer holding the whole body
-                 * finds it in the metrics and the log */
+                 * finds it in the metrics and the log; once, though the
+                 * tail is offered again after the socket stalled */
                 r->sent += n;
                 account(r, r->status);
                 r->sent -= n;

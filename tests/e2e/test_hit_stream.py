@@ -47,6 +47,10 @@ class HitStream(unittest.TestCase):
         s.connect(self.d.addr["http"])
         return s
 
+    def hits(self):
+        return sum(v for k, v in h.metrics(*self.d.addr["admin"]).items()
+                   if k.startswith("meshcdn_edge_requests_total{") and 'result="hit"' in k)
+
     def aborts(self):
         return h.metrics(*self.d.addr["admin"]).get("meshcdn_edge_client_aborts_total", 0)
 
@@ -71,6 +75,24 @@ class HitStream(unittest.TestCase):
         got = len(first) + h.count_until_close(s)                  # what was queued, then the close
         self.assertLess(got, len(HUGE))                            # cut: never a complete-looking body
         s.close()
+
+    def test_an_answer_whose_tail_waits_for_the_socket_is_counted_once(self):
+        # a 4 KiB receive buffer read slowly: the socket takes the last chunk
+        # in pieces, so its tail is offered more than once
+        before = self.hits()
+        for _ in range(10):
+            s = self.connect(rcvbuf=4096)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = bytearray()
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data.extend(chunk)
+                time.sleep(0.0005)
+            s.close()
+            self.assertTrue(data.endswith(BIG) and len(data) - len(BIG) < 1024, len(data))
+        self.assertEqual(self.hits() - before, 10)
 
     def test_slow_and_stalling_viewers_get_exact_bodies(self):
         results = {}
@@ -103,6 +125,7 @@ class HitStream(unittest.TestCase):
             finally:
                 s.close()
 
+        before = self.hits()
         threads = [threading.Thread(target=viewer, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
@@ -115,6 +138,8 @@ class HitStream(unittest.TestCase):
                 self.assertEqual(len(body), len(BIG), i)
                 self.assertTrue(body == BIG, f"viewer {i}: body differs")
         self.assertEqual(self.origin.count("/big.bin"), 1)
+        # each answer counted once, though its last bytes were offered again after a stall
+        self.assertEqual(self.hits() - before, 12)
 
 
 if __name__ == "__main__":

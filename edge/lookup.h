@@ -11,10 +11,12 @@
  * A hit is streamed chunk by chunk: each chunk is written from the map
  * straight to the viewer's socket (mc_store_view_chunk, then
  * mc_resp_write_view), in its own short read transaction, as far as the
- * socket takes it; the rest is read again in a new transaction once the
- * socket is writable (mc_http_await_writable). So a slow client never pins
- * the map and costs no user-space buffer for the body (only a multipart
- * answer, TLS or chunked framing copy, up to about two chunks).
+ * socket takes it; for an object of several chunks (pinned against
+ * eviction while it is sent) the rest is read again in a new transaction
+ * once the socket is writable (mc_http_await_writable). So a slow client
+ * never pins the map and costs no user-space buffer for a large body (a
+ * one-chunk hit, a multipart answer, TLS or chunked framing copy what the
+ * socket does not take, up to about two chunks).
  * The first chunk to send is read and its checksum verified before the
  * headers go out: if it fails (or is gone), the hit becomes a miss (a
  * damaged object is deleted) and the viewer gets the origin's bytes. A chunk

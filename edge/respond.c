@@ -345,9 +345,13 @@ static int write_window(mc_resp *r, uint64_t off, const void *data, uint64_t end
                 r->accounted = 1;
             }
             size_t took = mc_http_respond_body_direct(r->conn, p, n);
-            if (took < n) {          /* the socket is full: the rest when it is writable */
-                r->stalled = 1;
+            if (took < n && r->pinned) {
+                r->stalled = 1;      /* the socket is full: read again when it is writable */
                 n = took;
+            } else if (took < n) {
+                /* not pinned (a one-chunk hit): it may be evicted before
+                 * the socket is writable, so the rest is copied now */
+                mc_http_respond_body(r->conn, p + took, n - took);
             }
         } else if (shared) {
             shared->refs++;

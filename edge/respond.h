@@ -125,9 +125,11 @@ void mc_resp_start(mc_resp *r, const char *hdrs, const mc_resp_cache *cache);
 int mc_resp_write(mc_resp *r, uint64_t off, const void *data, size_t len);
 /* The same for bytes valid only during this call (a view into the store's
  * map): sent straight from data as far as the socket takes them
- * (mc_http_respond_body_direct). When it takes less, r->stalled is set and
- * the rest is not taken: offer it again once mc_http_await_writable's
- * on_drain comes. Multipart answers copy (their parts' heads interleave). */
+ * (mc_http_respond_body_direct). When it takes less and the object is
+ * pinned (r->pinned: it cannot be evicted before the next read), r->stalled
+ * is set and the rest is not taken: offer it again once
+ * mc_http_await_writable's on_drain comes; unpinned, the rest is copied.
+ * Multipart answers copy (their parts' heads interleave). */
 int mc_resp_write_view(mc_resp *r, uint64_t off, const void *data, size_t len);
 
 /* Body bytes shared by the viewers of one fill: one copy, referenced by each
